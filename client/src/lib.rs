@@ -1,0 +1,1 @@
+//! Typed Redline clients.

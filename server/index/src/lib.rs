@@ -1,0 +1,1 @@
+//! Exact Hamming range search. Work in progress.
