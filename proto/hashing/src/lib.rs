@@ -1,1 +1,90 @@
-//! Image hashing for Redline (PDQ, the img_hash family, exact hashes). Work in progress.
+//! Image hashing for Redline: PDQ, the img_hash family (pHash, dHash, aHash, blockhash), and
+//! MD5/SHA-256 of the exact bytes, with strict limits for hostile uploads.
+//!
+//! The server hashes uploaded images with [`hash_image`] (decode once, every requested type) and
+//! validates hashes received as text with [`SignalType`]; the index compares them with
+//! [`hamming_distance`]. Image bytes are never stored or logged here.
+//!
+//! Modules, one job each: [`signal`] (type names, sizes, hex), [`decode`] (limits and decoding),
+//! [`pdq`] (PDQ from the reference algorithm), [`dihedral`] (PDQ's eight rotations/flips),
+//! [`family`] (img_hash family configurations), [`exact`] (MD5/SHA-256), [`hamming`].
+
+pub mod decode;
+pub mod dihedral;
+mod downscale;
+mod error;
+pub mod exact;
+pub mod family;
+pub mod hamming;
+mod jpeg;
+pub mod pdq;
+pub mod signal;
+
+pub use decode::{decode_image, probe, DecodeLimits, ImageInfo};
+pub use dihedral::Dihedral;
+pub use error::{HashError, SignalError};
+pub use hamming::hamming_distance;
+pub use pdq::{
+    pdq_dihedral_from_image, pdq_dihedral_from_luma, pdq_from_image, pdq_from_luma, Pdq, PdqDihedral, PdqHash,
+};
+pub use signal::SignalType;
+
+/// One hash computed from an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputedSignal {
+    /// Which kind of hash.
+    pub signal_type: SignalType,
+    /// The hash, `signal_type.byte_len()` bytes, in the order of its hex text.
+    pub bytes: Vec<u8>,
+    /// PDQ's quality (0..=100) for `pdq`, `None` for other types.
+    pub quality: Option<u8>,
+}
+
+impl ComputedSignal {
+    /// Canonical lowercase hex of the hash.
+    pub fn hex(&self) -> String {
+        signal::to_hex(&self.bytes)
+    }
+}
+
+/// Hashes an untrusted encoded image under every requested signal type, decoding it at most once.
+///
+/// Results come in the order of `types` (a type listed twice is computed once and reported once).
+/// If only `md5`/`sha256` are requested, the pixels are not decoded, but the size, format and
+/// header dimensions are still checked, so the same uploads are refused whatever is asked.
+/// Stored pixels are hashed: EXIF orientation is not applied (see [`pdq`]).
+pub fn hash_image(bytes: &[u8], limits: &DecodeLimits, types: &[SignalType]) -> Result<Vec<ComputedSignal>, HashError> {
+    let mut wanted: Vec<SignalType> = Vec::with_capacity(types.len());
+    for t in types {
+        if !wanted.contains(t) {
+            wanted.push(*t);
+        }
+    }
+    let img = if wanted.iter().any(|t| t.needs_pixels()) {
+        Some(decode_image(bytes, limits)?)
+    } else {
+        probe(bytes, limits)?;
+        None
+    };
+    let out = wanted
+        .into_iter()
+        .map(|signal_type| {
+            let (bytes, quality) = match (signal_type, &img) {
+                (SignalType::Md5, _) => (exact::md5(bytes).to_vec(), None),
+                (SignalType::Sha256, _) => (exact::sha256(bytes).to_vec(), None),
+                (SignalType::Pdq, Some(img)) => {
+                    let p = pdq_from_image(img);
+                    (p.hash.0.to_vec(), Some(p.quality))
+                }
+                (t, Some(img)) => (family::family_hash(t, img).expect("family type"), None),
+                (_, None) => unreachable!("pixels are decoded whenever a perceptual type is requested"),
+            };
+            ComputedSignal {
+                signal_type,
+                bytes,
+                quality,
+            }
+        })
+        .collect();
+    Ok(out)
+}

@@ -1,0 +1,232 @@
+//! Signal types: the names two nodes exchange, their sizes, and their canonical hex text.
+//!
+//! A signal type's name fixes the algorithm, the hash size and the preprocessing, so a hash
+//! labelled `dhash-8x8` by one node means exactly the same bits on every other node. The server
+//! and the client validate incoming hashes here (unknown type, wrong length, bad hex all give a
+//! [`SignalError`] naming the problem).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::SignalError;
+
+/// A kind of hash this crate computes and Redline exchanges.
+///
+/// See each variant for the exact algorithm; the perceptual ones are compared by Hamming
+/// distance ([`crate::hamming_distance`]), the exact ones only by equality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SignalType {
+    /// `pdq`: Meta's PDQ, 256 bits, hex as the reference implementation prints it
+    /// (see [`crate::pdq`]). The industry's interchange hash.
+    Pdq,
+    /// `phash-dct-8x8`: img_hash-family pHash, 64 bits (see [`crate::family`]).
+    PhashDct8x8,
+    /// `dhash-8x8`: img_hash-family horizontal-gradient dHash, 64 bits.
+    Dhash8x8,
+    /// `ahash-8x8`: img_hash-family mean aHash, 64 bits.
+    Ahash8x8,
+    /// `blockhash-16x16`: img_hash-family blockhash, 256 bits.
+    Blockhash16x16,
+    /// `md5`: MD5 of the exact encoded bytes, 128 bits. Finds only byte-identical files.
+    Md5,
+    /// `sha256`: SHA-256 of the exact encoded bytes, 256 bits. Finds only byte-identical files.
+    Sha256,
+}
+
+impl SignalType {
+    /// Every signal type, in a stable order (the order of [`SignalType::name`] listings).
+    pub const ALL: [SignalType; 7] = [
+        SignalType::Pdq,
+        SignalType::PhashDct8x8,
+        SignalType::Dhash8x8,
+        SignalType::Ahash8x8,
+        SignalType::Blockhash16x16,
+        SignalType::Md5,
+        SignalType::Sha256,
+    ];
+
+    /// The wire name, stable forever: changing it (or what it means) splits the federation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignalType::Pdq => "pdq",
+            SignalType::PhashDct8x8 => "phash-dct-8x8",
+            SignalType::Dhash8x8 => "dhash-8x8",
+            SignalType::Ahash8x8 => "ahash-8x8",
+            SignalType::Blockhash16x16 => "blockhash-16x16",
+            SignalType::Md5 => "md5",
+            SignalType::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses a wire name (exact, lowercase). Unknown names are an error listing the known ones.
+    pub fn from_name(name: &str) -> Result<SignalType, SignalError> {
+        SignalType::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| SignalError::UnknownType {
+                name: name.chars().take(64).collect(),
+                known: SignalType::ALL.map(SignalType::name).join(", "),
+            })
+    }
+
+    /// Hash size in bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            SignalType::Pdq | SignalType::Blockhash16x16 | SignalType::Sha256 => 256,
+            SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => 64,
+            SignalType::Md5 => 128,
+        }
+    }
+
+    /// Hash size in bytes.
+    pub const fn byte_len(self) -> usize {
+        (self.bits() / 8) as usize
+    }
+
+    /// Length of the canonical hex text (two lowercase characters per byte).
+    pub const fn hex_len(self) -> usize {
+        self.byte_len() * 2
+    }
+
+    /// Whether near (not only equal) hashes mean similar images, i.e. whether a Hamming-distance
+    /// search makes sense. False for `md5` and `sha256`.
+    pub const fn is_perceptual(self) -> bool {
+        !matches!(self, SignalType::Md5 | SignalType::Sha256)
+    }
+
+    /// Whether computing this type needs the decoded pixels (false: only the encoded bytes).
+    pub const fn needs_pixels(self) -> bool {
+        self.is_perceptual()
+    }
+
+    /// Checks that raw hash bytes have this type's length.
+    pub fn check_bytes(self, bytes: &[u8]) -> Result<(), SignalError> {
+        if bytes.len() == self.byte_len() {
+            Ok(())
+        } else {
+            Err(SignalError::WrongByteLength {
+                signal_type: self.name(),
+                expected: self.byte_len(),
+                bits: self.bits(),
+                got: bytes.len(),
+            })
+        }
+    }
+
+    /// Parses hex text into hash bytes, checking the length for this type. Upper-case digits are
+    /// accepted (the canonical form from [`SignalType::format_hex`] is lowercase); whitespace is not.
+    pub fn parse_hex(self, text: &str) -> Result<Vec<u8>, SignalError> {
+        let got = text.chars().count();
+        if got != self.hex_len() {
+            return Err(SignalError::WrongHexLength {
+                signal_type: self.name(),
+                expected: self.hex_len(),
+                bits: self.bits(),
+                got,
+            });
+        }
+        let mut out = Vec::with_capacity(self.byte_len());
+        let mut hi = 0u8;
+        for (position, ch) in text.chars().enumerate() {
+            let nibble = ch.to_digit(16).ok_or(SignalError::BadHex {
+                signal_type: self.name(),
+                ch,
+                position,
+            })? as u8;
+            if position % 2 == 0 {
+                hi = nibble;
+            } else {
+                out.push(hi << 4 | nibble);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Formats hash bytes as canonical lowercase hex, checking the length for this type.
+    pub fn format_hex(self, bytes: &[u8]) -> Result<String, SignalError> {
+        self.check_bytes(bytes)?;
+        Ok(to_hex(bytes))
+    }
+}
+
+impl fmt::Display for SignalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SignalType {
+    type Err = SignalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SignalType::from_name(s)
+    }
+}
+
+/// Lowercase hex of any bytes (no length check; see [`SignalType::format_hex`] for the checked
+/// form).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sizes() {
+        for t in SignalType::ALL {
+            assert_eq!(SignalType::from_name(t.name()), Ok(t));
+            assert_eq!(t.name().parse::<SignalType>(), Ok(t));
+            assert_eq!(t.byte_len() * 8, t.bits() as usize);
+            let zeros = vec![0u8; t.byte_len()];
+            let hex = t.format_hex(&zeros).unwrap();
+            assert_eq!(hex.len(), t.hex_len());
+            assert_eq!(t.parse_hex(&hex).unwrap(), zeros);
+        }
+        assert_eq!(SignalType::Pdq.hex_len(), 64);
+        assert_eq!(SignalType::Md5.hex_len(), 32);
+        assert_eq!(SignalType::Dhash8x8.hex_len(), 16);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = SignalType::from_name("PDQ").unwrap_err().to_string();
+        assert!(e.contains("unknown signal type \"PDQ\"") && e.contains("pdq, phash-dct-8x8"), "{e}");
+
+        let e = SignalType::Pdq.parse_hex("abcd").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pdq hash must be 64 hex characters (256 bits), got 4"
+        );
+
+        let mut bad = "0".repeat(31);
+        bad.push('g');
+        let e = SignalType::Md5.parse_hex(&bad).unwrap_err();
+        assert_eq!(
+            e,
+            SignalError::BadHex { signal_type: "md5", ch: 'g', position: 31 }
+        );
+        assert!(e.to_string().contains("'g' at position 31"));
+
+        let e = SignalType::Sha256.format_hex(&[0u8; 31]).unwrap_err().to_string();
+        assert_eq!(e, "sha256 hash must be 32 bytes (256 bits), got 31");
+
+        // Multi-byte characters count as characters, never panic on a char boundary.
+        assert!(SignalType::Dhash8x8.parse_hex("ééééééééééééééé\u{e9}").is_err());
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_upper_is_accepted() {
+        let t = SignalType::Dhash8x8;
+        let bytes = t.parse_hex("00FF7fA5b6C7d8E9").unwrap();
+        assert_eq!(bytes, [0x00, 0xff, 0x7f, 0xa5, 0xb6, 0xc7, 0xd8, 0xe9]);
+        assert_eq!(t.format_hex(&bytes).unwrap(), "00ff7fa5b6c7d8e9");
+    }
+}
