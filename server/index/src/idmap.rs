@@ -1,0 +1,173 @@
+//! Map from caller id to slot, stored as a bare open-addressing array of
+//! slot numbers (4 bytes a bucket).
+//!
+//! The key of a bucket is not stored: it is `ids[slot]` in the [`Store`],
+//! which already keeps every id. That makes the map 4–9 bytes a hash instead
+//! of the 20–40 a `HashMap<u64, u32>` costs, which matters for the
+//! ≤ 100 bytes-a-hash budget. Lookups touch `ids`, a random access, but the
+//! map is only used on insert and remove, never on the search path.
+//!
+//! [`Store`]: crate::store::Store
+
+const EMPTY: u32 = u32::MAX;
+
+/// Linear-probing table of slots keyed by `ids[slot]`.
+#[derive(Debug)]
+pub(crate) struct IdMap {
+    table: Vec<u32>,
+    len: usize,
+    shift: u32,
+}
+
+#[inline]
+fn mix(id: u64) -> u64 {
+    // Fibonacci hashing plus a fold so sequential ids spread well.
+    let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+impl IdMap {
+    /// An empty map.
+    pub(crate) fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A map that holds `n` ids without growing.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        let buckets = (n * 4 / 3 + 1).next_power_of_two().max(16);
+        Self {
+            table: vec![EMPTY; buckets],
+            len: 0,
+            shift: 64 - buckets.trailing_zeros(),
+        }
+    }
+
+    #[inline]
+    fn home(&self, id: u64) -> usize {
+        (mix(id).wrapping_mul(0x2545_F491_4F6C_DD1D) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.table.len() - 1
+    }
+
+    /// Slot stored for `id`.
+    pub(crate) fn get(&self, id: u64, ids: &[u64]) -> Option<u32> {
+        let mut i = self.home(id);
+        loop {
+            let s = self.table[i];
+            if s == EMPTY {
+                return None;
+            }
+            if ids[s as usize] == id {
+                return Some(s);
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    /// Records `slot` for `id`; the caller has checked `id` is absent and
+    /// has already written `ids[slot] = id`.
+    pub(crate) fn insert(&mut self, id: u64, slot: u32, ids: &[u64]) {
+        if (self.len + 1) * 4 > self.table.len() * 3 {
+            self.grow(ids);
+        }
+        let mut i = self.home(id);
+        while self.table[i] != EMPTY {
+            i = (i + 1) & self.mask();
+        }
+        self.table[i] = slot;
+        self.len += 1;
+    }
+
+    fn grow(&mut self, ids: &[u64]) {
+        let old = std::mem::take(&mut self.table);
+        let buckets = old.len() * 2;
+        self.table = vec![EMPTY; buckets];
+        self.shift = 64 - buckets.trailing_zeros();
+        for s in old.into_iter().filter(|&s| s != EMPTY) {
+            let mut i = self.home(ids[s as usize]);
+            while self.table[i] != EMPTY {
+                i = (i + 1) & self.mask();
+            }
+            self.table[i] = s;
+        }
+    }
+
+    /// Removes `id`, returning its slot. Uses backward-shift deletion so no
+    /// tombstones accumulate in the table.
+    pub(crate) fn remove(&mut self, id: u64, ids: &[u64]) -> Option<u32> {
+        let mask = self.mask();
+        let mut i = self.home(id);
+        let slot = loop {
+            let s = self.table[i];
+            if s == EMPTY {
+                return None;
+            }
+            if ids[s as usize] == id {
+                break s;
+            }
+            i = (i + 1) & mask;
+        };
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.table[j];
+            if s == EMPTY {
+                break;
+            }
+            let k = self.home(ids[s as usize]);
+            // Move s back into the hole at i unless its home lies cyclically in (i, j].
+            let stays = if i <= j {
+                i < k && k <= j
+            } else {
+                i < k || k <= j
+            };
+            if !stays {
+                self.table[i] = s;
+                i = j;
+            }
+        }
+        self.table[i] = EMPTY;
+        self.len -= 1;
+        Some(slot)
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn matches_hashmap_under_churn() {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut map = IdMap::new();
+        let mut model: HashMap<u64, u32> = HashMap::new();
+        let mut x = 12345u64;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = x % 3000;
+            if step % 3 == 0 {
+                assert_eq!(map.remove(id, &ids), model.remove(&id));
+            } else if let std::collections::hash_map::Entry::Vacant(v) = model.entry(id) {
+                let slot = ids.len() as u32;
+                ids.push(id);
+                map.insert(id, slot, &ids);
+                v.insert(slot);
+            }
+            assert_eq!(map.get(id, &ids), model.get(&id).copied());
+        }
+        for (&id, &slot) in &model {
+            assert_eq!(map.get(id, &ids), Some(slot));
+        }
+    }
+}

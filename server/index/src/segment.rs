@@ -1,0 +1,138 @@
+//! A sealed, immutable run of slots with its substring tables and per-radius
+//! search plans.
+//!
+//! Segments are rebuilt rather than updated: inserts go to an unsealed
+//! buffer that is scanned linearly, and sealing or merging builds a fresh
+//! segment (see `core`). That keeps the tables flat and the search path free
+//! of locks or pointer chasing.
+
+use crate::bits::{extract, Words};
+use crate::plan::{choose_layout, CostModel, Plans};
+use crate::store::Store;
+use crate::table::Table;
+
+/// How a segment is built; copied from the index options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BuildParams {
+    pub(crate) bits: u32,
+    pub(crate) tuning_radius: u32,
+    pub(crate) forced_tables: Option<usize>,
+    pub(crate) prefer_probe: bool,
+    pub(crate) linear_only: bool,
+}
+
+/// Immutable index over slots `start..start + len`.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+    tables: Vec<Table>,
+    plans: Plans,
+}
+
+impl Segment {
+    /// Builds the segment over `start..end` of the store.
+    pub(crate) fn build<H: Words>(
+        store: &Store<H>,
+        start: usize,
+        end: usize,
+        p: &BuildParams,
+    ) -> Self {
+        let n = end - start;
+        let model = CostModel::for_width(H::WORDS * 8);
+        let specs = if p.linear_only {
+            None
+        } else {
+            choose_layout(
+                p.bits,
+                n,
+                p.tuning_radius,
+                &model,
+                p.forced_tables,
+                p.prefer_probe,
+            )
+        }
+        .unwrap_or_default();
+        let hashes = &store.hashes[start..end];
+        let tables: Vec<Table> = specs.iter().map(|&s| Table::build(s, hashes)).collect();
+        let (plans, _) = Plans::build(&specs, n, p.bits, &model, p.prefer_probe);
+        Self {
+            start,
+            len: n,
+            tables,
+            plans,
+        }
+    }
+
+    /// Appends `(distance, slot)` for every live slot within `radius`.
+    pub(crate) fn search<H: Words>(
+        &self,
+        store: &Store<H>,
+        query: &H,
+        radius: u32,
+        scratch: &mut Vec<u32>,
+        out: &mut Vec<(u32, u32)>,
+    ) {
+        let Some(plan) = self.plans.get(radius) else {
+            scan(store, query, radius, self.start, self.start + self.len, out);
+            return;
+        };
+        let hashes = &store.hashes[self.start..self.start + self.len];
+        for (pi, &(ti, t)) in plan.iter().enumerate() {
+            scratch.clear();
+            self.tables[usize::from(ti)].probe(query.words(), u32::from(t), scratch);
+            // Verify in a separate pass: the loads are independent, so the CPU
+            // overlaps their cache misses.
+            for &rel in scratch.iter() {
+                let h = &hashes[rel as usize];
+                let d = query.distance(h);
+                if d <= radius {
+                    let slot = self.start + rel as usize;
+                    if store.is_alive(slot) && self.first_finder(&plan[..pi], &query.xor(h)) {
+                        out.push((d, slot as u32));
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when no earlier table of the plan also finds this match, so each
+    /// match is reported once without a visited set.
+    #[inline]
+    fn first_finder(&self, earlier: &[(u16, u16)], diff: &impl Words) -> bool {
+        earlier.iter().all(|&(ti, t)| {
+            let s = self.tables[usize::from(ti)].spec;
+            extract(diff.words(), s.start, s.width).count_ones() > u32::from(t)
+        })
+    }
+
+    /// Number of substring tables (0 for scan-only segments).
+    pub(crate) fn table_count(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.tables.iter().map(Table::heap_bytes).sum::<usize>()
+            + self.tables.capacity() * std::mem::size_of::<Table>()
+            + self.plans.heap_bytes()
+    }
+}
+
+/// Linear popcount scan over slots `start..end`.
+#[inline]
+pub(crate) fn scan<H: Words>(
+    store: &Store<H>,
+    query: &H,
+    radius: u32,
+    start: usize,
+    end: usize,
+    out: &mut Vec<(u32, u32)>,
+) {
+    for (i, h) in store.hashes[start..end].iter().enumerate() {
+        let d = query.distance(h);
+        if d <= radius && store.is_alive(start + i) {
+            out.push((d, (start + i) as u32));
+        }
+    }
+}

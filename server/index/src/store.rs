@@ -1,0 +1,113 @@
+//! Contiguous storage of every inserted hash, its caller id and a liveness
+//! bit, addressed by a dense 32-bit slot number.
+//!
+//! Slots are append-only between compactions: the substring tables refer to
+//! slots, so a removal only clears the liveness bit (a tombstone) and the
+//! index compacts once tombstones become a large share.
+
+use crate::bits::Words;
+
+/// Hashes, ids and tombstones in slot order.
+#[derive(Debug)]
+pub(crate) struct Store<H> {
+    /// One block per slot, contiguous for cache-friendly scans.
+    pub(crate) hashes: Vec<H>,
+    /// Caller id per slot.
+    pub(crate) ids: Vec<u64>,
+    /// Liveness bitset, one bit per slot.
+    alive: Vec<u64>,
+    /// Number of tombstoned slots.
+    pub(crate) dead: usize,
+}
+
+impl<H: Words> Store<H> {
+    /// An empty store.
+    pub(crate) fn new() -> Self {
+        Self {
+            hashes: Vec::new(),
+            ids: Vec::new(),
+            alive: Vec::new(),
+            dead: 0,
+        }
+    }
+
+    /// Number of slots, live or dead.
+    #[inline]
+    pub(crate) fn slots(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Number of live slots.
+    pub(crate) fn live(&self) -> usize {
+        self.hashes.len() - self.dead
+    }
+
+    /// Reserves room for `extra` more slots.
+    pub(crate) fn reserve(&mut self, extra: usize) {
+        self.hashes.reserve(extra);
+        self.ids.reserve(extra);
+        self.alive.reserve(extra.div_ceil(64));
+    }
+
+    /// Appends a live slot and returns its number.
+    pub(crate) fn push(&mut self, id: u64, hash: H) -> u32 {
+        let slot = self.hashes.len();
+        self.hashes.push(hash);
+        self.ids.push(id);
+        if slot.is_multiple_of(64) {
+            self.alive.push(0);
+        }
+        self.alive[slot / 64] |= 1 << (slot % 64);
+        slot as u32
+    }
+
+    /// Tombstones a slot.
+    pub(crate) fn kill(&mut self, slot: u32) {
+        let s = slot as usize;
+        self.alive[s / 64] &= !(1 << (s % 64));
+        self.dead += 1;
+    }
+
+    /// Whether a slot is live.
+    #[inline]
+    pub(crate) fn is_alive(&self, slot: usize) -> bool {
+        self.alive[slot / 64] >> (slot % 64) & 1 == 1
+    }
+
+    /// Drops tombstoned slots, keeping slot order, and frees spare capacity.
+    pub(crate) fn compact(&mut self) {
+        let mut hashes = Vec::with_capacity(self.live());
+        let mut ids = Vec::with_capacity(self.live());
+        for slot in 0..self.slots() {
+            if self.is_alive(slot) {
+                hashes.push(self.hashes[slot]);
+                ids.push(self.ids[slot]);
+            }
+        }
+        let n = hashes.len();
+        let mut alive = vec![u64::MAX; n / 64];
+        if n % 64 != 0 {
+            alive.push((1u64 << (n % 64)) - 1);
+        }
+        *self = Self {
+            hashes,
+            ids,
+            alive,
+            dead: 0,
+        };
+    }
+
+    /// Frees spare capacity after a bulk load.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.hashes.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.alive.shrink_to_fit();
+    }
+
+    /// Heap bytes held, counting capacity (what the allocator really gave us).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.hashes.capacity() * std::mem::size_of::<H>()
+            + self.ids.capacity() * 8
+            + self.alive.capacity() * 8
+    }
+}
