@@ -1,1 +1,53 @@
-//! The Redline node.
+//! The Redline node: keeps its hotline's hash list as a signed, append-only Merkle log in sled,
+//! holds other origins' logs, and serves them over gRPC.
+//!
+//! Layers point down only: `grpc` -> `node` -> `log`/`store` -> `redline_proto`.
+
+pub mod config;
+pub mod grpc;
+pub mod identity;
+pub mod log;
+pub mod node;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::Config;
+pub use node::Node;
+
+/// Runs a node on `listener` until `shutdown` completes, then finishes in-flight calls and
+/// flushes the store. Tests pass a listener bound to `127.0.0.1:0`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let node = Node::open(config).await?;
+    serve(node, listener, shutdown).await
+}
+
+/// Serves an already opened node.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        origin = node.origin(),
+        key = %node.public_key().verifier_key(),
+        "redline node serving"
+    );
+    let router = grpc::router(node.clone()).await?;
+    router
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    node.flush()?;
+    tracing::info!("redline node stopped; store flushed");
+    Ok(())
+}

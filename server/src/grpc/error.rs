@@ -1,0 +1,31 @@
+//! The one mapping from domain errors to gRPC statuses. Client mistakes get a message that says
+//! what is wrong; internal failures are logged here and reach the caller only as "internal error".
+
+use crate::node::NodeError;
+use tonic::Status;
+
+impl From<NodeError> for Status {
+    fn from(e: NodeError) -> Self {
+        use NodeError::*;
+        match &e {
+            BadSignal { .. }
+            | BadEntry { .. }
+            | EmptyBatch
+            | BatchTooLarge { .. }
+            | BadRange(_) => Status::invalid_argument(e.to_string()),
+            UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
+            NotAnAdd(_) | AlreadyRetracted(_) | Frozen(_) => {
+                Status::failed_precondition(e.to_string())
+            }
+            Log(crate::log::LogError::Entry { .. })
+            | Log(crate::log::LogError::Retraction { .. })
+            | Log(crate::log::LogError::AlreadyRetracted { .. }) => {
+                Status::invalid_argument(e.to_string())
+            }
+            Log(_) | Store(_) | Checkpoint(_) | Proof(_) | Identity(_) | Join(_) => {
+                tracing::error!(error = %e, "internal error");
+                Status::internal("internal error; see the node's log")
+            }
+        }
+    }
+}

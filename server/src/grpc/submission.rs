@@ -1,0 +1,78 @@
+//! `redline.v1.Submission`: analysts add and retract hashes of the node's own origin.
+
+use crate::grpc::convert::parse_signals;
+use crate::node::{Listing, Node, NodeError};
+use redline_proto::pb::{
+    self, submission_server::Submission, RetractRequest, RetractResponse, SubmitRequest,
+    SubmitResponse, SubmittedEntry,
+};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Handlers; thin: validate, convert, call the node, convert back.
+#[derive(Debug, Clone)]
+pub struct SubmissionService {
+    node: Arc<Node>,
+}
+
+impl SubmissionService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+#[tonic::async_trait]
+impl Submission for SubmissionService {
+    async fn submit(
+        &self,
+        req: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitResponse>, Status> {
+        let req = req.into_inner();
+        if !req.image.is_empty() {
+            return Err(Status::invalid_argument(
+                "image submission is not enabled on this node; send hashes in `signals`",
+            ));
+        }
+        let signals = parse_signals(&req.signals)?;
+        let echo: Vec<pb::Signal> = req.signals.clone();
+        let out = self
+            .node
+            .submit(
+                signals,
+                Listing {
+                    labels: req.labels,
+                    legal_basis: req.legal_basis,
+                    case_ref: req.case_ref,
+                },
+            )
+            .await?;
+        Ok(Response::new(SubmitResponse {
+            entries: echo
+                .into_iter()
+                .zip(out.entries)
+                .map(|(signal, (index, duplicate))| SubmittedEntry {
+                    signal: Some(signal),
+                    index,
+                    duplicate,
+                })
+                .collect(),
+            checkpoint: Some(crate::node::to_pb(self.node.origin(), &out.checkpoint)),
+        }))
+    }
+
+    async fn retract(
+        &self,
+        req: Request<RetractRequest>,
+    ) -> Result<Response<RetractResponse>, Status> {
+        let req = req.into_inner();
+        if req.reason.trim().is_empty() {
+            return Err(NodeError::BadRange("a retraction needs a reason".into()).into());
+        }
+        let (retract_index, cp) = self.node.retract(req.index, &req.reason).await?;
+        Ok(Response::new(RetractResponse {
+            retract_index,
+            checkpoint: Some(crate::node::to_pb(self.node.origin(), &cp)),
+        }))
+    }
+}
