@@ -1,1 +1,414 @@
-fn main() {}
+//! PDQ matching benchmark: `redline-index` against faiss's binary indexes.
+//!
+//! Not a test and not criterion: a `main` that prints one comparison table,
+//! driven by `run-match-bench.sh`. Two phases share seeded data through
+//! files so both sides search exactly the same hashes:
+//!
+//! * `gen --dir D` writes, per scenario, `<name>.base` (n × 32 bytes),
+//!   `<name>.queries` (q × 32 bytes) and `<name>.truth` (brute-force ids
+//!   within distance 31 per query: u32 count, then u32 ids).
+//! * `run --dir D` builds our index from the same files, times single-thread
+//!   queries, checks every result against the truth, reads faiss's numbers
+//!   from `<name>.faiss.json` (written by `faiss_bench.py`) and prints the
+//!   table with ratios.
+//!
+//! Scenarios: `uniform-1m`, `clustered-1m` (groups of 1..=64 near-duplicates
+//! within 16 bits of a random centre) and `uniform-10m`. Queries alternate:
+//! a stored hash with 0..=16 random bits flipped, then a uniform random hash.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redline_index::{HammingIndex, IndexOptions, Strategy};
+
+const BYTES: usize = 32;
+/// PDQ's default match radius (distance ≤ 31; faiss radius 32 is strict).
+const RADIUS: u32 = 31;
+
+struct Scenario {
+    name: &'static str,
+    n: usize,
+    clustered: bool,
+    seed: u64,
+}
+
+const SCENARIOS: [Scenario; 3] = [
+    Scenario {
+        name: "uniform-1m",
+        n: 1_000_000,
+        clustered: false,
+        seed: 1,
+    },
+    Scenario {
+        name: "clustered-1m",
+        n: 1_000_000,
+        clustered: true,
+        seed: 2,
+    },
+    Scenario {
+        name: "uniform-10m",
+        n: 10_000_000,
+        clustered: false,
+        seed: 3,
+    },
+];
+
+fn flip_random_bits(h: &mut [u8], rng: &mut StdRng, max: usize) {
+    for _ in 0..rng.gen_range(0..=max) {
+        let b = rng.gen_range(0..BYTES * 8);
+        h[b / 8] ^= 1 << (b % 8);
+    }
+}
+
+fn generate(s: &Scenario, queries: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let mut base = vec![0u8; s.n * BYTES];
+    if s.clustered {
+        let mut i = 0;
+        while i < s.n {
+            let mut centre = [0u8; BYTES];
+            rng.fill(&mut centre[..]);
+            let group = rng.gen_range(1..=64).min(s.n - i);
+            for _ in 0..group {
+                let h = &mut base[i * BYTES..(i + 1) * BYTES];
+                h.copy_from_slice(&centre);
+                flip_random_bits(h, &mut rng, 16);
+                i += 1;
+            }
+        }
+    } else {
+        rng.fill(&mut base[..]);
+    }
+    let mut qs = vec![0u8; queries * BYTES];
+    for (i, q) in qs.chunks_exact_mut(BYTES).enumerate() {
+        if i % 2 == 0 {
+            let j = rng.gen_range(0..s.n);
+            q.copy_from_slice(&base[j * BYTES..(j + 1) * BYTES]);
+            flip_random_bits(q, &mut rng, 16);
+        } else {
+            rng.fill(q);
+        }
+    }
+    (base, qs)
+}
+
+fn words(h: &[u8]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (x, c) in w.iter_mut().zip(h.chunks_exact(8)) {
+        *x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    }
+    w
+}
+
+/// Plain brute force, deliberately independent of the index code.
+fn brute_force(base: &[u8], queries: &[u8]) -> Vec<Vec<u32>> {
+    let stored: Vec<[u64; 4]> = base.chunks_exact(BYTES).map(words).collect();
+    queries
+        .chunks_exact(BYTES)
+        .map(|q| {
+            let q = words(q);
+            stored
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| (0..4).map(|i| (h[i] ^ q[i]).count_ones()).sum::<u32>() <= RADIUS)
+                .map(|(i, _)| i as u32)
+                .collect()
+        })
+        .collect()
+}
+
+fn write_truth(path: &Path, truth: &[Vec<u32>]) {
+    let mut out = Vec::new();
+    for ids in truth {
+        out.extend((ids.len() as u32).to_le_bytes());
+        for id in ids {
+            out.extend(id.to_le_bytes());
+        }
+    }
+    fs::write(path, out).expect("write truth");
+}
+
+fn read_truth(path: &Path) -> Vec<Vec<u32>> {
+    let raw = fs::read(path).expect("read truth (run `gen` first)");
+    let mut vals = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4")));
+    let mut out = Vec::new();
+    while let Some(count) = vals.next() {
+        out.push((&mut vals).take(count as usize).collect());
+    }
+    out
+}
+
+/// One measured engine on one scenario.
+#[derive(Debug, Clone, Default)]
+struct Row {
+    engine: String,
+    build_s: f64,
+    bytes_per_hash: f64,
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    recall: f64,
+    exact: bool,
+    timed_queries: usize,
+    note: String,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn measure(
+    name: &str,
+    options: IndexOptions,
+    base: &[u8],
+    queries: &[u8],
+    truth: &[Vec<u32>],
+    limit: usize,
+) -> Row {
+    let n = base.len() / BYTES;
+    let t0 = Instant::now();
+    let mut index = HammingIndex::with_options(256, options).expect("index");
+    index
+        .insert_batch(
+            base.chunks_exact(BYTES)
+                .enumerate()
+                .map(|(i, h)| (i as u64, h)),
+        )
+        .expect("insert");
+    let build_s = t0.elapsed().as_secs_f64();
+    let bytes_per_hash = index.heap_bytes() as f64 / n as f64;
+    let qs: Vec<&[u8]> = queries.chunks_exact(BYTES).take(limit).collect();
+    for q in qs.iter().take(50) {
+        std::hint::black_box(index.range_search(q, RADIUS).expect("search"));
+    }
+    let mut lat = Vec::with_capacity(qs.len());
+    let mut results = Vec::with_capacity(qs.len());
+    let all = Instant::now();
+    for q in &qs {
+        let t = Instant::now();
+        let r = index.range_search(q, RADIUS).expect("search");
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        results.push(r);
+    }
+    let total = all.elapsed().as_secs_f64();
+    let (mut hit, mut want, mut exact) = (0usize, 0usize, true);
+    for (r, t) in results.iter().zip(truth) {
+        let mut got: Vec<u32> = r.iter().map(|&(id, _)| id as u32).collect();
+        got.sort_unstable();
+        exact &= &got == t;
+        hit += got.iter().filter(|id| t.binary_search(id).is_ok()).count();
+        want += t.len();
+    }
+    lat.sort_by(f64::total_cmp);
+    let segs = index.segments();
+    Row {
+        engine: name.to_string(),
+        build_s,
+        bytes_per_hash,
+        qps: qs.len() as f64 / total,
+        p50_us: percentile(&lat, 0.5),
+        p99_us: percentile(&lat, 0.99),
+        recall: if want == 0 {
+            1.0
+        } else {
+            hit as f64 / want as f64
+        },
+        exact,
+        timed_queries: qs.len(),
+        note: format!(
+            "{} segment(s), tables {:?}",
+            segs.len(),
+            segs.iter().map(|s| s.1).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// Minimal reader for the flat JSON `faiss_bench.py` writes:
+/// `{"rows": [{"engine": "...", "qps": 1.0, ...}, ...]}`.
+fn read_faiss(path: &Path) -> Vec<Row> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for obj in text.split('{').skip(2) {
+        let body = obj.split('}').next().unwrap_or("");
+        let mut fields = BTreeMap::new();
+        for kv in body.split(", \"") {
+            let mut it = kv.splitn(2, ':');
+            let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
+            fields.insert(
+                k.trim().trim_matches('"').to_string(),
+                v.trim().trim_matches('"').to_string(),
+            );
+        }
+        let num = |k: &str| {
+            fields
+                .get(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        rows.push(Row {
+            engine: fields.get("engine").cloned().unwrap_or_default(),
+            build_s: num("build_s"),
+            bytes_per_hash: num("bytes_per_hash"),
+            qps: num("qps"),
+            p50_us: num("p50_us"),
+            p99_us: num("p99_us"),
+            recall: num("recall"),
+            exact: fields.get("exact").is_some_and(|v| v == "true"),
+            timed_queries: num("timed_queries") as usize,
+            note: fields.get("note").cloned().unwrap_or_default(),
+        });
+    }
+    rows
+}
+
+fn print_table(name: &str, n: usize, rows: &[Row]) {
+    let ours = rows[0].qps;
+    println!("\n## {name}  (n = {n}, radius: distance <= {RADIUS}, single thread)\n");
+    println!(
+        "| engine | build s | bytes/hash | queries/s | p50 us | p99 us | recall | exact sets | ours/x qps | queries timed | note |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.2} | {:.1} | {:.0} | {:.1} | {:.1} | {:.4} | {} | {:.1}x | {} | {} |",
+            r.engine,
+            r.build_s,
+            r.bytes_per_hash,
+            r.qps,
+            r.p50_us,
+            r.p99_us,
+            r.recall,
+            if r.exact { "yes" } else { "NO" },
+            ours / r.qps,
+            r.timed_queries,
+            r.note
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let mode = args.first().cloned().unwrap_or_default();
+    let dir = PathBuf::from(get("--dir").unwrap_or_else(|| "/tmp/redline-match-bench".into()));
+    let queries: usize = get("--queries")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let wanted: Vec<String> = get("--scenarios")
+        .unwrap_or_else(|| {
+            SCENARIOS
+                .iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let scan_limit: usize = get("--scan-queries")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    fs::create_dir_all(&dir).expect("bench dir");
+    for s in SCENARIOS
+        .iter()
+        .filter(|s| wanted.iter().any(|w| w == s.name))
+    {
+        let file = |ext: &str| dir.join(format!("{}.{ext}", s.name));
+        match mode.as_str() {
+            "gen" => {
+                let t = Instant::now();
+                let (base, qs) = generate(s, queries);
+                fs::write(file("base"), &base).expect("write base");
+                fs::write(file("queries"), &qs).expect("write queries");
+                let truth = brute_force(&base, &qs);
+                write_truth(&file("truth"), &truth);
+                let matched = truth.iter().filter(|t| !t.is_empty()).count();
+                let total: usize = truth.iter().map(Vec::len).sum();
+                eprintln!(
+                    "gen {}: {} hashes, {} queries ({} with matches, {} matches) in {:.1}s",
+                    s.name,
+                    s.n,
+                    queries,
+                    matched,
+                    total,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            "run" => {
+                let base = fs::read(file("base")).expect("read base (run `gen` first)");
+                let qs = fs::read(file("queries")).expect("read queries");
+                let truth = read_truth(&file("truth"));
+                let mut rows = vec![measure(
+                    "redline-index (MIH)",
+                    IndexOptions::default(),
+                    &base,
+                    &qs,
+                    &truth,
+                    usize::MAX,
+                )];
+                let scan = IndexOptions {
+                    strategy: Strategy::LinearOnly,
+                    ..IndexOptions::default()
+                };
+                let limit = if s.n > 1_000_000 {
+                    scan_limit
+                } else {
+                    usize::MAX
+                };
+                let mut scan_row =
+                    measure("redline-index (scan only)", scan, &base, &qs, &truth, limit);
+                scan_row.note = "same index, tables disabled".into();
+                rows.push(scan_row);
+                rows.extend(read_faiss(&file("faiss.json")));
+                print_table(s.name, s.n, &rows);
+                std::io::stdout().flush().expect("flush");
+            }
+            "sweep" => {
+                // Tuning aid: forced table counts on the same data.
+                let base = fs::read(file("base")).expect("read base (run `gen` first)");
+                let qs = fs::read(file("queries")).expect("read queries");
+                let truth = read_truth(&file("truth"));
+                let mut rows = Vec::new();
+                let only: Option<usize> = get("--tables").and_then(|v| v.parse().ok());
+                for m in (6..=16).filter(|m| only.is_none_or(|o| o == *m)) {
+                    let o = IndexOptions {
+                        tables: Some(m),
+                        ..IndexOptions::default()
+                    };
+                    rows.push(measure(
+                        &format!("tables={m}"),
+                        o,
+                        &base,
+                        &qs,
+                        &truth,
+                        queries,
+                    ));
+                }
+                print_table(s.name, s.n, &rows);
+            }
+            _ => {
+                eprintln!("usage: match_vs_faiss (gen|run) [--dir D] [--queries N] [--scenarios a,b] [--scan-queries N]");
+                std::process::exit(2);
+            }
+        }
+    }
+}

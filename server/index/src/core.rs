@@ -10,7 +10,7 @@
 
 use crate::bits::{from_block, to_block, Words};
 use crate::idmap::IdMap;
-use crate::segment::{scan, BuildParams, Segment};
+use crate::segment::{scan, BuildParams, Scratch, Segment};
 use crate::store::Store;
 use crate::table::MAX_SEGMENT;
 use crate::IndexError;
@@ -172,7 +172,7 @@ impl<H: Words> Core<H> {
         self.check(query)?;
         let q: H = to_block(query);
         let mut found = Vec::new();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         for seg in &self.segments {
             seg.search(&self.store, &q, radius, &mut scratch, &mut found);
         }

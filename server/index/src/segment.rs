@@ -10,6 +10,23 @@ use crate::bits::{extract, Words};
 use crate::plan::{choose_layout, CostModel, Plans};
 use crate::store::Store;
 use crate::table::Table;
+use prefetch_index::prefetch_index;
+
+/// How many items ahead the search passes prefetch.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Reusable buffers of one search, so a query allocates once.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Low substring bits of the query, per plan position.
+    lows: Vec<u32>,
+    /// `(bucket, plan position, remaining threshold)`.
+    probes: Vec<(u32, u16, u16)>,
+    /// Entry range per probe.
+    runs: Vec<(u32, u32)>,
+    /// `relative_slot << 8 | plan position`.
+    candidates: Vec<u32>,
+}
 
 /// How a segment is built; copied from the index options.
 #[derive(Debug, Clone, Copy)]
@@ -65,32 +82,70 @@ impl Segment {
     }
 
     /// Appends `(distance, slot)` for every live slot within `radius`.
+    ///
+    /// Runs in four passes over flat lists — bucket ids, bucket ranges,
+    /// candidate slots, verification — so that every random memory access
+    /// (directory, entry run, stored hash) can be prefetched a few items
+    /// ahead. The accesses are independent, and overlapping their cache
+    /// misses is what makes the search fast: on the benchmark machine an
+    /// unprefetched random access costs ~30 ns.
     pub(crate) fn search<H: Words>(
         &self,
         store: &Store<H>,
         query: &H,
         radius: u32,
-        scratch: &mut Vec<u32>,
+        scratch: &mut Scratch,
         out: &mut Vec<(u32, u32)>,
     ) {
         let Some(plan) = self.plans.get(radius) else {
             scan(store, query, radius, self.start, self.start + self.len, out);
             return;
         };
-        let hashes = &store.hashes[self.start..self.start + self.len];
+        let Scratch {
+            lows,
+            probes,
+            runs,
+            candidates,
+        } = scratch;
+        lows.clear();
+        probes.clear();
+        runs.clear();
+        candidates.clear();
         for (pi, &(ti, t)) in plan.iter().enumerate() {
-            scratch.clear();
-            self.tables[usize::from(ti)].probe(query.words(), u32::from(t), scratch);
-            // Verify in a separate pass: the loads are independent, so the CPU
-            // overlaps their cache misses.
-            for &rel in scratch.iter() {
-                let h = &hashes[rel as usize];
-                let d = query.distance(h);
-                if d <= radius {
-                    let slot = self.start + rel as usize;
-                    if store.is_alive(slot) && self.first_finder(&plan[..pi], &query.xor(h)) {
-                        out.push((d, slot as u32));
-                    }
+            let table = &self.tables[usize::from(ti)];
+            let (hi, lo) = table.query_key(query.words());
+            lows.push(lo);
+            table.for_each_bucket(hi, u32::from(t), |bucket, rest| {
+                probes.push((bucket, pi as u16, rest as u16));
+            });
+        }
+        let table_of = |pi: u16| &self.tables[usize::from(plan[usize::from(pi)].0)];
+        for (j, &(bucket, pi, _)) in probes.iter().enumerate() {
+            if let Some(&(b, p, _)) = probes.get(j + PREFETCH_AHEAD) {
+                prefetch_index(table_of(p).offsets(), b as usize);
+            }
+            let table = table_of(pi);
+            let run = table.run(bucket);
+            prefetch_index(table.entries(), run.0 as usize);
+            runs.push(run);
+        }
+        for (&(_, pi, rest), &run) in probes.iter().zip(runs.iter()) {
+            let lo = lows[usize::from(pi)];
+            table_of(pi).scan_run(run, lo, u32::from(rest), u32::from(pi), candidates);
+        }
+        let hashes = &store.hashes[self.start..self.start + self.len];
+        for (j, &c) in candidates.iter().enumerate() {
+            if let Some(&next) = candidates.get(j + PREFETCH_AHEAD) {
+                prefetch_index(hashes, (next >> 8) as usize);
+            }
+            let rel = (c >> 8) as usize;
+            let h = &hashes[rel];
+            let d = query.distance(h);
+            if d <= radius {
+                let slot = self.start + rel;
+                let pi = (c & 0xFF) as usize;
+                if store.is_alive(slot) && self.first_finder(&plan[..pi], &query.xor(h)) {
+                    out.push((d, slot as u32));
                 }
             }
         }

@@ -57,32 +57,62 @@ impl Table {
         }
     }
 
-    /// Pushes the relative slot of every entry whose substring is within
-    /// `threshold` bits of the query's substring.
-    pub(crate) fn probe(&self, query: &[u64], threshold: u32, out: &mut Vec<u32>) {
-        let spec = self.spec;
-        let low = spec.low_bits();
-        let key = extract(query, spec.start, spec.width);
-        let q_hi = key >> low;
-        let q_lo = key & ((1u32 << low) - 1);
-        let k = spec.dir_bits;
+    /// Splits the query's substring into its directory part and low part.
+    #[inline]
+    pub(crate) fn query_key(&self, query: &[u64]) -> (u32, u32) {
+        let key = extract(query, self.spec.start, self.spec.width);
+        let low = self.spec.low_bits();
+        (key >> low, key & ((1u32 << low) - 1))
+    }
+
+    /// Calls `f(bucket, rest)` for every directory bucket within `threshold`
+    /// bits of `q_hi`, where `rest` is how many low bits may still differ.
+    #[inline]
+    pub(crate) fn for_each_bucket(&self, q_hi: u32, threshold: u32, mut f: impl FnMut(u32, u32)) {
+        let k = self.spec.dir_bits;
         for w in 0..=threshold.min(k) {
-            let rest = threshold - w;
-            let check_low = rest < low;
-            for_each_mask(k, w, |mask| {
-                let b = (q_hi ^ mask) as usize;
-                let run = &self.entries[self.offsets[b] as usize..self.offsets[b + 1] as usize];
-                if check_low {
-                    for &e in run {
-                        if ((e ^ q_lo) & 0xFF).count_ones() <= rest {
-                            out.push(e >> LOW_BITS);
-                        }
-                    }
-                } else {
-                    out.extend(run.iter().map(|&e| e >> LOW_BITS));
-                }
-            });
+            for_each_mask(k, w, |mask| f(q_hi ^ mask, threshold - w));
         }
+    }
+
+    /// Entry range of a bucket.
+    #[inline]
+    pub(crate) fn run(&self, bucket: u32) -> (u32, u32) {
+        let b = bucket as usize;
+        (self.offsets[b], self.offsets[b + 1])
+    }
+
+    /// Pushes `relative_slot << 8 | tag` for every entry of `run` whose low
+    /// bits are within `rest` of `q_lo`.
+    #[inline]
+    pub(crate) fn scan_run(
+        &self,
+        run: (u32, u32),
+        q_lo: u32,
+        rest: u32,
+        tag: u32,
+        out: &mut Vec<u32>,
+    ) {
+        let entries = &self.entries[run.0 as usize..run.1 as usize];
+        if rest >= self.spec.low_bits() {
+            out.extend(entries.iter().map(|&e| e & !0xFF | tag));
+        } else {
+            for &e in entries {
+                if ((e ^ q_lo) & 0xFF).count_ones() <= rest {
+                    out.push(e & !0xFF | tag);
+                }
+            }
+        }
+    }
+
+    /// Directory, for prefetching.
+    pub(crate) fn offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// Entries, for prefetching.
+    pub(crate) fn entries(&self) -> &[u32] {
+        &self.entries
     }
 
     /// Heap bytes held.

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""faiss side of the PDQ matching benchmark (see match_vs_faiss.rs).
+
+Reads the hashes, queries and brute-force truth that `match_vs_faiss gen`
+wrote, times faiss IndexBinaryFlat and IndexBinaryMultiHash(256, 16, 16)
+with nflip=1 on a single thread with range_search(radius=32) -- faiss's
+range search is strict (distance < radius), so 32 means distance <= 31,
+the same set as ours; this script asserts that on a tiny example first --
+and writes <scenario>.faiss.json for the Rust side to print.
+
+queries/s comes from one batched range_search call over all timed queries
+(no Python overhead per query); p50/p99 come from per-query calls, which
+include ~the Python call overhead (a few microseconds).
+"""
+
+import argparse
+import gc
+import json
+import os
+import time
+
+import faiss
+import numpy as np
+
+D_BITS = 256
+BYTES = D_BITS // 8
+RADIUS = 32  # strict: distance < 32, i.e. <= 31
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def read_truth(path, nq):
+    raw = np.fromfile(path, dtype="<u4")
+    out, pos = [], 0
+    for _ in range(nq):
+        count = int(raw[pos])
+        out.append(set(raw[pos + 1 : pos + 1 + count].tolist()))
+        pos += 1 + count
+    return out
+
+
+def check_strictness():
+    """faiss range_search must include distance 31 and exclude 32."""
+    xb = np.zeros((3, BYTES), dtype="uint8")
+    xb[1, :4] = 0xFF  # distance 32
+    xb[2, :3] = 0xFF
+    xb[2, 3] = 0x7F  # distance 31
+    for index in (faiss.IndexBinaryFlat(D_BITS), faiss.IndexBinaryMultiHash(D_BITS, 16, 16)):
+        if isinstance(index, faiss.IndexBinaryMultiHash):
+            index.nflip = 1
+        index.add(xb)
+        lims, dist, ids = index.range_search(np.zeros((1, BYTES), dtype="uint8"), RADIUS)
+        got = sorted(zip(ids.tolist(), dist.tolist()))
+        assert got == [(0, 0), (2, 31)], got
+
+
+def bench(name, make, xb, xq, truth, limit, note):
+    gc.collect()
+    before = rss_bytes()
+    t0 = time.perf_counter()
+    index = make()
+    index.add(xb)
+    build_s = time.perf_counter() - t0
+    bytes_per_hash = (rss_bytes() - before) / xb.shape[0]
+    q = xq[:limit]
+    for i in range(min(20, len(q))):
+        index.range_search(q[i : i + 1], RADIUS)
+    lat = []
+    hit = want = 0
+    exact = True
+    for i in range(len(q)):
+        t = time.perf_counter_ns()
+        lims, _, ids = index.range_search(q[i : i + 1], RADIUS)
+        lat.append((time.perf_counter_ns() - t) / 1e3)
+        got = set(ids[lims[0] : lims[1]].tolist())
+        exact &= got == truth[i]
+        hit += len(got & truth[i])
+        want += len(truth[i])
+    t = time.perf_counter()
+    index.range_search(q, RADIUS)
+    batch_s = time.perf_counter() - t
+    lat.sort()
+    row = {
+        "engine": name,
+        "build_s": build_s,
+        "bytes_per_hash": bytes_per_hash,
+        "qps": len(q) / batch_s,
+        "p50_us": lat[round((len(lat) - 1) * 0.5)],
+        "p99_us": lat[round((len(lat) - 1) * 0.99)],
+        "recall": hit / want if want else 1.0,
+        "exact": exact,
+        "timed_queries": len(q),
+        "note": note,
+    }
+    print(json.dumps(row), flush=True)
+    del index
+    gc.collect()
+    return row
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--scenarios", required=True)
+    ap.add_argument("--flat-queries-10m", type=int, default=200)
+    ap.add_argument("--multihash-queries-10m", type=int, default=1000)
+    args = ap.parse_args()
+    faiss.omp_set_num_threads(1)
+    check_strictness()
+    for name in args.scenarios.split(","):
+        base = os.path.join(args.dir, name)
+        xb = np.fromfile(base + ".base", dtype="uint8").reshape(-1, BYTES)
+        xq = np.fromfile(base + ".queries", dtype="uint8").reshape(-1, BYTES)
+        truth = read_truth(base + ".truth", xq.shape[0])
+        big = xb.shape[0] > 1_000_000
+        flat_q = min(args.flat_queries_10m, len(xq)) if big else len(xq)
+        mh_q = min(args.multihash_queries_10m, len(xq)) if big else len(xq)
+        flat_note = f"faiss {faiss.__version__}, 1 thread"
+        if flat_q < len(xq):
+            flat_note += f"; first {flat_q} queries timed (qps per query, not scaled up)"
+        rows = [
+            bench("faiss IndexBinaryFlat", lambda: faiss.IndexBinaryFlat(D_BITS), xb, xq, truth, flat_q, flat_note),
+        ]
+
+        def multihash():
+            index = faiss.IndexBinaryMultiHash(D_BITS, 16, 16)
+            index.nflip = 1
+            return index
+
+        rows.append(bench("faiss MultiHash(16x16b, nflip=1)", multihash, xb, xq, truth, mh_q, "faiss, 1 thread"))
+        with open(base + ".faiss.json", "w") as f:
+            f.write('{"rows": [\n' + ",\n".join(json.dumps(r) for r in rows) + "\n]}\n")
+        del xb
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()
