@@ -171,11 +171,25 @@ fn format_name(format: ImageFormat) -> &'static str {
     format.extensions_str().first().copied().unwrap_or("unknown")
 }
 
+/// Decoder messages can quote bytes of the input (e.g. a garbled PNG chunk name) and carry
+/// stray newlines: keep printable ASCII only, on one line, at most 200 characters.
+fn clean_message(text: &str) -> String {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .take(200)
+        .collect();
+    cleaned
+}
+
 fn map_error(e: ImageError, header: bool) -> HashError {
-    let text = e.to_string();
+    let text = clean_message(&e.to_string());
     let looks_truncated = {
         let t = text.to_ascii_lowercase();
-        t.contains("eof") || t.contains("end of file") || t.contains("unexpected end") || t.contains("truncat")
+        ["eof", "end of file", "unexpected end", "truncat", "not enough bytes", "fill whole buffer"]
+            .iter()
+            .any(|needle| t.contains(needle))
     };
     match e {
         ImageError::Limits(_) => HashError::MemoryLimit(text),
