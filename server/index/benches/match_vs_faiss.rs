@@ -295,6 +295,28 @@ fn print_table(name: &str, n: usize, rows: &[Row]) {
             r.note
         );
     }
+    println!();
+    for (label, target) in [
+        ("IndexBinaryFlat", if n > 1_000_000 { 100.0 } else { 50.0 }),
+        ("MultiHash", if n > 1_000_000 { 0.0 } else { 20.0 }),
+    ] {
+        let Some(r) = rows.iter().find(|r| r.engine.contains(label)) else {
+            println!("- faiss {label}: no result (run faiss_bench.py)");
+            continue;
+        };
+        let by_qps = ours / r.qps;
+        let by_p50 = r.p50_us / rows[0].p50_us;
+        let verdict = if target == 0.0 {
+            "no target".to_string()
+        } else if by_qps >= target {
+            format!("target >= {target:.0}x met")
+        } else {
+            format!("target >= {target:.0}x MISSED")
+        };
+        println!(
+            "- ours vs faiss {label}: {by_qps:.1}x queries/s, {by_p50:.1}x by p50 latency ({verdict})"
+        );
+    }
 }
 
 fn main() {

@@ -86,6 +86,7 @@ impl<H: Words> Core<H> {
     ) -> Result<(), IndexError> {
         let iter = items.into_iter();
         self.store.reserve(iter.size_hint().0);
+        self.ids.reserve(iter.size_hint().0, &self.store.ids);
         let mut result = Ok(());
         for (id, hash) in iter {
             if let Err(e) = self.push(id, hash) {

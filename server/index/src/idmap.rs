@@ -81,9 +81,20 @@ impl IdMap {
         self.len += 1;
     }
 
+    /// Makes room for `extra` more ids without further growth.
+    pub(crate) fn reserve(&mut self, extra: usize, ids: &[u64]) {
+        let want = ((self.len + extra) * 4 / 3 + 1).next_power_of_two();
+        if want > self.table.len() {
+            self.rehash(want, ids);
+        }
+    }
+
     fn grow(&mut self, ids: &[u64]) {
+        self.rehash(self.table.len() * 2, ids);
+    }
+
+    fn rehash(&mut self, buckets: usize, ids: &[u64]) {
         let old = std::mem::take(&mut self.table);
-        let buckets = old.len() * 2;
         self.table = vec![EMPTY; buckets];
         self.shift = 64 - buckets.trailing_zeros();
         for s in old.into_iter().filter(|&s| s != EMPTY) {

@@ -7,7 +7,7 @@
 //! of locks or pointer chasing.
 
 use crate::bits::{extract, Words};
-use crate::plan::{choose_layout, CostModel, Plans};
+use crate::plan::{choose_layout, CostModel, Plans, Probe};
 use crate::store::Store;
 use crate::table::Table;
 use prefetch_index::prefetch_index;
@@ -18,10 +18,10 @@ const PREFETCH_AHEAD: usize = 16;
 /// Reusable buffers of one search, so a query allocates once.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    /// Low substring bits of the query, per plan position.
+    /// Packed low and filter bits of the query, per plan position.
     lows: Vec<u32>,
-    /// `(bucket, plan position, remaining threshold)`.
-    probes: Vec<(u32, u16, u16)>,
+    /// `(bucket, plan position, remaining threshold, remaining window budget)`.
+    probes: Vec<(u32, u8, u8, u16)>,
     /// Entry range per probe.
     runs: Vec<(u32, u32)>,
     /// `relative_slot << 8 | plan position`.
@@ -111,17 +111,24 @@ impl Segment {
         probes.clear();
         runs.clear();
         candidates.clear();
-        for (pi, &(ti, t)) in plan.iter().enumerate() {
-            let table = &self.tables[usize::from(ti)];
+        for (pi, p) in plan.iter().enumerate() {
+            let table = &self.tables[usize::from(p.table)];
             let (hi, lo) = table.query_key(query.words());
             lows.push(lo);
-            table.for_each_bucket(hi, u32::from(t), |bucket, rest| {
-                probes.push((bucket, pi as u16, rest as u16));
+            let (t, window) = (u32::from(p.threshold), u32::from(p.window));
+            table.for_each_bucket(hi, t, |bucket, rest| {
+                let used = t - rest;
+                probes.push((
+                    bucket,
+                    pi as u8,
+                    rest.min(255) as u8,
+                    (window - used) as u16,
+                ));
             });
         }
-        let table_of = |pi: u16| &self.tables[usize::from(plan[usize::from(pi)].0)];
-        for (j, &(bucket, pi, _)) in probes.iter().enumerate() {
-            if let Some(&(b, p, _)) = probes.get(j + PREFETCH_AHEAD) {
+        let table_of = |pi: u8| &self.tables[usize::from(plan[usize::from(pi)].table)];
+        for (j, &(bucket, pi, _, _)) in probes.iter().enumerate() {
+            if let Some(&(b, p, _, _)) = probes.get(j + PREFETCH_AHEAD) {
                 prefetch_index(table_of(p).offsets(), b as usize);
             }
             let table = table_of(pi);
@@ -129,9 +136,10 @@ impl Segment {
             prefetch_index(table.entries(), run.0 as usize);
             runs.push(run);
         }
-        for (&(_, pi, rest), &run) in probes.iter().zip(runs.iter()) {
+        for (&(_, pi, rest, budget), &run) in probes.iter().zip(runs.iter()) {
             let lo = lows[usize::from(pi)];
-            table_of(pi).scan_run(run, lo, u32::from(rest), u32::from(pi), candidates);
+            let (rest, budget) = (u32::from(rest), u32::from(budget));
+            table_of(pi).scan_run(run, lo, rest, budget, u32::from(pi), candidates);
         }
         let hashes = &store.hashes[self.start..self.start + self.len];
         for (j, &c) in candidates.iter().enumerate() {
@@ -154,10 +162,16 @@ impl Segment {
     /// True when no earlier table of the plan also finds this match, so each
     /// match is reported once without a visited set.
     #[inline]
-    fn first_finder(&self, earlier: &[(u16, u16)], diff: &impl Words) -> bool {
-        earlier.iter().all(|&(ti, t)| {
-            let s = self.tables[usize::from(ti)].spec;
-            extract(diff.words(), s.start, s.width).count_ones() > u32::from(t)
+    fn first_finder(&self, earlier: &[Probe], diff: &impl Words) -> bool {
+        earlier.iter().all(|p| {
+            let s = self.tables[usize::from(p.table)].spec;
+            let d_sub = extract(diff.words(), s.start, s.width).count_ones();
+            let d_filter = if s.filter_bits == 0 {
+                0
+            } else {
+                extract(diff.words(), s.filter_start, s.filter_bits).count_ones()
+            };
+            d_sub > u32::from(p.threshold) || d_sub + d_filter > u32::from(p.window)
         })
     }
 

@@ -1,6 +1,7 @@
 //! One substring table of a segment: a flat bucket directory (CSR layout)
 //! over the high bits of one substring, and 4-byte entries packing the
-//! segment-relative slot with the substring's low bits.
+//! segment-relative slot with the substring's low bits and the partner
+//! filter bits (see `plan`).
 //!
 //! Flat sorted arrays instead of hash maps: a probe is one offset read and a
 //! sequential scan of a short run, no hashing and no pointer chasing, and the
@@ -35,6 +36,13 @@ impl Table {
             .iter()
             .map(|h| extract(h.words(), spec.start, spec.width))
             .collect();
+        let filter = |h: &H| {
+            if spec.filter_bits == 0 {
+                0
+            } else {
+                extract(h.words(), spec.filter_start, spec.filter_bits)
+            }
+        };
         let mut offsets = vec![0u32; buckets + 1];
         for &k in &keys {
             offsets[(k >> low) as usize + 1] += 1;
@@ -45,9 +53,10 @@ impl Table {
         let mut fill = offsets.clone();
         let mut entries = vec![0u32; hashes.len()];
         let low_mask = (1u32 << low) - 1;
-        for (rel, &k) in keys.iter().enumerate() {
+        for (rel, (&k, h)) in keys.iter().zip(hashes).enumerate() {
             let b = (k >> low) as usize;
-            entries[fill[b] as usize] = (rel as u32) << LOW_BITS | (k & low_mask);
+            entries[fill[b] as usize] =
+                (rel as u32) << LOW_BITS | filter(h) << low | (k & low_mask);
             fill[b] += 1;
         }
         Self {
@@ -57,12 +66,19 @@ impl Table {
         }
     }
 
-    /// Splits the query's substring into its directory part and low part.
+    /// The query's directory key and its packed low + filter bits, to
+    /// compare with the low byte of entries.
     #[inline]
     pub(crate) fn query_key(&self, query: &[u64]) -> (u32, u32) {
-        let key = extract(query, self.spec.start, self.spec.width);
-        let low = self.spec.low_bits();
-        (key >> low, key & ((1u32 << low) - 1))
+        let spec = self.spec;
+        let key = extract(query, spec.start, spec.width);
+        let low = spec.low_bits();
+        let filter = if spec.filter_bits == 0 {
+            0
+        } else {
+            extract(query, spec.filter_start, spec.filter_bits)
+        };
+        (key >> low, filter << low | (key & ((1u32 << low) - 1)))
     }
 
     /// Calls `f(bucket, rest)` for every directory bucket within `threshold`
@@ -83,22 +99,28 @@ impl Table {
     }
 
     /// Pushes `relative_slot << 8 | tag` for every entry of `run` whose low
-    /// bits are within `rest` of `q_lo`.
+    /// bits differ from the query's in at most `rest` bits and whose low plus
+    /// partner bits differ in at most `budget` bits.
     #[inline]
     pub(crate) fn scan_run(
         &self,
         run: (u32, u32),
-        q_lo: u32,
+        q_packed: u32,
         rest: u32,
+        budget: u32,
         tag: u32,
         out: &mut Vec<u32>,
     ) {
         let entries = &self.entries[run.0 as usize..run.1 as usize];
-        if rest >= self.spec.low_bits() {
+        let low = self.spec.low_bits();
+        if rest >= low && budget >= low + self.spec.filter_bits {
             out.extend(entries.iter().map(|&e| e & !0xFF | tag));
         } else {
+            let low_mask = (1u32 << low) - 1;
             for &e in entries {
-                if ((e ^ q_lo) & 0xFF).count_ones() <= rest {
+                let x = (e ^ q_packed) & 0xFF;
+                let low_d = (x & low_mask).count_ones();
+                if low_d <= rest && x.count_ones() <= budget {
                     out.push(e & !0xFF | tag);
                 }
             }
