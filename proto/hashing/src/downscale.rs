@@ -12,8 +12,9 @@
 //! * column passes walk the image row by row with one running sum per column (the reference
 //!   walks each column with a stride of a whole row, missing the cache at every step), which also
 //!   lets the compiler vectorise them;
-//! * the first column pass streams its rows straight into the second row pass, so only one
-//!   full-size float buffer exists;
+//! * the four passes are chained as a stream of rows (each column pass keeps a ring of the
+//!   last `window + 8` rows of its input), so no buffer of the image's size is allocated and
+//!   the working set stays in cache;
 //! * the second row pass and the second column pass divide and store only at the 64 columns and
 //!   64 rows that decimation keeps.
 
@@ -162,12 +163,110 @@ impl Samples {
         Samples { slot_of, out_slot, count }
     }
 }
+/// One running box filter down every column of a stream of rows (the reference's
+/// `boxAlongColsFloat`, fed one input row at a time). Rows are read back from a [`Ring`], which
+/// must still hold the last `window` rows.
+struct ColumnBox {
+    sum: Vec<f32>,
+    len: usize,
+    window: usize,
+    window_now: usize,
+    next_out: usize,
+}
+
+impl ColumnBox {
+    fn new(width: usize, len: usize, window: usize) -> ColumnBox {
+        ColumnBox {
+            sum: vec![0f32; width],
+            len,
+            window,
+            window_now: 0,
+            next_out: 0,
+        }
+    }
+
+    /// Consumes input row `ri` (already in `ring`), calling `emit(output_row, window, sums)`
+    /// when the reference would write an output row.
+    fn push(&mut self, ring: &Ring, ri: usize, mut emit: impl FnMut(usize, f32, &[f32])) {
+        let [p1, p2, _, _] = phases(self.len, self.window);
+        let add = ring.row(ri);
+        if ri < p1 + p2 {
+            self.sum.iter_mut().zip(add).for_each(|(s, a)| *s += a);
+            self.window_now += 1;
+            if ri < p1 {
+                return;
+            }
+        } else {
+            let sub = ring.row(ri - self.window);
+            self.sum.iter_mut().zip(add.iter().zip(sub)).for_each(|(s, (a, b))| {
+                *s += a;
+                *s -= b;
+            });
+        }
+        emit(self.next_out, self.window_now as f32, &self.sum);
+        self.next_out += 1;
+    }
+
+    /// After the last input row: the shrinking-window outputs.
+    fn finish(&mut self, ring: &Ring, mut emit: impl FnMut(usize, f32, &[f32])) {
+        let [_, _, p3, p4] = phases(self.len, self.window);
+        for li in p3..p3 + p4 {
+            self.sum.iter_mut().zip(ring.row(li)).for_each(|(s, b)| *s -= b);
+            self.window_now -= 1;
+            emit(self.next_out, self.window_now as f32, &self.sum);
+            self.next_out += 1;
+        }
+    }
+}
+
+/// The most recent rows of a row stream, in a circular buffer.
+struct Ring {
+    data: Vec<f32>,
+    width: usize,
+    rows: usize,
+}
+
+impl Ring {
+    fn new(width: usize, rows: usize) -> Ring {
+        Ring {
+            data: vec![0f32; width * rows],
+            width,
+            rows,
+        }
+    }
+
+    fn offset(&self, row: usize) -> usize {
+        (row % self.rows) * self.width
+    }
+
+    fn row(&self, row: usize) -> &[f32] {
+        let o = self.offset(row);
+        &self.data[o..o + self.width]
+    }
+}
+
+/// Runs the 1-D box along `n <= ROW_BLOCK` rows of `block`, writing output `oi` of block row
+/// `r` to `q[oi][r]`. Writing the eight quotients of one position together lets the compiler
+/// divide them as vectors; callers then pick the outputs they need out of `q`.
+fn box_row_block(block: &[f32], n: usize, width: usize, window: usize, q: &mut [[f32; ROW_BLOCK]]) {
+    if n == ROW_BLOCK {
+        box_rows::<ROW_BLOCK>(block, width, window, |oi, w, s| q[oi] = s.map(|v| v / w));
+    } else {
+        for r in 0..n {
+            box_rows::<1>(&block[r * width..(r + 1) * width], width, window, |oi, w, s| {
+                q[oi][r] = s[0] / w;
+            });
+        }
+    }
+}
 
 /// Blurs and decimates a `width x height` luma image (both at least 1) to the 64x64 buffer PDQ
 /// hashes, as the reference's `jaroszFilterFloat` (2 passes) followed by `decimateFloat`.
 ///
 /// `fill_row(y, out)` writes row `y` of the luma image into `out` (`width` floats); it is called
-/// once per row, in order, so callers can convert pixels to luma on the fly.
+/// once per row, in order, so callers can convert pixels to luma on the fly. The passes are
+/// chained as a stream: no buffer of the full image size is allocated, only a ring of
+/// `window + 8` rows per stage and one float per sampled column per row.
 pub(crate) fn blur_and_decimate(
     width: usize,
     height: usize,
@@ -175,82 +274,78 @@ pub(crate) fn blur_and_decimate(
 ) -> [[f32; OUT_DIM]; OUT_DIM] {
     let win_rows = jarosz_window(width); // box along each row, i.e. across columns
     let win_cols = jarosz_window(height);
-
-    // Pass 1 (rows): luma rows in blocks, filtered into the one full-size buffer.
-    let mut pass1 = vec![0f32; width * height];
-    let mut block = vec![0f32; ROW_BLOCK * width];
-    let mut y = 0;
-    while y < height {
-        let n = ROW_BLOCK.min(height - y);
-        for r in 0..n {
-            fill_row(y + r, &mut block[r * width..(r + 1) * width]);
-        }
-        let dst = &mut pass1[y * width..(y + n) * width];
-        if n == ROW_BLOCK {
-            box_rows::<ROW_BLOCK>(&block, width, win_rows, |oi, w, s| {
-                for (r, v) in s.iter().enumerate() {
-                    dst[r * width + oi] = v / w;
-                }
-            });
-        } else {
-            for r in 0..n {
-                let dst_row = &mut dst[r * width..(r + 1) * width];
-                box_rows::<1>(&block[r * width..(r + 1) * width], width, win_rows, |oi, w, s| {
-                    dst_row[oi] = s[0] / w;
-                });
-            }
-        }
-        y += n;
-    }
-
-    // Pass 2 (columns) streamed into pass 3 (rows), which keeps only the sampled columns.
     let cols = Samples::new(width);
-    let mut pass3 = vec![0f32; height * cols.count];
-    let mut filled = 0; // rows of `block` holding pass-2 output not yet run through pass 3
-    let mut block_start = 0; // image row of block row 0
-    let run_pass3 = |block: &[f32], start: usize, n: usize, pass3: &mut [f32]| {
-        let ncols = cols.count;
-        let dst = &mut pass3[start * ncols..(start + n) * ncols];
-        if n == ROW_BLOCK {
-            box_rows::<ROW_BLOCK>(block, width, win_rows, |oi, w, s| {
-                let slot = cols.slot_of[oi];
-                if slot != usize::MAX {
-                    for (r, v) in s.iter().enumerate() {
-                        dst[r * ncols + slot] = v / w;
-                    }
-                }
-            });
-        } else {
-            for r in 0..n {
-                box_rows::<1>(&block[r * width..(r + 1) * width], width, win_rows, |oi, w, s| {
-                    let slot = cols.slot_of[oi];
-                    if slot != usize::MAX {
-                        dst[r * ncols + slot] = s[0] / w;
-                    }
-                });
+    let ncols = cols.count;
+
+    let mut luma = vec![0f32; ROW_BLOCK * width]; // pass-1 input block
+    let mut pass1 = Ring::new(width, win_cols + ROW_BLOCK); // pass-1 output, pass-2 input
+    let mut col1 = ColumnBox::new(width, height, win_cols); // pass 2
+    let mut pass2 = vec![0f32; ROW_BLOCK * width]; // pass-2 output block, pass-3 input
+    let mut pass2_rows = 0; // rows of `pass2` filled
+    let mut pass3 = vec![0f32; height * ncols]; // pass-3 output at the sampled columns
+    let mut q = vec![[0f32; ROW_BLOCK]; width]; // row-pass outputs, position-major
+
+    // Pass 3 (rows) on a block of pass-2 output starting at image row `start`; only the
+    // sampled columns are divided and stored.
+    let sampled_cols: Vec<usize> = (0..width).filter(|&c| cols.slot_of[c] != usize::MAX).collect();
+    let pass3_block = |block: &[f32], start: usize, n: usize, pass3: &mut [f32], q: &mut [[f32; ROW_BLOCK]]| {
+        box_row_block(block, n, width, win_rows, q);
+        for (r, dst) in pass3[start * ncols..(start + n) * ncols].chunks_exact_mut(ncols).enumerate() {
+            for (d, &c) in dst.iter_mut().zip(&sampled_cols) {
+                *d = q[c][r];
             }
         }
     };
-    box_cols(&pass1, width, height, win_cols, |oi, w, sums| {
-        let dst = &mut block[filled * width..(filled + 1) * width];
-        dst.iter_mut().zip(sums).for_each(|(d, s)| *d = s / w);
-        if filled == 0 {
-            block_start = oi;
+    // Pass 2 output row `oi` goes into the pass-3 block; a full block runs pass 3.
+    let take_pass2_row = |oi: usize,
+                          w: f32,
+                          sums: &[f32],
+                          pass2: &mut [f32],
+                          pass2_rows: &mut usize,
+                          pass3: &mut [f32],
+                          q: &mut [[f32; ROW_BLOCK]]| {
+        pass2[*pass2_rows * width..(*pass2_rows + 1) * width]
+            .iter_mut()
+            .zip(sums)
+            .for_each(|(d, s)| *d = s / w);
+        *pass2_rows += 1;
+        if *pass2_rows == ROW_BLOCK {
+            pass3_block(pass2, oi + 1 - ROW_BLOCK, ROW_BLOCK, pass3, q);
+            *pass2_rows = 0;
         }
-        filled += 1;
-        if filled == ROW_BLOCK {
-            run_pass3(&block, block_start, ROW_BLOCK, &mut pass3);
-            filled = 0;
+    };
+
+    let mut y = 0;
+    while y < height {
+        // Pass 1 (rows) on the next block of luma rows, into the ring.
+        let n = ROW_BLOCK.min(height - y);
+        for r in 0..n {
+            fill_row(y + r, &mut luma[r * width..(r + 1) * width]);
         }
-    });
-    if filled > 0 {
-        run_pass3(&block, block_start, filled, &mut pass3);
+        box_row_block(&luma, n, width, win_rows, &mut q);
+        for r in 0..n {
+            let o = pass1.offset(y + r);
+            for (d, v) in pass1.data[o..o + width].iter_mut().zip(&q) {
+                *d = v[r];
+            }
+        }
+        // Pass 2 (columns) consumes those rows as they come.
+        for ri in y..y + n {
+            col1.push(&pass1, ri, |oi, w, sums| {
+                take_pass2_row(oi, w, sums, &mut pass2, &mut pass2_rows, &mut pass3, &mut q)
+            });
+        }
+        y += n;
     }
-    drop(pass1);
+    col1.finish(&pass1, |oi, w, sums| {
+        take_pass2_row(oi, w, sums, &mut pass2, &mut pass2_rows, &mut pass3, &mut q)
+    });
+    if pass2_rows > 0 {
+        pass3_block(&pass2, height - pass2_rows, pass2_rows, &mut pass3, &mut q);
+    }
 
     // Pass 4 (columns) over the sampled columns, dividing only at the sampled rows.
     let rows = Samples::new(height);
-    let ncols = cols.count;
     let mut pass4 = vec![0f32; rows.count * ncols];
     box_cols(&pass3, ncols, height, win_cols, |oi, w, sums| {
         let slot = rows.slot_of[oi];

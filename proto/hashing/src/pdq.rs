@@ -148,17 +148,35 @@ pub fn luma_from_rgb(r: u8, g: u8, b: u8) -> f32 {
     (f64::from(r) * 0.299 + f64::from(g) * 0.587 + f64::from(b) * 0.114) as f32
 }
 
-/// Fills `out` with the luma of packed pixels of `channels` bytes each (RGB first, or grey).
+/// `f64::from(v) * coefficient` for every byte value and each of R, G, B: the exact products
+/// [`luma_from_rgb`] computes, looked up instead of converted and multiplied per pixel.
+fn luma_tables() -> &'static [[f64; 256]; 3] {
+    static TABLES: OnceLock<[[f64; 256]; 3]> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut t = [[0f64; 256]; 3];
+        for v in 0..256 {
+            t[0][v] = v as f64 * 0.299;
+            t[1][v] = v as f64 * 0.587;
+            t[2][v] = v as f64 * 0.114;
+        }
+        t
+    })
+}
+
+/// Fills `out` with the luma of packed pixels of `channels` bytes each (RGB first, or grey),
+/// bit-identical to [`luma_from_rgb`].
 fn luma_row(src: &[u8], channels: usize, out: &mut [f32]) {
+    let [tr, tg, tb] = luma_tables();
     match channels {
         1 | 2 => {
             for (o, p) in out.iter_mut().zip(src.chunks_exact(channels)) {
-                *o = luma_from_rgb(p[0], p[0], p[0]);
+                let v = usize::from(p[0]);
+                *o = (tr[v] + tg[v] + tb[v]) as f32;
             }
         }
         _ => {
             for (o, p) in out.iter_mut().zip(src.chunks_exact(channels)) {
-                *o = luma_from_rgb(p[0], p[1], p[2]);
+                *o = (tr[usize::from(p[0])] + tg[usize::from(p[1])] + tb[usize::from(p[2])]) as f32;
             }
         }
     }
@@ -394,6 +412,23 @@ mod tests {
         let d = pdq_dihedral_from_luma(&[1.0; 20], 4, 5);
         assert_eq!(d.quality, 0);
         assert!(d.hashes.iter().all(|h| *h == PdqHash::default()));
+    }
+
+    #[test]
+    fn luma_tables_match_direct_formula() {
+        let mut row = Vec::new();
+        for r in (0..=255u8).step_by(5) {
+            for g in (0..=255u8).step_by(3) {
+                for b in (0..=255u8).step_by(7) {
+                    row.extend_from_slice(&[r, g, b]);
+                }
+            }
+        }
+        let mut out = vec![0f32; row.len() / 3];
+        luma_row(&row, 3, &mut out);
+        for (o, p) in out.iter().zip(row.chunks_exact(3)) {
+            assert_eq!(o.to_bits(), luma_from_rgb(p[0], p[1], p[2]).to_bits());
+        }
     }
 
     #[test]
