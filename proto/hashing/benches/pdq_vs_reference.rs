@@ -2,8 +2,8 @@
 //! one run, single core. Not a test: run `proto/hashing/benches/run-pdq-bench.sh`, which sets up
 //! the Python side in a virtualenv and pins both to one CPU.
 //!
-//! Prints images/s with decoding included (Rust: `image` decoding + PDQ; Python: Pillow decoding
-//! + numpy luma + C++ PDQ) and excluded (from decoded pixels), the ratios, and checks that both
+//! Prints images/s with decoding included (Rust: `image` decoding and PDQ; Python: Pillow
+//! decoding, numpy luma and C++ PDQ) and excluded (from decoded pixels), the ratios, and checks that both
 //! give the same hash on identical pixels. Without `REDLINE_PDQ_PYTHON` only Rust is timed.
 //!
 //! Environment: `REDLINE_PDQ_PYTHON` (python with pdqhash, numpy, pillow), `REDLINE_SHARED`
@@ -61,7 +61,11 @@ fn main() {
     let ours = pdq_from_image(&img);
     println!("rust   decode+PDQ   {rust_incl:8.1} images/s");
     println!("rust   PDQ only     {rust_excl:8.1} images/s   (8 dihedral hashes: {rust_dih:.1}/s; decode alone: {rust_decode:.1}/s)");
-    println!("rust   hash {} quality {}", ours.hash.to_hex(), ours.quality);
+    println!(
+        "rust   hash {} quality {}",
+        ours.hash.to_hex(),
+        ours.quality
+    );
 
     let Some(python) = std::env::var_os("REDLINE_PDQ_PYTHON") else {
         println!("REDLINE_PDQ_PYTHON not set: reference not timed (use benches/run-pdq-bench.sh)");
@@ -94,7 +98,10 @@ fn main() {
     let num = |name: &str| -> f64 { field(name).parse().expect("number") };
     let (ref_incl, ref_excl) = (num("decode_incl_ips"), num("decode_excl_ips"));
     let ref_dih = num("dihedral_ips");
-    println!("ref    decode+PDQ   {ref_incl:8.1} images/s   (Pillow + numpy + C++ pdqhash {})", field("version"));
+    println!(
+        "ref    decode+PDQ   {ref_incl:8.1} images/s   (Pillow + numpy + C++ pdqhash {})",
+        field("version")
+    );
     println!("ref    PDQ only     {ref_excl:8.1} images/s   (8 dihedral hashes: {ref_dih:.1}/s)");
     println!(
         "ratio  decode+PDQ {:.2}x   PDQ only {:.2}x   dihedral {:.2}x   (target >= 2x)",
@@ -114,7 +121,10 @@ fn main() {
     // Each side decoding the JPEG itself (libjpeg-turbo vs zune-jpeg) may differ by a few bits.
     let pil_hash = field("pil_hash");
     let pil = redline_hashing::PdqHash::from_hex(&pil_hash).expect("hex");
-    println!("own decoders: reference (Pillow) {pil_hash}, {} bits from ours", pil.distance(&ours.hash));
+    println!(
+        "own decoders: reference (Pillow) {pil_hash}, {} bits from ours",
+        pil.distance(&ours.hash)
+    );
     let _ = std::fs::remove_dir_all(&dir);
     assert!(same, "hash differs from the reference on identical pixels");
 }

@@ -110,7 +110,11 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageInfo, HashError
     reader.limits(header_limits(limits));
     let (width, height) = reader.into_dimensions().map_err(|e| map_error(e, true))?;
     check_dimensions(width, height, limits)?;
-    Ok(ImageInfo { format, width, height })
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
 }
 
 /// Decodes an untrusted image after [`probe`] accepts it (see the module docs for the steps).
@@ -168,7 +172,11 @@ fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()
 
 /// Short, stable name of a format for error messages.
 fn format_name(format: ImageFormat) -> &'static str {
-    format.extensions_str().first().copied().unwrap_or("unknown")
+    format
+        .extensions_str()
+        .first()
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// Decoder messages can quote bytes of the input (e.g. a garbled PNG chunk name) and carry
@@ -177,7 +185,13 @@ fn clean_message(text: &str) -> String {
     let cleaned: String = text
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(200)
         .collect();
     cleaned
@@ -187,14 +201,23 @@ fn map_error(e: ImageError, header: bool) -> HashError {
     let text = clean_message(&e.to_string());
     let looks_truncated = {
         let t = text.to_ascii_lowercase();
-        ["eof", "end of file", "unexpected end", "truncat", "not enough bytes", "fill whole buffer"]
-            .iter()
-            .any(|needle| t.contains(needle))
+        [
+            "eof",
+            "end of file",
+            "unexpected end",
+            "truncat",
+            "not enough bytes",
+            "fill whole buffer",
+        ]
+        .iter()
+        .any(|needle| t.contains(needle))
     };
     match e {
         ImageError::Limits(_) => HashError::MemoryLimit(text),
         ImageError::Unsupported(_) => HashError::Unsupported(text),
-        ImageError::IoError(ref io) if io.kind() == ErrorKind::UnexpectedEof => HashError::Truncated(text),
+        ImageError::IoError(ref io) if io.kind() == ErrorKind::UnexpectedEof => {
+            HashError::Truncated(text)
+        }
         _ if looks_truncated => HashError::Truncated(text),
         _ if header => HashError::BadHeader(text),
         _ => HashError::Corrupt(text),

@@ -28,7 +28,7 @@ pub(crate) const OUT_DIM: usize = 64;
 /// The reference's `computeJaroszFilterWindowSize(old, 64)`: half the input pixels per output
 /// pixel, rounded up, since two passes of a box of that size cover a whole output pixel.
 pub(crate) fn jarosz_window(old_dimension: usize) -> usize {
-    (old_dimension + 2 * OUT_DIM - 1) / (2 * OUT_DIM)
+    old_dimension.div_ceil(2 * OUT_DIM)
 }
 
 /// The reference's decimation sample index: the input index under the centre of output cell `out`.
@@ -97,7 +97,13 @@ fn box_rows<const R: usize>(
 
 /// Runs one 1-D box filter down every column of a `rows x width` row-major matrix at once,
 /// calling `emit(output_row, window_size, sums)` where the reference writes `sum / window`.
-fn box_cols(src: &[f32], width: usize, rows: usize, window: usize, mut emit: impl FnMut(usize, f32, &[f32])) {
+fn box_cols(
+    src: &[f32],
+    width: usize,
+    rows: usize,
+    window: usize,
+    mut emit: impl FnMut(usize, f32, &[f32]),
+) {
     let [p1, p2, p3, p4] = phases(rows, window);
     let row = |i: usize| &src[i * width..(i + 1) * width];
     let mut sum = vec![0f32; width];
@@ -160,7 +166,11 @@ impl Samples {
             }
             *slot = slot_of[i];
         }
-        Samples { slot_of, out_slot, count }
+        Samples {
+            slot_of,
+            out_slot,
+            count,
+        }
     }
 }
 /// One running box filter down every column of a stream of rows (the reference's
@@ -198,10 +208,13 @@ impl ColumnBox {
             }
         } else {
             let sub = ring.row(ri - self.window);
-            self.sum.iter_mut().zip(add.iter().zip(sub)).for_each(|(s, (a, b))| {
-                *s += a;
-                *s -= b;
-            });
+            self.sum
+                .iter_mut()
+                .zip(add.iter().zip(sub))
+                .for_each(|(s, (a, b))| {
+                    *s += a;
+                    *s -= b;
+                });
         }
         emit(self.next_out, self.window_now as f32, &self.sum);
         self.next_out += 1;
@@ -211,7 +224,10 @@ impl ColumnBox {
     fn finish(&mut self, ring: &Ring, mut emit: impl FnMut(usize, f32, &[f32])) {
         let [_, _, p3, p4] = phases(self.len, self.window);
         for li in p3..p3 + p4 {
-            self.sum.iter_mut().zip(ring.row(li)).for_each(|(s, b)| *s -= b);
+            self.sum
+                .iter_mut()
+                .zip(ring.row(li))
+                .for_each(|(s, b)| *s -= b);
             self.window_now -= 1;
             emit(self.next_out, self.window_now as f32, &self.sum);
             self.next_out += 1;
@@ -253,9 +269,14 @@ fn box_row_block(block: &[f32], n: usize, width: usize, window: usize, q: &mut [
         box_rows::<ROW_BLOCK>(block, width, window, |oi, w, s| q[oi] = s.map(|v| v / w));
     } else {
         for r in 0..n {
-            box_rows::<1>(&block[r * width..(r + 1) * width], width, window, |oi, w, s| {
-                q[oi][r] = s[0] / w;
-            });
+            box_rows::<1>(
+                &block[r * width..(r + 1) * width],
+                width,
+                window,
+                |oi, w, s| {
+                    q[oi][r] = s[0] / w;
+                },
+            );
         }
     }
 }
@@ -287,15 +308,21 @@ pub(crate) fn blur_and_decimate(
 
     // Pass 3 (rows) on a block of pass-2 output starting at image row `start`; only the
     // sampled columns are divided and stored.
-    let sampled_cols: Vec<usize> = (0..width).filter(|&c| cols.slot_of[c] != usize::MAX).collect();
-    let pass3_block = |block: &[f32], start: usize, n: usize, pass3: &mut [f32], q: &mut [[f32; ROW_BLOCK]]| {
-        box_row_block(block, n, width, win_rows, q);
-        for (r, dst) in pass3[start * ncols..(start + n) * ncols].chunks_exact_mut(ncols).enumerate() {
-            for (d, &c) in dst.iter_mut().zip(&sampled_cols) {
-                *d = q[c][r];
+    let sampled_cols: Vec<usize> = (0..width)
+        .filter(|&c| cols.slot_of[c] != usize::MAX)
+        .collect();
+    let pass3_block =
+        |block: &[f32], start: usize, n: usize, pass3: &mut [f32], q: &mut [[f32; ROW_BLOCK]]| {
+            box_row_block(block, n, width, win_rows, q);
+            for (r, dst) in pass3[start * ncols..(start + n) * ncols]
+                .chunks_exact_mut(ncols)
+                .enumerate()
+            {
+                for (d, &c) in dst.iter_mut().zip(&sampled_cols) {
+                    *d = q[c][r];
+                }
             }
-        }
-    };
+        };
     // Pass 2 output row `oi` goes into the pass-3 block; a full block runs pass 3.
     let take_pass2_row = |oi: usize,
                           w: f32,
@@ -454,10 +481,20 @@ pub(crate) mod tests {
 
     #[test]
     fn fast_schedule_is_bit_identical_to_reference() {
-        for &(w, h) in &[(5, 5), (7, 300), (64, 64), (100, 37), (129, 257), (640, 480), (333, 1001)] {
+        for &(w, h) in &[
+            (5, 5),
+            (7, 300),
+            (64, 64),
+            (100, 37),
+            (129, 257),
+            (640, 480),
+            (333, 1001),
+        ] {
             let luma = noise_luma(w, h, (w * 31 + h) as u64);
             let expected = reference_downsample(&luma, w, h);
-            let got = blur_and_decimate(w, h, |y, out| out.copy_from_slice(&luma[y * w..(y + 1) * w]));
+            let got = blur_and_decimate(w, h, |y, out| {
+                out.copy_from_slice(&luma[y * w..(y + 1) * w])
+            });
             for i in 0..64 {
                 for j in 0..64 {
                     assert_eq!(

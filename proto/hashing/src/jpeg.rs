@@ -17,9 +17,12 @@ const TEM: u8 = 0x01;
 /// (trailing bytes after it are allowed, as many cameras append some).
 pub(crate) fn check_complete(data: &[u8]) -> Result<(), HashError> {
     if data.len() < 2 || data[0] != 0xFF || data[1] != SOI {
-        return Err(HashError::Corrupt("JPEG does not start with a start-of-image marker".into()));
+        return Err(HashError::Corrupt(
+            "JPEG does not start with a start-of-image marker".into(),
+        ));
     }
-    let truncated = |what: &str| HashError::Truncated(format!("JPEG ends {what} (no end-of-image marker)"));
+    let truncated =
+        |what: &str| HashError::Truncated(format!("JPEG ends {what} (no end-of-image marker)"));
     let mut pos = 2;
     loop {
         // Find the next marker; tolerate stray bytes between segments, as libjpeg does.
@@ -40,7 +43,9 @@ pub(crate) fn check_complete(data: &[u8]) -> Result<(), HashError> {
             0x00 => continue, // stuffed byte outside a scan: stray data, skip
             TEM | 0xD0..=0xD7 => continue, // standalone markers
             _ => {
-                let len_bytes = data.get(pos..pos + 2).ok_or_else(|| truncated("inside a segment header"))?;
+                let len_bytes = data
+                    .get(pos..pos + 2)
+                    .ok_or_else(|| truncated("inside a segment header"))?;
                 let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
                 if len < 2 {
                     return Err(HashError::Corrupt(format!(
@@ -52,7 +57,8 @@ pub(crate) fn check_complete(data: &[u8]) -> Result<(), HashError> {
                 }
                 pos += len;
                 if marker == SOS {
-                    pos = end_of_scan(data, pos).ok_or_else(|| truncated("inside compressed image data"))?;
+                    pos = end_of_scan(data, pos)
+                        .ok_or_else(|| truncated("inside compressed image data"))?;
                 }
             }
         }
@@ -81,15 +87,18 @@ mod tests {
         // SOI, a 4-byte APP0, SOS with 2 bytes of header + scan data containing stuffing and a
         // restart marker, EOI.
         let ok = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF,
-            0xD3, 0x56, 0xFF, 0xD9, 0x00,
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0xAA, 0xBB, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF,
+            0x00, 0x34, 0xFF, 0xD3, 0x56, 0xFF, 0xD9, 0x00,
         ];
         assert!(check_complete(&ok).is_ok());
         for cut in 2..ok.len() - 2 {
             let e = check_complete(&ok[..cut]).unwrap_err();
             assert!(matches!(e, HashError::Truncated(_)), "cut at {cut}: {e}");
         }
-        assert!(matches!(check_complete(b"\x89PNG"), Err(HashError::Corrupt(_))));
+        assert!(matches!(
+            check_complete(b"\x89PNG"),
+            Err(HashError::Corrupt(_))
+        ));
         assert!(matches!(
             check_complete(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01]),
             Err(HashError::Corrupt(_))

@@ -25,7 +25,8 @@ pub use dihedral::Dihedral;
 pub use error::{HashError, SignalError};
 pub use hamming::hamming_distance;
 pub use pdq::{
-    pdq_dihedral_from_image, pdq_dihedral_from_luma, pdq_from_image, pdq_from_luma, Pdq, PdqDihedral, PdqHash,
+    pdq_dihedral_from_image, pdq_dihedral_from_luma, pdq_from_image, pdq_from_luma, Pdq,
+    PdqDihedral, PdqHash,
 };
 pub use signal::SignalType;
 
@@ -53,7 +54,11 @@ impl ComputedSignal {
 /// If only `md5`/`sha256` are requested, the pixels are not decoded, but the size, format and
 /// header dimensions are still checked, so the same uploads are refused whatever is asked.
 /// Stored pixels are hashed: EXIF orientation is not applied (see [`pdq`]).
-pub fn hash_image(bytes: &[u8], limits: &DecodeLimits, types: &[SignalType]) -> Result<Vec<ComputedSignal>, HashError> {
+pub fn hash_image(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    types: &[SignalType],
+) -> Result<Vec<ComputedSignal>, HashError> {
     let mut wanted: Vec<SignalType> = Vec::with_capacity(types.len());
     for t in types {
         if !wanted.contains(t) {
@@ -77,7 +82,9 @@ pub fn hash_image(bytes: &[u8], limits: &DecodeLimits, types: &[SignalType]) -> 
                     (p.hash.0.to_vec(), Some(p.quality))
                 }
                 (t, Some(img)) => (family::family_hash(t, img).expect("family type"), None),
-                (_, None) => unreachable!("pixels are decoded whenever a perceptual type is requested"),
+                (_, None) => {
+                    unreachable!("pixels are decoded whenever a perceptual type is requested")
+                }
             };
             ComputedSignal {
                 signal_type,

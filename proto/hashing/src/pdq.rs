@@ -123,7 +123,11 @@ pub fn pdq_dihedral_from_image(img: &DynamicImage) -> PdqDihedral {
 /// # Panics
 /// If `luma.len() != width * height`.
 pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
-    assert_eq!(luma.len(), width * height, "luma buffer is not width * height");
+    assert_eq!(
+        luma.len(),
+        width * height,
+        "luma buffer is not width * height"
+    );
     let (dct, quality) = dct_of(width, height, false, |y, out| {
         out.copy_from_slice(&luma[y * width..(y + 1) * width])
     });
@@ -135,7 +139,11 @@ pub fn pdq_from_luma(luma: &[f32], width: usize, height: usize) -> Pdq {
 /// # Panics
 /// If `luma.len() != width * height`.
 pub fn pdq_dihedral_from_luma(luma: &[f32], width: usize, height: usize) -> PdqDihedral {
-    assert_eq!(luma.len(), width * height, "luma buffer is not width * height");
+    assert_eq!(
+        luma.len(),
+        width * height,
+        "luma buffer is not width * height"
+    );
     let (dct, quality) = dct_of(width, height, true, |y, out| {
         out.copy_from_slice(&luma[y * width..(y + 1) * width])
     });
@@ -154,10 +162,16 @@ fn luma_tables() -> &'static [[f64; 256]; 3] {
     static TABLES: OnceLock<[[f64; 256]; 3]> = OnceLock::new();
     TABLES.get_or_init(|| {
         let mut t = [[0f64; 256]; 3];
-        for v in 0..256 {
-            t[0][v] = v as f64 * 0.299;
-            t[1][v] = v as f64 * 0.587;
-            t[2][v] = v as f64 * 0.114;
+        let [tr, tg, tb] = &mut t;
+        for (v, ((r, g), b)) in tr
+            .iter_mut()
+            .zip(tg.iter_mut())
+            .zip(tb.iter_mut())
+            .enumerate()
+        {
+            *r = v as f64 * 0.299;
+            *g = v as f64 * 0.587;
+            *b = v as f64 * 0.114;
         }
         t
     })
@@ -201,7 +215,9 @@ fn with_luma_rows<T>(
         }
     };
     let stride = w * channels;
-    f(w, h, &mut |y, out| luma_row(&bytes[y * stride..(y + 1) * stride], channels, out))
+    f(w, h, &mut |y, out| {
+        luma_row(&bytes[y * stride..(y + 1) * stride], channels, out)
+    })
 }
 
 /// Downsample, quality and DCT; `None` for images below the minimum size.
@@ -246,14 +262,14 @@ fn finish_dihedral(dct: Option<&[[f32; 16]; 16]>, quality: u8) -> PdqDihedral {
 pub(crate) fn quality_of(a: &[[f32; OUT_DIM]; OUT_DIM]) -> u8 {
     let grad = |u: f32, v: f32| (((u - v) * 100.0) / 255.0) as i32;
     let mut sum: i32 = 0;
-    for i in 0..OUT_DIM - 1 {
-        for j in 0..OUT_DIM {
-            sum += grad(a[i][j], a[i + 1][j]).abs();
+    for pair in a.windows(2) {
+        for (&u, &v) in pair[0].iter().zip(&pair[1]) {
+            sum += grad(u, v).abs();
         }
     }
     for row in a {
-        for j in 0..OUT_DIM - 1 {
-            sum += grad(row[j], row[j + 1]).abs();
+        for pair in row.windows(2) {
+            sum += grad(pair[0], pair[1]).abs();
         }
     }
     (sum / 90).min(100) as u8
@@ -268,7 +284,8 @@ fn dct_matrix() -> &'static [[f32; 64]; 16] {
         let mut d = [[0f32; 64]; 16];
         for (i, row) in d.iter_mut().enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
-                let angle = (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
+                let angle =
+                    (std::f64::consts::PI / 2.0 / 64.0) * (i + 1) as f64 * (2 * j + 1) as f64;
                 *v = (f64::from(scale) * angle.cos()) as f32;
             }
         }
@@ -408,7 +425,13 @@ mod tests {
     #[test]
     fn tiny_images_hash_to_zero() {
         let p = pdq_from_luma(&[1.0; 16], 4, 4);
-        assert_eq!(p, Pdq { hash: PdqHash::default(), quality: 0 });
+        assert_eq!(
+            p,
+            Pdq {
+                hash: PdqHash::default(),
+                quality: 0
+            }
+        );
         let d = pdq_dihedral_from_luma(&[1.0; 20], 4, 5);
         assert_eq!(d.quality, 0);
         assert!(d.hashes.iter().all(|h| *h == PdqHash::default()));
@@ -435,6 +458,9 @@ mod tests {
     fn luma_matches_numpy_float64() {
         // numpy: (r*0.299 + g*0.587 + b*0.114).astype(float32)
         assert_eq!(luma_from_rgb(255, 255, 255), 255.0);
-        assert_eq!(luma_from_rgb(10, 20, 30), (10.0f64 * 0.299 + 20.0 * 0.587 + 30.0 * 0.114) as f32);
+        assert_eq!(
+            luma_from_rgb(10, 20, 30),
+            (10.0f64 * 0.299 + 20.0 * 0.587 + 30.0 * 0.114) as f32
+        );
     }
 }

@@ -198,7 +198,10 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let e = SignalType::from_name("PDQ").unwrap_err().to_string();
-        assert!(e.contains("unknown signal type \"PDQ\"") && e.contains("pdq, phash-dct-8x8"), "{e}");
+        assert!(
+            e.contains("unknown signal type \"PDQ\"") && e.contains("pdq, phash-dct-8x8"),
+            "{e}"
+        );
 
         let e = SignalType::Pdq.parse_hex("abcd").unwrap_err();
         assert_eq!(
@@ -211,15 +214,24 @@ mod tests {
         let e = SignalType::Md5.parse_hex(&bad).unwrap_err();
         assert_eq!(
             e,
-            SignalError::BadHex { signal_type: "md5", ch: 'g', position: 31 }
+            SignalError::BadHex {
+                signal_type: "md5",
+                ch: 'g',
+                position: 31
+            }
         );
         assert!(e.to_string().contains("'g' at position 31"));
 
-        let e = SignalType::Sha256.format_hex(&[0u8; 31]).unwrap_err().to_string();
+        let e = SignalType::Sha256
+            .format_hex(&[0u8; 31])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "sha256 hash must be 32 bytes (256 bits), got 31");
 
         // Multi-byte characters count as characters, never panic on a char boundary.
-        assert!(SignalType::Dhash8x8.parse_hex("ééééééééééééééé\u{e9}").is_err());
+        assert!(SignalType::Dhash8x8
+            .parse_hex("ééééééééééééééé\u{e9}")
+            .is_err());
     }
 
     #[test]

@@ -11,7 +11,11 @@ const MEMORY_BOUND: u64 = 64 << 20;
 
 fn refuse(name: &str, bytes: &[u8], limits: &DecodeLimits) -> HashError {
     let err = match decode_image(bytes, limits) {
-        Ok(img) => panic!("{name}: decoded a hostile input as {}x{}", img.width(), img.height()),
+        Ok(img) => panic!(
+            "{name}: decoded a hostile input as {}x{}",
+            img.width(),
+            img.height()
+        ),
         Err(e) => e,
     };
     // The full entry point refuses it too, whatever is asked.
@@ -34,7 +38,11 @@ fn hostile_inputs_are_refused_with_bounded_memory() {
     // Build every input first so that only refusing them is measured.
     let huge_header = {
         let mut png = common::png_header(100_000, 100_000);
-        common::png_chunk(&mut png, b"IDAT", &[0x78, 0xDA, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        common::png_chunk(
+            &mut png,
+            b"IDAT",
+            &[0x78, 0xDA, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
         common::png_chunk(&mut png, b"IEND", &[]);
         png
     };
@@ -60,24 +68,59 @@ fn hostile_inputs_are_refused_with_bounded_memory() {
     let before = common::peak_rss_bytes();
 
     let e = refuse("100000x100000 PNG header", &huge_header, &limits);
-    assert!(matches!(e, HashError::TooWide { width: 100_000, max: 16_384 }), "{e}");
-    assert_eq!(e.to_string(), "image width 100000 is above the limit of 16384");
+    assert!(
+        matches!(
+            e,
+            HashError::TooWide {
+                width: 100_000,
+                max: 16_384
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "image width 100000 is above the limit of 16384"
+    );
 
-    let e = refuse("100000x100000 PNG header, dims allowed", &huge_header, &permissive_dims);
+    let e = refuse(
+        "100000x100000 PNG header, dims allowed",
+        &huge_header,
+        &permissive_dims,
+    );
     assert!(matches!(e, HashError::MemoryLimit(_)), "{e}");
 
     let e = refuse("zip-bomb PNG 16000x16000", &bomb, &limits);
-    assert!(matches!(e, HashError::TooManyPixels { pixels: 256_000_000, .. }), "{e}");
-    assert!(e.to_string().contains("256000000 pixels (16000x16000), above the limit of 50000000"));
+    assert!(
+        matches!(
+            e,
+            HashError::TooManyPixels {
+                pixels: 256_000_000,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e
+        .to_string()
+        .contains("256000000 pixels (16000x16000), above the limit of 50000000"));
 
-    let e = refuse("zip-bomb PNG 12000x12000, dims allowed", &bomb_in_caps, &permissive_dims);
+    let e = refuse(
+        "zip-bomb PNG 12000x12000, dims allowed",
+        &bomb_in_caps,
+        &permissive_dims,
+    );
     assert!(matches!(e, HashError::MemoryLimit(_)), "{e}");
 
     let after = common::peak_rss_bytes();
     match (before, after) {
         (Some(b), Some(a)) => {
             println!("peak RSS {} MiB -> {} MiB", b >> 20, a >> 20);
-            assert!(a - b < MEMORY_BOUND, "peak memory grew by {} MiB", (a - b) >> 20);
+            assert!(
+                a - b < MEMORY_BOUND,
+                "peak memory grew by {} MiB",
+                (a - b) >> 20
+            );
         }
         _ => println!("no /proc/self/status: memory growth not measured"),
     }
@@ -98,17 +141,31 @@ fn zip_bomb_generator_makes_valid_pngs() {
 fn truncated_jpegs_are_refused() {
     let limits = DecodeLimits::default();
     let jpeg = common::encode(&common::drawn_image(512, 384), ImageFormat::Jpeg);
-    assert!(decode_image(&jpeg, &limits).is_ok(), "the complete JPEG decodes");
+    assert!(
+        decode_image(&jpeg, &limits).is_ok(),
+        "the complete JPEG decodes"
+    );
     let len = jpeg.len();
     for cut in [3, 20, len / 10, len / 2, len * 9 / 10, len - 2, len - 1] {
-        let e = refuse(&format!("JPEG cut at {cut} of {len} bytes"), &jpeg[..cut], &limits);
+        let e = refuse(
+            &format!("JPEG cut at {cut} of {len} bytes"),
+            &jpeg[..cut],
+            &limits,
+        );
         assert!(
-            matches!(e, HashError::Truncated(_) | HashError::Corrupt(_) | HashError::BadHeader(_)),
+            matches!(
+                e,
+                HashError::Truncated(_) | HashError::Corrupt(_) | HashError::BadHeader(_)
+            ),
             "cut at {cut}: {e}"
         );
         if cut >= len / 10 {
             assert!(matches!(e, HashError::Truncated(_)), "cut at {cut}: {e}");
-            assert!(e.to_string().starts_with("image data is truncated: JPEG ends"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("image data is truncated: JPEG ends"),
+                "{e}"
+            );
         }
     }
     // Bytes after the end marker are fine (cameras append trailers).
@@ -121,11 +178,21 @@ fn truncated_jpegs_are_refused() {
 fn truncated_images_of_other_formats_are_refused() {
     let limits = DecodeLimits::default();
     let img = common::drawn_image(300, 200);
-    for format in [ImageFormat::Png, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP] {
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+        ImageFormat::Tiff,
+        ImageFormat::WebP,
+    ] {
         let bytes = common::encode(&img, format);
         assert!(decode_image(&bytes, &limits).is_ok(), "{format:?} complete");
         for cut in [bytes.len() / 2, bytes.len() * 9 / 10] {
-            refuse(&format!("{format:?} cut at {cut} of {}", bytes.len()), &bytes[..cut], &limits);
+            refuse(
+                &format!("{format:?} cut at {cut} of {}", bytes.len()),
+                &bytes[..cut],
+                &limits,
+            );
         }
     }
 }
@@ -138,7 +205,11 @@ fn garbage_empty_and_zero_size_are_refused() {
     assert_eq!(e.to_string(), "image is empty (0 bytes)");
 
     for (i, len) in [1usize, 7, 100, 4096, 1 << 20].into_iter().enumerate() {
-        let e = refuse(&format!("{len} random bytes"), &common::random_bytes(len, 77 + i as u64), &limits);
+        let e = refuse(
+            &format!("{len} random bytes"),
+            &common::random_bytes(len, 77 + i as u64),
+            &limits,
+        );
         assert!(matches!(e, HashError::UnknownFormat), "{e}");
     }
 
@@ -169,14 +240,23 @@ fn byte_and_format_limits_name_the_limit() {
         ..DecodeLimits::default()
     };
     let e = refuse("PNG over the byte limit", &png, &small);
-    assert_eq!(e.to_string(), format!("image is {} bytes, more than the limit of 100 bytes", png.len()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "image is {} bytes, more than the limit of 100 bytes",
+            png.len()
+        )
+    );
 
     let jpeg_only = DecodeLimits {
         formats: vec![ImageFormat::Jpeg],
         ..DecodeLimits::default()
     };
     let e = refuse("PNG when only JPEG is allowed", &png, &jpeg_only);
-    assert_eq!(e.to_string(), "image format png is not allowed (allowed: jpg)");
+    assert_eq!(
+        e.to_string(),
+        "image format png is not allowed (allowed: jpg)"
+    );
 
     let narrow = DecodeLimits {
         max_height: 63,

@@ -6,7 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use redline_hashing::{
-    decode_image, hamming_distance, pdq_dihedral_from_image, pdq_from_image, DecodeLimits, Dihedral, PdqHash,
+    decode_image, hamming_distance, pdq_dihedral_from_image, pdq_from_image, DecodeLimits,
+    Dihedral, PdqHash,
 };
 
 struct Expected {
@@ -17,9 +18,14 @@ struct Expected {
 }
 
 fn read_expected(dir: &std::path::Path) -> Vec<Expected> {
-    let csv = std::fs::read_to_string(dir.join("pdq-reference/expected.csv")).expect("read expected.csv");
+    let csv =
+        std::fs::read_to_string(dir.join("pdq-reference/expected.csv")).expect("read expected.csv");
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("file,pdq,quality,dihedral_pdqs"), "expected.csv columns changed");
+    assert_eq!(
+        lines.next(),
+        Some("file,pdq,quality,dihedral_pdqs"),
+        "expected.csv columns changed"
+    );
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -40,21 +46,33 @@ fn read_expected(dir: &std::path::Path) -> Vec<Expected> {
 
 #[test]
 fn pdq_matches_reference_hashes() {
-    let Some(dir) = common::shared_dir() else { return };
+    let Some(dir) = common::shared_dir() else {
+        return;
+    };
     let expected = read_expected(&dir);
-    assert!(expected.len() >= 30, "expected.csv has only {} rows", expected.len());
+    assert!(
+        expected.len() >= 30,
+        "expected.csv has only {} rows",
+        expected.len()
+    );
     let limits = DecodeLimits::default();
     let mut worst = 0;
     let mut total = 0;
     let mut exact = 0;
     for e in &expected {
-        let bytes = std::fs::read(dir.join("pdq-reference/images").join(&e.file)).expect("read image");
+        let bytes =
+            std::fs::read(dir.join("pdq-reference/images").join(&e.file)).expect("read image");
         let img = decode_image(&bytes, &limits).unwrap_or_else(|err| panic!("{}: {err}", e.file));
         let got = pdq_from_image(&img);
         let dih = pdq_dihedral_from_image(&img);
         let d = got.hash.distance(&e.pdq);
         let dq = (i32::from(got.quality) - e.quality).abs();
-        let dih_d: Vec<u32> = dih.hashes.iter().zip(&e.dihedral).map(|(a, b)| a.distance(b)).collect();
+        let dih_d: Vec<u32> = dih
+            .hashes
+            .iter()
+            .zip(&e.dihedral)
+            .map(|(a, b)| a.distance(b))
+            .collect();
         println!(
             "{:40} {:>5}x{:<5} pdq dist {:2}  quality {:3} (ref {:3})  dihedral dists {:?}",
             e.file,
@@ -66,11 +84,28 @@ fn pdq_matches_reference_hashes() {
             dih_d
         );
         let bound = if e.quality >= 80 { 2 } else { 10 };
-        assert!(d <= bound, "{}: PDQ {} is {d} bits from reference {} (bound {bound})", e.file, got.hash.to_hex(), e.pdq.to_hex());
-        assert!(dq <= 5, "{}: quality {} vs reference {}", e.file, got.quality, e.quality);
+        assert!(
+            d <= bound,
+            "{}: PDQ {} is {d} bits from reference {} (bound {bound})",
+            e.file,
+            got.hash.to_hex(),
+            e.pdq.to_hex()
+        );
+        assert!(
+            dq <= 5,
+            "{}: quality {} vs reference {}",
+            e.file,
+            got.quality,
+            e.quality
+        );
         assert_eq!(dih.quality, got.quality);
         for (k, dd) in dih_d.iter().enumerate() {
-            assert!(*dd <= bound, "{}: dihedral {:?} is {dd} bits from reference", e.file, Dihedral::ALL[k]);
+            assert!(
+                *dd <= bound,
+                "{}: dihedral {:?} is {dd} bits from reference",
+                e.file,
+                Dihedral::ALL[k]
+            );
         }
         worst = worst.max(d).max(*dih_d.iter().max().unwrap());
         total += 1;
@@ -85,10 +120,14 @@ fn pdq_matches_reference_hashes() {
 fn dihedral_reference_images_match_transformed_hashes() {
     // dih__bridge-N-*.jpg are the original bridge photo rotated/flipped; each one's PDQ must be
     // close to the corresponding dihedral hash of the original.
-    let Some(dir) = common::shared_dir() else { return };
+    let Some(dir) = common::shared_dir() else {
+        return;
+    };
     let img_dir = dir.join("pdq-reference/images");
     let limits = DecodeLimits::default();
-    let load = |name: &str| decode_image(&std::fs::read(img_dir.join(name)).expect("read"), &limits).expect("decode");
+    let load = |name: &str| {
+        decode_image(&std::fs::read(img_dir.join(name)).expect("read"), &limits).expect("decode")
+    };
     let original = pdq_dihedral_from_image(&load("dih__bridge-1-original.jpg"));
     let files = [
         ("dih__bridge-1-original.jpg", Dihedral::Original),
@@ -109,7 +148,10 @@ fn dihedral_reference_images_match_transformed_hashes() {
         let dist_op = redone.distance(&direct);
         println!("{file:34} vs {d:?} of original: {dist} bits; apply_to_image: {dist_op} bits");
         assert!(dist <= 16, "{file}: {dist} bits from {d:?} of the original");
-        assert!(dist_op <= 16, "{file}: apply_to_image({d:?}) is {dist_op} bits away");
+        assert!(
+            dist_op <= 16,
+            "{file}: apply_to_image({d:?}) is {dist_op} bits away"
+        );
     }
 }
 
@@ -128,7 +170,9 @@ fn read_hashes(path: &std::path::Path) -> Vec<PdqHash> {
 /// nothing else: 250 matches in all at radius 32.
 #[test]
 fn needles_in_haystack_radius_32() {
-    let Some(dir) = common::shared_dir() else { return };
+    let Some(dir) = common::shared_dir() else {
+        return;
+    };
     let needles = read_hashes(&dir.join("pdq-reference/needles.txt"));
     let haystack = read_hashes(&dir.join("pdq-reference/haystack.txt"));
     assert_eq!((needles.len(), haystack.len()), (100, 1350));
@@ -136,7 +180,11 @@ fn needles_in_haystack_radius_32() {
     for (i, n) in needles.iter().enumerate() {
         for (j, h) in haystack.iter().enumerate() {
             let d = hamming_distance(&n.0, &h.0);
-            assert_eq!(d, slow_distance(n, h), "hamming_distance disagrees with a bit-by-bit count");
+            assert_eq!(
+                d,
+                slow_distance(n, h),
+                "hamming_distance disagrees with a bit-by-bit count"
+            );
             if d <= 32 {
                 matches.entry(i).or_default().push((j, d));
             }
@@ -153,14 +201,22 @@ fn needles_in_haystack_radius_32() {
         matches.len(),
         needles.len()
     );
-    assert_eq!(matches.len(), needles.len(), "every needle must find its near-duplicates");
+    assert_eq!(
+        matches.len(),
+        needles.len(),
+        "every needle must find its near-duplicates"
+    );
     assert_eq!(total, 250);
     assert_eq!(exact, 50);
     for (i, m) in &matches {
         let mut dists: Vec<u32> = m.iter().map(|x| x.1).collect();
         dists.sort_unstable();
         if *i < 50 {
-            assert!(m.contains(&(1000 + i, 0)), "needle {i} not found verbatim at haystack {}", 1000 + i);
+            assert!(
+                m.contains(&(1000 + i, 0)),
+                "needle {i} not found verbatim at haystack {}",
+                1000 + i
+            );
             assert_eq!(dists.len(), 3, "needle {i}: {m:?}");
         } else {
             assert_eq!(dists.len(), 2, "needle {i}: {m:?}");

@@ -5,8 +5,8 @@ mod common;
 
 use image::{DynamicImage, ImageFormat, RgbImage};
 use redline_hashing::{
-    exact, family, hamming_distance, hash_image, pdq_dihedral_from_image, pdq_dihedral_from_luma, pdq_from_image,
-    pdq_from_luma, pdq::luma_from_rgb, DecodeLimits, Dihedral, SignalType,
+    exact, family, hamming_distance, hash_image, pdq::luma_from_rgb, pdq_dihedral_from_image,
+    pdq_dihedral_from_luma, pdq_from_image, pdq_from_luma, DecodeLimits, Dihedral, SignalType,
 };
 
 #[test]
@@ -50,7 +50,11 @@ fn hash_image_computes_every_type_once() {
     ];
     let out = hash_image(&png, &DecodeLimits::default(), &types).expect("hash");
     let got: Vec<SignalType> = out.iter().map(|s| s.signal_type).collect();
-    assert_eq!(got, [&types[..3], &types[4..]].concat(), "request order, duplicates once");
+    assert_eq!(
+        got,
+        [&types[..3], &types[4..]].concat(),
+        "request order, duplicates once"
+    );
     for s in &out {
         assert_eq!(s.bytes.len(), s.signal_type.byte_len(), "{}", s.signal_type);
         assert_eq!(s.signal_type.parse_hex(&s.hex()).unwrap(), s.bytes);
@@ -62,7 +66,10 @@ fn hash_image_computes_every_type_once() {
     assert_eq!(out[1].quality, Some(pdq.quality));
     assert_eq!(out[0].bytes, exact::sha256(&png));
     assert_eq!(out[2].bytes, exact::md5(&png));
-    assert_eq!(out[3].bytes, family::family_hash(SignalType::PhashDct8x8, &img).unwrap());
+    assert_eq!(
+        out[3].bytes,
+        family::family_hash(SignalType::PhashDct8x8, &img).unwrap()
+    );
 
     // Exact types alone don't need pixels, but the header is still checked.
     let md5_only = hash_image(b"abc", &DecodeLimits::default(), &[SignalType::Md5]);
@@ -74,11 +81,17 @@ fn hash_image_computes_every_type_once() {
 #[test]
 fn exact_hashes_of_known_bytes() {
     assert_eq!(
-        SignalType::Md5.format_hex(&exact::md5(b"The quick brown fox jumps over the lazy dog")).unwrap(),
+        SignalType::Md5
+            .format_hex(&exact::md5(b"The quick brown fox jumps over the lazy dog"))
+            .unwrap(),
         "9e107d9d372bb6826bd81d3542a419d6"
     );
     assert_eq!(
-        SignalType::Sha256.format_hex(&exact::sha256(b"The quick brown fox jumps over the lazy dog")).unwrap(),
+        SignalType::Sha256
+            .format_hex(&exact::sha256(
+                b"The quick brown fox jumps over the lazy dog"
+            ))
+            .unwrap(),
         "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
     );
 }
@@ -89,16 +102,33 @@ fn re_encoding_keeps_perceptual_hashes_close() {
     let jpeg = common::encode(&img, ImageFormat::Jpeg);
     let other = Dihedral::Rotate180.apply_to_image(&common::drawn_image(640, 480));
     let limits = DecodeLimits::default();
-    let png_hashes = hash_image(&common::encode(&img, ImageFormat::Png), &limits, &SignalType::ALL).unwrap();
+    let png_hashes = hash_image(
+        &common::encode(&img, ImageFormat::Png),
+        &limits,
+        &SignalType::ALL,
+    )
+    .unwrap();
     let jpeg_hashes = hash_image(&jpeg, &limits, &SignalType::ALL).unwrap();
-    let other_hashes = hash_image(&common::encode(&other, ImageFormat::Png), &limits, &SignalType::ALL).unwrap();
+    let other_hashes = hash_image(
+        &common::encode(&other, ImageFormat::Png),
+        &limits,
+        &SignalType::ALL,
+    )
+    .unwrap();
     for ((a, b), c) in png_hashes.iter().zip(&jpeg_hashes).zip(&other_hashes) {
         let same = hamming_distance(&a.bytes, &b.bytes);
         let diff = hamming_distance(&a.bytes, &c.bytes);
-        println!("{:16} PNG vs JPEG: {same:3} bits; vs another picture: {diff:3} bits", a.signal_type.name());
+        println!(
+            "{:16} PNG vs JPEG: {same:3} bits; vs another picture: {diff:3} bits",
+            a.signal_type.name()
+        );
         if a.signal_type.is_perceptual() {
             let bits = a.signal_type.bits();
-            assert!(same <= bits / 16, "{}: re-encoding moved {same} bits", a.signal_type);
+            assert!(
+                same <= bits / 16,
+                "{}: re-encoding moved {same} bits",
+                a.signal_type
+            );
             assert!(diff > same, "{}", a.signal_type);
         } else {
             assert!(same > 0, "exact hashes differ for different bytes");
@@ -110,18 +140,33 @@ fn re_encoding_keeps_perceptual_hashes_close() {
 fn luma_entry_points_agree_with_image_entry_points() {
     let img = common::drawn_image(200, 150);
     let rgb = img.to_rgb8();
-    let luma: Vec<f32> = rgb.pixels().map(|p| luma_from_rgb(p[0], p[1], p[2])).collect();
+    let luma: Vec<f32> = rgb
+        .pixels()
+        .map(|p| luma_from_rgb(p[0], p[1], p[2]))
+        .collect();
     assert_eq!(pdq_from_luma(&luma, 200, 150), pdq_from_image(&img));
-    assert_eq!(pdq_dihedral_from_luma(&luma, 200, 150), pdq_dihedral_from_image(&img));
+    assert_eq!(
+        pdq_dihedral_from_luma(&luma, 200, 150),
+        pdq_dihedral_from_image(&img)
+    );
 
     // Grey, grey+alpha and RGBA go through the same luma as RGB.
     let grey = DynamicImage::ImageLuma8(img.to_luma8());
     let grey_rgb = DynamicImage::ImageRgb8(DynamicImage::ImageLuma8(img.to_luma8()).to_rgb8());
     assert_eq!(pdq_from_image(&grey), pdq_from_image(&grey_rgb));
-    assert_eq!(pdq_from_image(&DynamicImage::ImageRgba8(img.to_rgba8())), pdq_from_image(&img));
-    assert_eq!(pdq_from_image(&DynamicImage::ImageLumaA8(img.to_luma_alpha8())), pdq_from_image(&grey));
+    assert_eq!(
+        pdq_from_image(&DynamicImage::ImageRgba8(img.to_rgba8())),
+        pdq_from_image(&img)
+    );
+    assert_eq!(
+        pdq_from_image(&DynamicImage::ImageLumaA8(img.to_luma_alpha8())),
+        pdq_from_image(&grey)
+    );
     // 16-bit images are reduced to 8 bits first.
-    assert_eq!(pdq_from_image(&DynamicImage::ImageRgb16(img.to_rgb16())), pdq_from_image(&img));
+    assert_eq!(
+        pdq_from_image(&DynamicImage::ImageRgb16(img.to_rgb16())),
+        pdq_from_image(&img)
+    );
 }
 
 #[test]
@@ -130,7 +175,11 @@ fn flat_and_tiny_images() {
     let p = pdq_from_image(&flat);
     assert_eq!(p.quality, 0, "a flat image has no gradients");
     let tiny = DynamicImage::ImageRgb8(RgbImage::from_pixel(4, 40, image::Rgb([1, 2, 3])));
-    assert_eq!(pdq_from_image(&tiny).hash.0, [0u8; 32], "below 5 px the reference returns zero");
+    assert_eq!(
+        pdq_from_image(&tiny).hash.0,
+        [0u8; 32],
+        "below 5 px the reference returns zero"
+    );
     // 64x64 takes the reference's no-blur shortcut for one hash but not for the dihedral ones;
     // the two differ at most by float rounding.
     let img = common::drawn_image(64, 64);
@@ -175,9 +224,15 @@ impl HexChecked for SignalType {
 }
 
 const GOLDEN: [(SignalType, &str); 5] = [
-    (SignalType::Pdq, "27745a0b271e780474dbf8168771d8e125f427df7a118741c89f80bef8ee26b1"),
+    (
+        SignalType::Pdq,
+        "27745a0b271e780474dbf8168771d8e125f427df7a118741c89f80bef8ee26b1",
+    ),
     (SignalType::PhashDct8x8, "0102016812000182"),
     (SignalType::Dhash8x8, "b6d3d367a6377bcb"),
     (SignalType::Ahash8x8, "00000000c0fcffff"),
-    (SignalType::Blockhash16x16, "40fc60dc30de38ee10e790f398f1c0f9c07840fc60fe30fe00c608ef98f78cf7"),
+    (
+        SignalType::Blockhash16x16,
+        "40fc60dc30de38ee10e790f398f1c0f9c07840fc60fe30fe00c608ef98f78cf7",
+    ),
 ];

@@ -78,7 +78,11 @@ pub fn crc32(parts: &[&[u8]]) -> u32 {
         for &byte in *part {
             crc ^= u32::from(byte);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
     }
@@ -117,7 +121,8 @@ pub fn zip_bomb_png(width: u32, height: u32) -> Vec<u8> {
         let zeros = vec![0u8; n];
         let mut c = Compress::new(Compression::best(), false);
         let mut out = Vec::with_capacity(n / 500 + 1024);
-        c.compress_vec(&zeros, &mut out, FlushCompress::Sync).expect("deflate");
+        c.compress_vec(&zeros, &mut out, FlushCompress::Sync)
+            .expect("deflate");
         assert_eq!(c.total_in() as usize, n, "deflate consumed everything");
         out
     }
@@ -135,7 +140,7 @@ pub fn zip_bomb_png(width: u32, height: u32) -> Vec<u8> {
         zlib.extend_from_slice(&deflate_zeros(rest));
     }
     zlib.extend_from_slice(&[0x01, 0x00, 0x00, 0xFF, 0xFF]); // final empty stored block
-    // Adler-32 of `total` zero bytes: a stays 1, b adds 1 per byte.
+                                                             // Adler-32 of `total` zero bytes: a stays 1, b adds 1 per byte.
     let adler = ((total % 65521) as u32) << 16 | 1;
     zlib.extend_from_slice(&adler.to_be_bytes());
 
