@@ -5,7 +5,7 @@
 //! 1. checks the byte count,
 //! 2. sniffs the format from the magic bytes and checks it is allowed,
 //! 3. reads only the header and checks width, height and pixel count,
-//! 4. for JPEG, checks the data runs through to its end marker ([`crate::jpeg`]),
+//! 4. for JPEG, checks the data runs through to its end marker (module `jpeg`),
 //! 5. and only then decodes, with `image::Limits` set as a second line of defence against
 //!    decoders that allocate more than the header suggests.
 //!
@@ -20,8 +20,13 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use crate::error::HashError;
 use crate::jpeg;
 
-/// What an upload may be before it is decoded. Decoding memory is bounded by roughly
-/// `max_alloc_bytes` for the decoder plus `4 * max_pixels` bytes for PDQ's float buffer.
+/// What an upload may be before it is decoded.
+///
+/// Memory for one [`crate::hash_image`] call is bounded by the encoded bytes, plus at most
+/// `max_alloc_bytes` for the decoder, plus up to about 3 bytes per pixel for conversions (the
+/// greyscale copy `image_hasher` makes per family hash; an 8-bit RGB copy of 16-bit or float
+/// images for PDQ). PDQ itself streams and needs only about `4 * width * (height / 128 + 90)`
+/// bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest encoded image accepted, in bytes.

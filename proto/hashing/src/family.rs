@@ -11,7 +11,7 @@
 //! Grey conversion is `image`'s `imageops::grayscale` (Rec. 709 weights), done by `image_hasher`.
 //! Hashes are `ImageHash::as_bytes()` as is. No Gaussian (difference-of-Gaussians)
 //! preprocessing. The bits depend on `image_hasher` 3.x and `image` 0.25's resampling: the
-//! golden-value tests in `tests/family.rs` fail if an upgrade changes them, which would be a
+//! golden-value test in `tests/synthetic.rs` fails if an upgrade changes them, which would be a
 //! protocol change needing a new signal-type name.
 
 use image::imageops::FilterType;

@@ -6,7 +6,7 @@
 //! 1. luma `Y = 0.299 R + 0.587 G + 0.114 B` for every pixel at full resolution (no resizing
 //!    first: the reference hashes the whole image);
 //! 2. two passes of Jarosz box filters along rows and columns, window
-//!    `(dim + 127) / 128`, then decimation to 64x64 ([`crate::downscale`]);
+//!    `(dim + 127) / 128`, then decimation to 64x64 (module `downscale`, same bits, faster schedule);
 //! 3. quality: the sum of quantised gradients of the 64x64 image, `/ 90`, capped at 100;
 //! 4. the 16x16 lowest non-DC frequencies of a 64x64 DCT (`D A Dᵀ` with the reference's 16x64
 //!    DCT matrix);
