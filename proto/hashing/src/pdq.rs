@@ -3,8 +3,11 @@
 //! that identical pixels give identical bits.
 //!
 //! Steps, as in the reference:
-//! 1. luma `Y = 0.299 R + 0.587 G + 0.114 B` for every pixel at full resolution (no resizing
-//!    first: the reference hashes the whole image);
+//! 1. luma `Y = 0.299 R + 0.587 G + 0.114 B` for every pixel at full resolution. This is what
+//!    the reference's in-memory entry points (`pdqHash256FromFloatLuma`, used by the `pdqhash`
+//!    binding that made `expected.csv`) do. The reference's file-based CLI path
+//!    (`pdqHash256FromFile` in `pdqio.cpp`) instead first squashes images larger than 512 px on
+//!    a side to 512x512 with CImg; hashes from that tool can differ from these by a few bits;
 //! 2. two passes of Jarosz box filters along rows and columns, window
 //!    `(dim + 127) / 128`, then decimation to 64x64 (module `downscale`, same bits, faster schedule);
 //! 3. quality: the sum of quantised gradients of the 64x64 image, `/ 90`, capped at 100;
