@@ -9,11 +9,28 @@
 //! popcount scan otherwise. [`ExactIndex`] covers md5/sha256-style
 //! equality lookups with the same shape.
 //!
-//! The crate is pure data structures: no I/O, no async, no unsafe code.
+//! The crate is pure data structures: no I/O, no async, no unsafe code
+//! (prefetching goes through the tiny `prefetch-index` crate). Distances
+//! use `u64::count_ones`, which is a single `popcnt` only when the build
+//! targets `x86-64-v2` or newer (`-C target-cpu=...`); the plain `x86-64`
+//! baseline falls back to a slower bit-twiddling popcount.
 //!
-//! Memory: about 32 bytes for a PDQ hash itself plus ~70 bytes of ids,
-//! id map and substring tables at a million hashes (see the benchmark
-//! in `benches/match_vs_faiss.rs`).
+//! ```
+//! use redline_index::HammingIndex;
+//! let mut index = HammingIndex::new(256)?; // PDQ
+//! index.insert(7, &[0u8; 32])?;
+//! index.insert(9, &[0xFF; 32])?;
+//! let mut query = [0u8; 32];
+//! query[0] = 0b101;
+//! assert_eq!(index.range_search(&query, 31)?, vec![(7, 2)]);
+//! # Ok::<(), redline_index::IndexError>(())
+//! ```
+//!
+//! Memory ([`HammingIndex::heap_bytes`]), measured by the benchmark in
+//! `benches/match_vs_faiss.rs`: 117 bytes a PDQ hash at 1M (the 32-byte hash,
+//! 8-byte id, ~8-byte id map, 16 tables × 4 bytes, ~4 bytes of
+//! directories), i.e. 85 bytes beyond the hash; 104 bytes (72 beyond) at 10M
+//! with 13 tables. A linear-scan-only index needs ~48.
 
 mod bits;
 mod core;
