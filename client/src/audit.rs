@@ -6,7 +6,7 @@
 //! [`verify_log`] is the offline core (leaves and a checkpoint in hand); [`Auditor`] fetches
 //! them over gRPC and also checks the node's own inclusion and consistency proofs.
 
-use crate::connect::{connect, ClientError};
+use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError};
 use futures::{StreamExt, TryStreamExt};
 use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
 use redline_proto::entry::{self, Decoded};
@@ -97,7 +97,9 @@ pub enum AuditError {
         previous: u64,
         now: u64,
     },
-    #[error("{origin}: history rewritten since the previous audit at size {previous_size}: {detail}")]
+    #[error(
+        "{origin}: history rewritten since the previous audit at size {previous_size}: {detail}"
+    )]
     Inconsistent {
         origin: String,
         previous_size: u64,
@@ -223,11 +225,13 @@ fn check_extends(
     if prev.size == 0 {
         return Ok(());
     }
-    let root_then = tree.root_at(prev.size).map_err(|e| AuditError::Inconsistent {
-        origin: origin.to_owned(),
-        previous_size: prev.size,
-        detail: e.to_string(),
-    })?;
+    let root_then = tree
+        .root_at(prev.size)
+        .map_err(|e| AuditError::Inconsistent {
+            origin: origin.to_owned(),
+            previous_size: prev.size,
+            detail: e.to_string(),
+        })?;
     if hex::encode(root_then.0) != prev.root {
         return Err(AuditError::Inconsistent {
             origin: origin.to_owned(),
@@ -243,23 +247,55 @@ fn check_extends(
     Ok(())
 }
 
+/// What a node served for one origin: its checkpoint and the leaves it covers, unverified.
+#[derive(Debug, Clone)]
+pub struct FetchedLog {
+    /// The checkpoint as served (the signed note inside is what counts).
+    pub checkpoint: Checkpoint,
+    /// Leaves `[0, checkpoint.tree_size)` as served: `(index, exact bytes)`.
+    pub leaves: Vec<(u64, Vec<u8>)>,
+}
+
 /// Audits logs on a live node.
 #[derive(Debug, Clone)]
 pub struct Auditor {
-    audit: AuditClient<Channel>,
+    audit: AuditClient<AuthChannel>,
 }
 
 impl Auditor {
-    /// Connects to the node at `url`.
+    /// Connects to the node at `url`, without a token.
     pub async fn connect(url: &str) -> Result<Self, ClientError> {
         Ok(Self::new(connect(url).await?))
     }
 
-    /// Uses an open channel.
+    /// Connects to the node at `url`; every call carries `token` as a bearer token.
+    pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let auth = BearerAuth::new(token)?;
+        Ok(Self::with_auth(connect(url).await?, auth))
+    }
+
+    /// Uses an open channel, without a token.
     pub fn new(channel: Channel) -> Self {
+        Self::with_auth(channel, BearerAuth::none())
+    }
+
+    /// Uses an open channel; every call carries `auth`.
+    pub fn with_auth(channel: Channel, auth: BearerAuth) -> Self {
         Self {
-            audit: AuditClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            audit: AuditClient::new(with_auth(channel, auth))
+                .max_decoding_message_size(64 * 1024 * 1024),
         }
+    }
+
+    /// The node's latest checkpoint of `origin` and the leaves it covers, unverified.
+    pub async fn fetch(&mut self, origin: &str) -> Result<FetchedLog, ClientError> {
+        let checkpoint = self.checkpoint(origin).await?;
+        let leaves = if checkpoint.tree_size == 0 {
+            Vec::new()
+        } else {
+            self.entries(origin, 0, checkpoint.tree_size).await?
+        };
+        Ok(FetchedLog { checkpoint, leaves })
     }
 
     /// Origins the node holds (what it *claims*: keys here are not trusted by [`Auditor`]).
@@ -314,9 +350,26 @@ impl Auditor {
         previous: Option<&TrustedSize>,
         inclusion_sample: Option<u64>,
     ) -> Result<AuditReport, AuditError> {
+        let fetched = self.fetch(key.name()).await?;
+        self.audit_fetched(key, fetched, previous, inclusion_sample)
+            .await
+    }
+
+    /// Verifies what [`Auditor::fetch`] returned (as [`verify_log`] does), then checks the
+    /// node's inclusion proofs for `inclusion_sample` leaves spread over the log (all when
+    /// `None`) and its consistency proof from `previous`.
+    pub async fn audit_fetched(
+        &mut self,
+        key: &OriginKey,
+        fetched: FetchedLog,
+        previous: Option<&TrustedSize>,
+        inclusion_sample: Option<u64>,
+    ) -> Result<AuditReport, AuditError> {
         let origin = key.name().to_owned();
-        let cp = self.checkpoint(&origin).await?;
-        let leaves = self.entries(&origin, 0, cp.tree_size).await?;
+        let FetchedLog {
+            checkpoint: cp,
+            leaves,
+        } = fetched;
         let result = verify_log(key, &cp.signed_note, leaves, previous);
         let (mut report, tree) = match result {
             Err(AuditError::RootMismatch { origin, size, .. }) => {
@@ -338,10 +391,11 @@ impl Auditor {
                 (0..size).step_by(step as usize).chain([size - 1]).collect()
             }
         };
-        let root = merkle::hash_from_slice(&cp.root_hash).map_err(|e| AuditError::BadCheckpoint {
-            origin: origin.clone(),
-            detail: e.to_string(),
-        })?;
+        let root =
+            merkle::hash_from_slice(&cp.root_hash).map_err(|e| AuditError::BadCheckpoint {
+                origin: origin.clone(),
+                detail: e.to_string(),
+            })?;
         let checked = futures::stream::iter(indexes.into_iter().map(|index| {
             let mut client = self.audit.clone();
             let origin = origin.clone();
@@ -407,8 +461,7 @@ impl Auditor {
                 .ok()?
                 .into_inner();
             let leaf = merkle::leaf_hash(&data);
-            if merkle::verify_inclusion(index, size, &leaf.0, &proof.hashes, &cp.root_hash)
-                .is_err()
+            if merkle::verify_inclusion(index, size, &leaf.0, &proof.hashes, &cp.root_hash).is_err()
             {
                 return Some(index);
             }

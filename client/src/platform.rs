@@ -1,0 +1,142 @@
+//! What a platform does: check uploads against the merged lists of the origins a node accepts,
+//! by hash (one or a batch), by image (hashed on the node, then dropped), or as a stream.
+//!
+//! Prefer hashing images locally (`redline_hashing::hash_image`) and sending only the hashes:
+//! the image then never leaves the platform. [`PlatformClient::match_image`] is there for
+//! platforms that cannot hash themselves.
+
+use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError};
+use futures::Stream;
+use redline_proto::pb::{matching_client::MatchingClient, MatchRequest, MatchResponse, Signal};
+use redline_proto::signal::SignalType;
+use tonic::transport::Channel;
+use tonic::Streaming;
+
+/// How to match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchOptions {
+    /// Largest Hamming distance; 0 means each signal type's default (PDQ: 31).
+    pub max_distance: u32,
+    /// Also match the 8 rotations/flips of a PDQ query.
+    pub dihedral: bool,
+}
+
+/// A checked signal from text: `signal_type` must be known and `hex` of the right length.
+/// Upper-case hex is accepted and sent lowercase.
+pub fn signal(signal_type: &str, hex: &str) -> Result<Signal, ClientError> {
+    let t = SignalType::from_name(signal_type).map_err(|e| ClientError::Input(e.to_string()))?;
+    let value = hex.trim().to_ascii_lowercase();
+    t.parse_hex(&value)
+        .map_err(|e| ClientError::Input(e.to_string()))?;
+    Ok(Signal {
+        signal_type: t.name().to_owned(),
+        value,
+        quality: 0,
+    })
+}
+
+/// Client of a node's `Matching` service.
+#[derive(Debug, Clone)]
+pub struct PlatformClient {
+    matching: MatchingClient<AuthChannel>,
+}
+
+impl PlatformClient {
+    /// Connects to the node at `url`, without a token.
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        Ok(Self::new(connect(url).await?))
+    }
+
+    /// Connects to the node at `url`; every call carries `token` as a bearer token.
+    pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
+        let auth = BearerAuth::new(token)?;
+        Ok(Self::with_auth(connect(url).await?, auth))
+    }
+
+    /// Uses an open channel, without a token.
+    pub fn new(channel: Channel) -> Self {
+        Self::with_auth(channel, BearerAuth::none())
+    }
+
+    /// Uses an open channel; every call carries `auth`.
+    pub fn with_auth(channel: Channel, auth: BearerAuth) -> Self {
+        Self {
+            matching: MatchingClient::new(with_auth(channel, auth))
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+        }
+    }
+
+    /// Matches a batch of hashes.
+    pub async fn match_signals(
+        &mut self,
+        signals: Vec<Signal>,
+        options: MatchOptions,
+    ) -> Result<MatchResponse, ClientError> {
+        self.match_request(MatchRequest {
+            signals,
+            image: Vec::new(),
+            max_distance: options.max_distance,
+            dihedral: options.dihedral,
+        })
+        .await
+    }
+
+    /// Matches one PDQ hash given as 64 hex digits.
+    pub async fn match_pdq(
+        &mut self,
+        pdq_hex: &str,
+        options: MatchOptions,
+    ) -> Result<MatchResponse, ClientError> {
+        let s = signal("pdq", pdq_hex)?;
+        self.match_signals(vec![s], options).await
+    }
+
+    /// Sends an image; the node hashes it with every signal type it is configured for, matches
+    /// the hashes, and drops the image.
+    pub async fn match_image(
+        &mut self,
+        image: Vec<u8>,
+        options: MatchOptions,
+    ) -> Result<MatchResponse, ClientError> {
+        self.match_request(MatchRequest {
+            signals: Vec::new(),
+            image,
+            max_distance: options.max_distance,
+            dihedral: options.dihedral,
+        })
+        .await
+    }
+
+    /// Sends a raw request.
+    pub async fn match_request(&mut self, req: MatchRequest) -> Result<MatchResponse, ClientError> {
+        if req.signals.is_empty() && req.image.is_empty() {
+            return Err(ClientError::Input(
+                "nothing to match: give at least one hash or an image".into(),
+            ));
+        }
+        Ok(self.matching.r#match(req).await?.into_inner())
+    }
+
+    /// Opens a stream: one response per request, in order, for as long as `requests` yields.
+    pub async fn match_stream(
+        &mut self,
+        requests: impl Stream<Item = MatchRequest> + Send + 'static,
+    ) -> Result<Streaming<MatchResponse>, ClientError> {
+        Ok(self.matching.match_stream(requests).await?.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_checked_before_sending() {
+        let s = signal("pdq", &"AB".repeat(32)).unwrap();
+        assert_eq!(s.value, "ab".repeat(32));
+        assert!(signal("pdq", "abc").is_err());
+        assert!(signal("sha1", &"ab".repeat(20)).is_err());
+        assert!(signal("md5", &"zz".repeat(16)).is_err());
+    }
+}
