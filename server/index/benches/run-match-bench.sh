@@ -45,6 +45,7 @@ bench() {
 }
 
 start=$(date +%s)
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== building and generating data in $BENCH_DIR" >&2
 bench gen --dir "$BENCH_DIR" --scenarios "$SCENARIOS" --queries "$QUERIES"
 echo "== faiss" >&2
@@ -54,7 +55,7 @@ echo "== redline-index" >&2
 {
   echo "# redline-index vs faiss, PDQ-sized (256-bit) hashes"
   echo
-  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average before run: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average at start: $load_before (the machine is shared: compare p50 ratios when it is busy)"
   echo "- RUSTFLAGS: $RUSTFLAGS; faiss $("$BENCH_VENV/bin/python" -c 'import faiss; print(faiss.__version__)') with omp_set_num_threads(1)"
   echo "- ours: queries/s = timed queries / wall time of a loop of single queries; faiss: one batched range_search call (no Python overhead); p50/p99 from single-query calls"
   echo "- recall and 'exact sets' are checked per query against a brute-force scan"
