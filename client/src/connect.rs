@@ -16,15 +16,26 @@ pub enum ClientError {
     BadUrl { url: String, detail: String },
     #[error("cannot reach the node at {url}: {detail}. Is redline-node running there? Check --node / REDLINE_NODE")]
     Unreachable { url: String, detail: String },
+    /// The node answered with an error status (not a `source`: the message says it all).
     #[error("{}", describe_status(.0))]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
     #[error("invalid input: {0}")]
     Input(String),
 }
 
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        ClientError::Status(s)
+    }
+}
+
 /// A status from the node as one line that says what to do about it.
 fn describe_status(s: &Status) -> String {
-    let msg = s.message();
+    let msg = if s.message().is_empty() {
+        "no details"
+    } else {
+        s.message()
+    };
     match s.code() {
         Code::Unauthenticated => format!(
             "the node refused the token ({msg}). Pass a valid one with --token or REDLINE_TOKEN"
@@ -189,6 +200,23 @@ mod tests {
             .is_none());
         assert!(BearerAuth::new(Some("a b")).is_err());
         assert!(BearerAuth::new(Some("é")).is_err());
+    }
+
+    #[test]
+    fn statuses_say_what_to_do() {
+        let e = ClientError::from(Status::unauthenticated("bad token"));
+        assert_eq!(
+            e.to_string(),
+            "the node refused the token (bad token). Pass a valid one with --token or REDLINE_TOKEN"
+        );
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "one line, no chain"
+        );
+        let e = ClientError::from(Status::unimplemented(""));
+        assert!(e.to_string().contains("(no details)"), "{e}");
+        let e = ClientError::from(Status::unavailable("connection reset"));
+        assert!(e.to_string().contains("REDLINE_NODE"), "{e}");
     }
 
     #[tokio::test]
