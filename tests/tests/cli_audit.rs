@@ -147,6 +147,11 @@ async fn keys_come_only_from_the_auditor() {
         r.stdout.contains("does not verify against the given key"),
         "{r:#?}"
     );
+    // A fresh node's empty log (signed at first start) verifies with its own key.
+    let r = run(&["audit", "--node", &impostor.url, "--key", &wrong])
+        .await
+        .ok();
+    assert!(r.stdout.contains("hotline-a.example: size 0"), "{r:#?}");
     impostor.stop().await;
 
     // A trust file shaped like the node's config.
