@@ -1,27 +1,180 @@
-//! Signal types and their text form. A signal is a hash of an image under one named algorithm;
-//! the name fixes algorithm, size and parameters so two nodes agree bit for bit.
+//! Signal types: the names two nodes exchange, their sizes, and their canonical hex text.
+//!
+//! A signal type's name fixes the algorithm, the hash size and the preprocessing, so a hash
+//! labelled `dhash-8x8` by one node means exactly the same bits on every other node. The server
+//! and the client validate incoming hashes here (unknown type, wrong length, bad hex all give a
+//! [`SignalError`] naming the problem).
 
 use std::fmt;
+use std::str::FromStr;
+
 use thiserror::Error;
 
-/// A signal type this protocol knows. Adding one is a protocol change: every node must agree on
-/// its byte length and its distance function.
+/// A kind of hash this crate computes and Redline exchanges.
+///
+/// See each variant for the exact algorithm; the perceptual ones are compared by Hamming
+/// distance ([`hamming_distance`]), the exact ones only by equality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SignalType {
-    /// Meta's PDQ, 256 bits; Hamming distance.
+    /// `pdq`: Meta's PDQ, 256 bits, hex as the reference implementation prints it
+    /// (see `redline_hashing::pdq`). The industry's interchange hash.
     Pdq,
-    /// img_hash family (through `image_hasher`): DCT pHash on an 8x8 grid, 64 bits.
+    /// `phash-dct-8x8`: img_hash-family pHash, 64 bits (see `redline_hashing::family`).
     PhashDct8x8,
-    /// img_hash family: gradient dHash, 8x8, 64 bits.
+    /// `dhash-8x8`: img_hash-family horizontal-gradient dHash, 64 bits.
     Dhash8x8,
-    /// img_hash family: mean aHash, 8x8, 64 bits.
+    /// `ahash-8x8`: img_hash-family mean aHash, 64 bits.
     Ahash8x8,
-    /// img_hash family: blockhash 16x16, 256 bits.
+    /// `blockhash-16x16`: img_hash-family blockhash, 256 bits.
     Blockhash16x16,
-    /// MD5 of the exact file bytes; exact match only.
+    /// `md5`: MD5 of the exact encoded bytes, 128 bits. Finds only byte-identical files.
     Md5,
-    /// SHA-256 of the exact file bytes; exact match only.
+    /// `sha256`: SHA-256 of the exact encoded bytes, 256 bits. Finds only byte-identical files.
     Sha256,
+}
+
+impl SignalType {
+    /// Every signal type, in a stable order (the order of [`SignalType::name`] listings).
+    pub const ALL: [SignalType; 7] = [
+        SignalType::Pdq,
+        SignalType::PhashDct8x8,
+        SignalType::Dhash8x8,
+        SignalType::Ahash8x8,
+        SignalType::Blockhash16x16,
+        SignalType::Md5,
+        SignalType::Sha256,
+    ];
+
+    /// The wire name, stable forever: changing it (or what it means) splits the federation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignalType::Pdq => "pdq",
+            SignalType::PhashDct8x8 => "phash-dct-8x8",
+            SignalType::Dhash8x8 => "dhash-8x8",
+            SignalType::Ahash8x8 => "ahash-8x8",
+            SignalType::Blockhash16x16 => "blockhash-16x16",
+            SignalType::Md5 => "md5",
+            SignalType::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses a wire name (exact, lowercase). Unknown names are an error listing the known ones.
+    pub fn from_name(name: &str) -> Result<SignalType, SignalError> {
+        SignalType::ALL
+            .into_iter()
+            .find(|t| t.name() == name)
+            .ok_or_else(|| SignalError::UnknownType {
+                name: name.chars().take(64).collect(),
+                known: SignalType::ALL.map(SignalType::name).join(", "),
+            })
+    }
+
+    /// Hash size in bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            SignalType::Pdq | SignalType::Blockhash16x16 | SignalType::Sha256 => 256,
+            SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => 64,
+            SignalType::Md5 => 128,
+        }
+    }
+
+    /// Hash size in bytes.
+    pub const fn byte_len(self) -> usize {
+        (self.bits() / 8) as usize
+    }
+
+    /// Length of the canonical hex text (two lowercase characters per byte).
+    pub const fn hex_len(self) -> usize {
+        self.byte_len() * 2
+    }
+
+    /// Whether near (not only equal) hashes mean similar images, i.e. whether a Hamming-distance
+    /// search makes sense. False for `md5` and `sha256`.
+    pub const fn is_perceptual(self) -> bool {
+        !matches!(self, SignalType::Md5 | SignalType::Sha256)
+    }
+
+    /// Whether computing this type needs the decoded pixels (false: only the encoded bytes).
+    pub const fn needs_pixels(self) -> bool {
+        self.is_perceptual()
+    }
+
+    /// Checks that raw hash bytes have this type's length.
+    pub fn check_bytes(self, bytes: &[u8]) -> Result<(), SignalError> {
+        if bytes.len() == self.byte_len() {
+            Ok(())
+        } else {
+            Err(SignalError::WrongByteLength {
+                signal_type: self.name(),
+                expected: self.byte_len(),
+                bits: self.bits(),
+                got: bytes.len(),
+            })
+        }
+    }
+
+    /// Parses hex text into hash bytes, checking the length for this type. Upper-case digits are
+    /// accepted (the canonical form from [`SignalType::format_hex`] is lowercase); whitespace is not.
+    pub fn parse_hex(self, text: &str) -> Result<Vec<u8>, SignalError> {
+        let got = text.chars().count();
+        if got != self.hex_len() {
+            return Err(SignalError::WrongHexLength {
+                signal_type: self.name(),
+                expected: self.hex_len(),
+                bits: self.bits(),
+                got,
+            });
+        }
+        let mut out = Vec::with_capacity(self.byte_len());
+        let mut hi = 0u8;
+        for (position, ch) in text.chars().enumerate() {
+            let nibble = ch.to_digit(16).ok_or(SignalError::BadHex {
+                signal_type: self.name(),
+                ch,
+                position,
+            })? as u8;
+            if position % 2 == 0 {
+                hi = nibble;
+            } else {
+                out.push(hi << 4 | nibble);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How values are compared, with the default radius for bit hashes.
+    pub const fn distance(self) -> Distance {
+        match self {
+            // 31 is ThreatExchange's recommended PDQ match threshold (distance <= 31).
+            SignalType::Pdq => Distance::Hamming { default_max: 31 },
+            // ~8% of the bits, as for PDQ's 31/256.
+            SignalType::Blockhash16x16 => Distance::Hamming { default_max: 20 },
+            SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => {
+                Distance::Hamming { default_max: 6 }
+            }
+            SignalType::Md5 | SignalType::Sha256 => Distance::Exact,
+        }
+    }
+
+    /// Formats hash bytes as canonical lowercase hex, checking the length for this type.
+    pub fn format_hex(self, bytes: &[u8]) -> Result<String, SignalError> {
+        self.check_bytes(bytes)?;
+        Ok(to_hex(bytes))
+    }
+}
+
+impl fmt::Display for SignalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SignalType {
+    type Err = SignalError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SignalType::from_name(s)
+    }
 }
 
 /// How two values of a signal type are compared.
@@ -36,126 +189,87 @@ pub enum Distance {
     Exact,
 }
 
-/// A value could not be read as a signal.
-#[derive(Debug, Error, PartialEq, Eq)]
+/// A signal-type name or a hash value was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignalError {
-    #[error("unknown signal type {0:?} (known: pdq, phash-dct-8x8, dhash-8x8, ahash-8x8, blockhash-16x16, md5, sha256)")]
-    UnknownType(String),
-    #[error("{signal_type} value is not lowercase hex: {value:?}")]
-    NotHex {
-        signal_type: &'static str,
-        value: String,
+    /// The name is not one of [`SignalType::ALL`].
+    #[error("unknown signal type {name:?} (known: {known})")]
+    UnknownType {
+        /// The name given (truncated to 64 characters).
+        name: String,
+        /// The known names, comma separated.
+        known: String,
     },
-    #[error("{signal_type} value has {got} hex digits, expected {expected}")]
-    WrongLength {
+    /// The hex text has the wrong number of characters for the type.
+    #[error("{signal_type} hash must be {expected} hex characters ({bits} bits), got {got}")]
+    WrongHexLength {
+        /// The signal type's name.
         signal_type: &'static str,
-        got: usize,
+        /// Hex characters expected.
         expected: usize,
+        /// Bits in the hash.
+        bits: u32,
+        /// Hex characters given.
+        got: usize,
+    },
+    /// A character is not a hex digit.
+    #[error("{signal_type} hash has a non-hex character {ch:?} at position {position}")]
+    BadHex {
+        /// The signal type's name.
+        signal_type: &'static str,
+        /// The offending character.
+        ch: char,
+        /// Its character index in the text.
+        position: usize,
+    },
+    /// Raw hash bytes of the wrong length.
+    #[error("{signal_type} hash must be {expected} bytes ({bits} bits), got {got}")]
+    WrongByteLength {
+        /// The signal type's name.
+        signal_type: &'static str,
+        /// Bytes expected.
+        expected: usize,
+        /// Bits in the hash.
+        bits: u32,
+        /// Bytes given.
+        got: usize,
     },
 }
 
-impl SignalType {
-    /// Every known type, in a stable order.
-    pub const ALL: [SignalType; 7] = [
-        SignalType::Pdq,
-        SignalType::PhashDct8x8,
-        SignalType::Dhash8x8,
-        SignalType::Ahash8x8,
-        SignalType::Blockhash16x16,
-        SignalType::Md5,
-        SignalType::Sha256,
-    ];
-
-    /// The protocol name, as in `Signal.signal_type`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SignalType::Pdq => "pdq",
-            SignalType::PhashDct8x8 => "phash-dct-8x8",
-            SignalType::Dhash8x8 => "dhash-8x8",
-            SignalType::Ahash8x8 => "ahash-8x8",
-            SignalType::Blockhash16x16 => "blockhash-16x16",
-            SignalType::Md5 => "md5",
-            SignalType::Sha256 => "sha256",
-        }
-    }
-
-    /// Parses a protocol name.
-    pub fn from_name(name: &str) -> Result<Self, SignalError> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.name() == name)
-            .ok_or_else(|| SignalError::UnknownType(name.to_owned()))
-    }
-
-    /// Length of a value in bytes.
-    pub fn byte_len(self) -> usize {
-        match self {
-            SignalType::Pdq | SignalType::Blockhash16x16 | SignalType::Sha256 => 32,
-            SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => 8,
-            SignalType::Md5 => 16,
-        }
-    }
-
-    /// How values are compared, with the default radius for bit hashes.
-    pub fn distance(self) -> Distance {
-        match self {
-            // 31 is ThreatExchange's recommended PDQ match threshold.
-            SignalType::Pdq => Distance::Hamming { default_max: 31 },
-            SignalType::Blockhash16x16 => Distance::Hamming { default_max: 20 },
-            SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => {
-                Distance::Hamming { default_max: 8 }
-            }
-            SignalType::Md5 | SignalType::Sha256 => Distance::Exact,
-        }
-    }
-
-    /// Reads a lowercase hex value of this type.
-    pub fn parse_hex(self, value: &str) -> Result<Vec<u8>, SignalError> {
-        let expected = self.byte_len() * 2;
-        if value.len() != expected {
-            return Err(SignalError::WrongLength {
-                signal_type: self.name(),
-                got: value.len(),
-                expected,
-            });
-        }
-        if !value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(SignalError::NotHex {
-                signal_type: self.name(),
-                value: value.chars().take(80).collect(),
-            });
-        }
-        hex::decode(value).map_err(|_| SignalError::NotHex {
-            signal_type: self.name(),
-            value: value.chars().take(80).collect(),
-        })
-    }
-
-    /// Checks a raw value's length.
-    pub fn check_bytes(self, bytes: &[u8]) -> Result<(), SignalError> {
-        if bytes.len() != self.byte_len() {
-            return Err(SignalError::WrongLength {
-                signal_type: self.name(),
-                got: bytes.len() * 2,
-                expected: self.byte_len() * 2,
-            });
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for SignalType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Hamming distance between two equal-length bit strings.
+/// Number of differing bits between `a` and `b`.
+///
+/// Pure and allocation-free, so index scans can call it in a tight loop. Hashes of one signal
+/// type always have equal lengths; if the lengths differ anyway, every bit of the bytes past the
+/// shorter slice counts as different, so a length mismatch can never look like a close match.
 pub fn hamming_distance(a: &[u8], b: &[u8]) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    let n = a.len().min(b.len());
+    let (a_head, a_tail) = a.split_at(n);
+    let (b_head, b_tail) = b.split_at(n);
+    let mut a_words = a_head.chunks_exact(8);
+    let mut b_words = b_head.chunks_exact(8);
+    let mut dist = 0u32;
+    for (x, y) in (&mut a_words).zip(&mut b_words) {
+        let x = u64::from_le_bytes(x.try_into().expect("chunk of 8"));
+        let y = u64::from_le_bytes(y.try_into().expect("chunk of 8"));
+        dist += (x ^ y).count_ones();
+    }
+    for (x, y) in a_words.remainder().iter().zip(b_words.remainder()) {
+        dist += (x ^ y).count_ones();
+    }
+    dist + 8 * (a_tail.len() + b_tail.len()) as u32
+}
+
+/// Lowercase hex of any bytes (no length check; see [`SignalType::format_hex`] for the checked
+/// form).
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -163,40 +277,88 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip() {
+    fn names_round_trip_and_sizes() {
         for t in SignalType::ALL {
             assert_eq!(SignalType::from_name(t.name()), Ok(t));
+            assert_eq!(t.name().parse::<SignalType>(), Ok(t));
+            assert_eq!(t.byte_len() * 8, t.bits() as usize);
+            let zeros = vec![0u8; t.byte_len()];
+            let hex = t.format_hex(&zeros).unwrap();
+            assert_eq!(hex.len(), t.hex_len());
+            assert_eq!(t.parse_hex(&hex).unwrap(), zeros);
         }
-        assert!(matches!(
-            SignalType::from_name("PDQ"),
-            Err(SignalError::UnknownType(_))
-        ));
+        assert_eq!(SignalType::Pdq.hex_len(), 64);
+        assert_eq!(SignalType::Md5.hex_len(), 32);
+        assert_eq!(SignalType::Dhash8x8.hex_len(), 16);
     }
 
     #[test]
-    fn hex_is_checked_for_length_and_case() {
-        let pdq = "f".repeat(64);
-        assert_eq!(SignalType::Pdq.parse_hex(&pdq).unwrap(), vec![0xff; 32]);
-        assert!(matches!(
-            SignalType::Pdq.parse_hex(&"f".repeat(63)),
-            Err(SignalError::WrongLength {
-                got: 63,
-                expected: 64,
-                ..
-            })
-        ));
-        assert!(matches!(
-            SignalType::Pdq.parse_hex(&"F".repeat(64)),
-            Err(SignalError::NotHex { .. })
-        ));
-        assert!(matches!(
-            SignalType::Md5.parse_hex(&"zz".repeat(16)),
-            Err(SignalError::NotHex { .. })
-        ));
+    fn errors_name_the_problem() {
+        let e = SignalType::from_name("PDQ").unwrap_err().to_string();
+        assert!(
+            e.contains("unknown signal type \"PDQ\"") && e.contains("pdq, phash-dct-8x8"),
+            "{e}"
+        );
+
+        let e = SignalType::Pdq.parse_hex("abcd").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "pdq hash must be 64 hex characters (256 bits), got 4"
+        );
+
+        let mut bad = "0".repeat(31);
+        bad.push('g');
+        let e = SignalType::Md5.parse_hex(&bad).unwrap_err();
+        assert_eq!(
+            e,
+            SignalError::BadHex {
+                signal_type: "md5",
+                ch: 'g',
+                position: 31
+            }
+        );
+        assert!(e.to_string().contains("'g' at position 31"));
+
+        let e = SignalType::Sha256
+            .format_hex(&[0u8; 31])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "sha256 hash must be 32 bytes (256 bits), got 31");
+
+        // Multi-byte characters count as characters, never panic on a char boundary.
+        assert!(SignalType::Dhash8x8
+            .parse_hex("ééééééééééééééé\u{e9}")
+            .is_err());
     }
 
     #[test]
-    fn hamming_counts_differing_bits() {
-        assert_eq!(hamming_distance(&[0b1010, 0xff], &[0b0110, 0x00]), 2 + 8);
+    fn hex_is_lowercase_and_upper_is_accepted() {
+        let t = SignalType::Dhash8x8;
+        let bytes = t.parse_hex("00FF7fA5b6C7d8E9").unwrap();
+        assert_eq!(bytes, [0x00, 0xff, 0x7f, 0xa5, 0xb6, 0xc7, 0xd8, 0xe9]);
+        assert_eq!(t.format_hex(&bytes).unwrap(), "00ff7fa5b6c7d8e9");
+    }
+}
+
+#[cfg(test)]
+mod hamming_tests {
+    use super::hamming_distance;
+
+    #[test]
+    fn counts_bits() {
+        assert_eq!(hamming_distance(&[], &[]), 0);
+        assert_eq!(hamming_distance(&[0xff; 32], &[0x00; 32]), 256);
+        assert_eq!(hamming_distance(&[0b1010_0000], &[0b0010_0001]), 2);
+        let mut a = [0u8; 13];
+        let b = [0u8; 13];
+        a[12] = 0x81;
+        a[3] = 0x01;
+        assert_eq!(hamming_distance(&a, &b), 3);
+    }
+
+    #[test]
+    fn length_mismatch_counts_as_different() {
+        assert_eq!(hamming_distance(&[0u8; 8], &[0u8; 10]), 16);
+        assert_eq!(hamming_distance(&[0u8; 10], &[0u8; 8]), 16);
     }
 }

@@ -4,8 +4,10 @@
 //! Layers point down only: `grpc` -> `node` -> `log`/`store` -> `redline_proto`.
 
 pub mod config;
+pub mod federation;
 pub mod grpc;
 pub mod identity;
+pub mod index;
 pub mod log;
 pub mod node;
 pub mod store;
@@ -14,7 +16,6 @@ pub mod telemetry;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::Config;
 pub use node::Node;
@@ -44,9 +45,17 @@ pub async fn serve(
         "redline node serving"
     );
     let router = grpc::router(node.clone()).await?;
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+    let (stop_sync, stop_rx) = tokio::sync::watch::channel(false);
+    let sync_tasks = federation::sync::spawn_all(node.clone(), stop_rx);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    let _ = stop_sync.send(true);
+    for t in sync_tasks {
+        let _ = t.await;
+    }
+    served?;
     node.flush()?;
     tracing::info!("redline node stopped; store flushed");
     Ok(())

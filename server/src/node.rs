@@ -4,6 +4,7 @@
 
 use crate::config::{Config, Policy};
 use crate::identity::{self, IdentityError};
+use crate::index::Catalog;
 use crate::log::{prepare_append, LogError, LogState, Validation};
 use crate::store::{OriginId, Store, StoreError, StoredCheckpoint};
 use redline_proto::checkpoint::{CheckpointError, OriginKey, OriginSigner};
@@ -152,6 +153,8 @@ pub struct Node {
     signer: OriginSigner,
     trust: BTreeMap<String, OriginTrust>,
     logs: RwLock<HashMap<String, Arc<LogHandle>>>,
+    catalog: Arc<Catalog>,
+    peers: crate::federation::PeerTable,
     events: broadcast::Sender<CommitEvent>,
 }
 
@@ -248,6 +251,20 @@ impl Node {
                 next_id += 1;
             }
         }
+        // Rebuild the catalog (active set + match index) from the committed leaves.
+        let catalog = Arc::new(Catalog::new());
+        for (name, log) in &logs {
+            let state = log.state();
+            let matched = trust.get(name).is_some_and(OriginTrust::matched);
+            catalog.set_origin(state.id, name, matched);
+            let (s, c) = (store.clone(), catalog.clone());
+            let invalid = blocking(move || crate::log::replay(&s, &c, &state)).await??;
+            if invalid > 0 {
+                tracing::warn!(origin = %name, invalid, "log holds invalid entries; they are not matched");
+            }
+        }
+        catalog.compact();
+        tracing::info!(active = catalog.len(), "catalog loaded");
         let (events, _) = broadcast::channel(1024);
         let node = Arc::new(Self {
             config,
@@ -255,6 +272,8 @@ impl Node {
             signer,
             trust,
             logs: RwLock::new(logs),
+            catalog,
+            peers: Default::default(),
             events,
         });
         if node.own_log().state().checkpoint.is_none() {
@@ -286,6 +305,24 @@ impl Node {
     /// Trust settings per origin (own origin included).
     pub fn trust(&self) -> &BTreeMap<String, OriginTrust> {
         &self.trust
+    }
+
+    /// The in-memory catalog of active entries.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Peer status and untrusted offers.
+    pub fn peers(&self) -> &crate::federation::PeerTable {
+        &self.peers
+    }
+
+    /// The latest checkpoint of every log that has one (what the node offers peers).
+    pub fn held_checkpoints(&self) -> Vec<pb::Checkpoint> {
+        self.logs()
+            .into_iter()
+            .filter_map(|(name, log)| log.state().checkpoint.map(|c| to_pb(&name, &c)))
+            .collect()
     }
 
     /// Subscribes to commits of every log.
@@ -344,8 +381,8 @@ impl Node {
                 continue;
             }
             if let Some(i) = self
-                .store
-                .active_index(state.id, s.signal_type.name(), &s.hash)?
+                .catalog
+                .find_in_origin(state.id, s.signal_type, &s.hash)
             {
                 entries.push((i, true));
                 continue;
@@ -392,16 +429,10 @@ impl Node {
             return Err(no_such());
         }
         let data = self.store.leaf(state.id, index)?.ok_or_else(no_such)?;
-        let add = match entry::decode(&data) {
-            Ok(Decoded::Add { add, .. }) => add,
-            _ => return Err(NodeError::NotAnAdd(index)),
-        };
-        let active = crate::store::ActiveAdd {
-            signal_type: add.signal_type,
-            hash: add.hash,
-            index,
-        };
-        if !self.store.is_active(state.id, &active)? {
+        if !matches!(entry::decode(&data), Ok(Decoded::Add { .. })) {
+            return Err(NodeError::NotAnAdd(index));
+        }
+        if !self.catalog.is_active(state.id, index) {
             return Err(NodeError::AlreadyRetracted(index));
         }
         let leaf = entry::encode_retract(index, &leaf_hash(&data), reason, now_ms()).map_err(
@@ -430,26 +461,30 @@ impl Node {
         state: LogState,
         leaves: Vec<Vec<u8>>,
     ) -> Result<StoredCheckpoint> {
-        let store = self.store.clone();
-        let st = state.clone();
+        let (store, catalog, st) = (self.store.clone(), self.catalog.clone(), state.clone());
         let prepared =
-            blocking(move || prepare_append(&store, &st, leaves, Validation::Strict)).await??;
+            blocking(move || prepare_append(&store, &catalog, &st, leaves, Validation::Strict))
+                .await??;
         let signed = self.signer.sign_checkpoint(prepared.size, prepared.root)?;
         let mut commit = prepared.commit;
         commit.checkpoint = StoredCheckpoint::from(&signed);
-        self.commit(log, state, commit).await
+        self.commit(log, state, commit, &prepared.plan).await
     }
 
-    /// Writes a prepared commit (own or replicated) and announces it.
+    /// Writes a prepared commit (own or replicated), updates the catalog once it is durable,
+    /// and announces it. The caller holds the log's writer lock.
     pub(crate) async fn commit(
         &self,
         log: &LogHandle,
         mut state: LogState,
         commit: crate::store::Commit,
+        plan: &crate::log::Plan,
     ) -> Result<StoredCheckpoint> {
         let checkpoint = commit.checkpoint.clone();
         let first_index = commit.first_index;
         self.store.commit(commit).await?;
+        self.catalog
+            .apply(state.id, &plan.activate, &plan.deactivate);
         state.registered = true;
         state.checkpoint = Some(checkpoint.clone());
         log.set(state.clone());

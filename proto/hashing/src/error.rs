@@ -1,5 +1,5 @@
-//! Errors of this crate: why an image was refused ([`HashError`]) and why a hash value or a
-//! signal-type name was refused ([`SignalError`]).
+//! Why an image was refused ([`HashError`]). (Hash values and signal-type names are refused with
+//! `redline_proto::signal::SignalError`.)
 //!
 //! Messages name what is wrong (the limit, the size found, the format) and never contain image
 //! bytes, so they are safe to return to a client and to log.
@@ -84,52 +84,4 @@ pub enum HashError {
     /// A valid image using a feature the decoder does not support (e.g. an exotic colour type).
     #[error("image uses an unsupported feature: {0}")]
     Unsupported(String),
-}
-
-/// A signal-type name or a hash value was refused.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignalError {
-    /// The name is not one of [`crate::SignalType::ALL`].
-    #[error("unknown signal type {name:?} (known: {known})")]
-    UnknownType {
-        /// The name given (truncated to 64 characters).
-        name: String,
-        /// The known names, comma separated.
-        known: String,
-    },
-    /// The hex text has the wrong number of characters for the type.
-    #[error("{signal_type} hash must be {expected} hex characters ({bits} bits), got {got}")]
-    WrongHexLength {
-        /// The signal type's name.
-        signal_type: &'static str,
-        /// Hex characters expected.
-        expected: usize,
-        /// Bits in the hash.
-        bits: u32,
-        /// Hex characters given.
-        got: usize,
-    },
-    /// A character is not a hex digit.
-    #[error("{signal_type} hash has a non-hex character {ch:?} at position {position}")]
-    BadHex {
-        /// The signal type's name.
-        signal_type: &'static str,
-        /// The offending character.
-        ch: char,
-        /// Its character index in the text.
-        position: usize,
-    },
-    /// Raw hash bytes of the wrong length.
-    #[error("{signal_type} hash must be {expected} bytes ({bits} bits), got {got}")]
-    WrongByteLength {
-        /// The signal type's name.
-        signal_type: &'static str,
-        /// Bytes expected.
-        expected: usize,
-        /// Bits in the hash.
-        bits: u32,
-        /// Bytes given.
-        got: usize,
-    },
 }

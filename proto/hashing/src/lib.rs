@@ -5,9 +5,10 @@
 //! validates hashes received as text with [`SignalType`]; the index compares them with
 //! [`hamming_distance`]. Image bytes are never stored or logged here.
 //!
-//! Modules, one job each: [`signal`] (type names, sizes, hex), [`decode`] (limits and decoding),
+//! Signal types and [`hamming_distance`] are protocol, defined once in `redline_proto::signal`
+//! and re-exported here. Modules, one job each: [`decode`] (limits and decoding),
 //! [`pdq`] (PDQ from the reference algorithm), [`dihedral`] (PDQ's eight rotations/flips),
-//! [`family`] (img_hash family configurations), [`exact`] (MD5/SHA-256), [`hamming`].
+//! [`family`] (img_hash family configurations), [`exact`] (MD5/SHA-256).
 
 pub mod decode;
 pub mod dihedral;
@@ -15,20 +16,17 @@ mod downscale;
 mod error;
 pub mod exact;
 pub mod family;
-pub mod hamming;
 mod jpeg;
 pub mod pdq;
-pub mod signal;
 
 pub use decode::{decode_image, probe, DecodeLimits, ImageInfo};
 pub use dihedral::Dihedral;
-pub use error::{HashError, SignalError};
-pub use hamming::hamming_distance;
+pub use error::HashError;
 pub use pdq::{
     pdq_dihedral_from_image, pdq_dihedral_from_luma, pdq_from_image, pdq_from_luma, Pdq,
     PdqDihedral, PdqHash,
 };
-pub use signal::SignalType;
+pub use redline_proto::signal::{self, hamming_distance, SignalError, SignalType};
 
 /// One hash computed from an image.
 #[derive(Debug, Clone, PartialEq, Eq)]

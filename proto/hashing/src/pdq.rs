@@ -34,8 +34,8 @@ use image::DynamicImage;
 
 use crate::dihedral::Dihedral;
 use crate::downscale::{blur_and_decimate, OUT_DIM};
-use crate::error::SignalError;
 use crate::signal::{to_hex, SignalType};
+use crate::SignalError;
 
 /// Smallest width and height the reference hashes; smaller images get a zero hash, quality 0.
 pub const PDQ_MIN_DIM: usize = 5;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod convert;
 pub mod error;
+pub mod federation;
 pub mod node_status;
 pub mod submission;
 
@@ -23,6 +24,9 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
     health_reporter
         .set_serving::<pb::submission_server::SubmissionServer<submission::SubmissionService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::federation_server::FederationServer<federation::FederationService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -40,6 +44,11 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
     let audit = pb::audit_server::AuditServer::new(audit::AuditService::new(node.clone()))
         .max_decoding_message_size(64 * 1024)
         .max_encoding_message_size(max);
+    let federation = pb::federation_server::FederationServer::new(
+        federation::FederationService::new(node.clone()),
+    )
+    .max_decoding_message_size(4 * 1024 * 1024)
+    .max_encoding_message_size(max.max(64 * 1024 * 1024));
     let status = pb::node_server::NodeServer::new(node_status::NodeService::new(node.clone()))
         .max_decoding_message_size(64 * 1024);
 
@@ -51,5 +60,6 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
         .add_service(reflection_v1alpha)
         .add_service(submission)
         .add_service(audit)
+        .add_service(federation)
         .add_service(status))
 }

@@ -1,7 +1,7 @@
 //! `redline.v1.Node`: the operator's view of a node.
 
 use crate::node::Node;
-use redline_proto::pb::{node_server, OriginStatus, StatusRequest, StatusResponse};
+use redline_proto::pb::{node_server, OriginStatus, PeerStatus, StatusRequest, StatusResponse};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -38,14 +38,33 @@ impl node_server::Node for NodeService {
                     policy: policy.to_owned(),
                     tree_size: state.size(),
                     frozen: node.is_frozen(&name),
-                    active_entries: node.store().active_count(state.id) as u64,
+                    active_entries: node.catalog().active_count(state.id),
                 });
             }
+            for name in node.peers().untrusted() {
+                if !origins.iter().any(|o| o.origin == name) {
+                    origins.push(OriginStatus {
+                        origin: name,
+                        policy: "untrusted".to_owned(),
+                        ..Default::default()
+                    });
+                }
+            }
+            let peers = node
+                .peers()
+                .snapshot()
+                .into_iter()
+                .map(|(url, s)| PeerStatus {
+                    url,
+                    last_sync_ms: s.last_sync_ms,
+                    last_error: s.last_error,
+                })
+                .collect();
             StatusResponse {
                 origin: node.origin().to_owned(),
                 verifier_key: node.public_key().verifier_key(),
                 origins,
-                peers: Vec::new(),
+                peers,
                 evidence_count: node.evidence_count() as u64,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             }

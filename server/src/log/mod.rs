@@ -1,9 +1,10 @@
 //! Per-origin append-only logs: validating a batch of leaves against what is stored, computing the
 //! stored Merkle hashes and root the batch gives, and the active-set changes it implies. Used
-//! the same way for the node's own submissions (which it then signs) and for replicated batches
-//! (whose root must equal the origin's signed root).
+//! the same way for the node's own submissions (which it then signs), for replicated batches
+//! (whose root must equal the origin's signed root) and for rebuilding the catalog at start-up.
 
-use crate::store::{ActiveAdd, Commit, OriginId, Store, StoreError, StoredCheckpoint};
+use crate::index::{Activation, Catalog};
+use crate::store::{Commit, OriginId, Store, StoreError, StoredCheckpoint};
 use redline_proto::entry::{self, Decoded, EntryError, RetractionError};
 use redline_proto::merkle::{self, leaf_hash, Hash, Overlay, ProofError};
 use std::collections::HashMap;
@@ -33,7 +34,7 @@ pub struct LogState {
     pub name: String,
     /// Whether the origin is registered in the store yet (it is after its first commit).
     pub registered: bool,
-    /// Latest committed checkpoint (size 0 and the empty root before the first).
+    /// Latest committed checkpoint (none before the first).
     pub checkpoint: Option<StoredCheckpoint>,
 }
 
@@ -58,8 +59,97 @@ pub enum Validation {
     Strict,
     /// Another origin's signed log: its history is what it signed, so invalid leaves are kept in
     /// the log (to stay consistent with everyone else) but change nothing in the active set;
-    /// they are reported in [`PreparedAppend::invalid`].
+    /// they are reported in [`Plan::invalid`].
     Replicated,
+}
+
+/// The active-set changes a run of leaves implies.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// ADDs that become active (minus those retracted within the same run).
+    pub activate: Vec<Activation>,
+    /// Earlier ADDs that the run retracts.
+    pub deactivate: Vec<u64>,
+    /// Invalid leaves accepted under [`Validation::Replicated`].
+    pub invalid: Vec<LogError>,
+}
+
+/// Decides what leaves `first..` of `origin` do to the active set. Retraction targets before
+/// `first` are read from `store` and must be active in `catalog`.
+pub fn plan_leaves(
+    store: &Store,
+    catalog: &Catalog,
+    origin: OriginId,
+    first: u64,
+    leaves: &[Vec<u8>],
+    validation: Validation,
+) -> Result<Plan, LogError> {
+    let mut plan = Plan::default();
+    // Position in `plan.activate` of each ADD of this run, by log index; None once retracted.
+    let mut run_adds: HashMap<u64, Option<usize>> = HashMap::new();
+    let mut retracted = vec![false; 0];
+    for (offset, data) in leaves.iter().enumerate() {
+        let index = first + offset as u64;
+        let outcome = match entry::decode(data) {
+            Err(source) => Err(LogError::Entry { index, source }),
+            Ok(Decoded::Add { signal_type, add }) => {
+                run_adds.insert(index, Some(plan.activate.len()));
+                retracted.push(false);
+                plan.activate.push(Activation {
+                    index,
+                    signal_type,
+                    hash: add.hash,
+                    quality: add.quality,
+                    labels: add.labels,
+                    legal_basis: add.legal_basis,
+                });
+                Ok(())
+            }
+            Ok(Decoded::Retract(r)) => {
+                let target = r.target_index;
+                let target_data = if target >= first && target < index {
+                    Some(leaves[(target - first) as usize].clone())
+                } else if target < first {
+                    store.leaf(origin, target)?
+                } else {
+                    None
+                };
+                match entry::check_retraction(index, &r, target_data.as_deref()) {
+                    Err(source) => Err(LogError::Retraction { index, source }),
+                    Ok(()) => match run_adds.get(&target) {
+                        Some(Some(pos)) if !retracted[*pos] => {
+                            retracted[*pos] = true;
+                            Ok(())
+                        }
+                        Some(_) => Err(LogError::AlreadyRetracted { index, target }),
+                        None => {
+                            if catalog.is_active(origin, target)
+                                && !plan.deactivate.contains(&target)
+                            {
+                                plan.deactivate.push(target);
+                                Ok(())
+                            } else {
+                                Err(LogError::AlreadyRetracted { index, target })
+                            }
+                        }
+                    },
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            if matches!(e, LogError::Store(_)) || validation == Validation::Strict {
+                return Err(e);
+            }
+            plan.invalid.push(e);
+        }
+    }
+    plan.activate = plan
+        .activate
+        .into_iter()
+        .zip(retracted)
+        .filter_map(|(a, gone)| (!gone).then_some(a))
+        .collect();
+    Ok(plan)
 }
 
 /// A batch ready to commit.
@@ -69,98 +159,23 @@ pub struct PreparedAppend {
     pub root: Hash,
     /// New size.
     pub size: u64,
-    /// The commit minus its checkpoint (set by the caller).
+    /// The commit; its checkpoint is set by the caller.
     pub commit: Commit,
-    /// Invalid leaves accepted under [`Validation::Replicated`].
-    pub invalid: Vec<LogError>,
+    /// What it does to the active set.
+    pub plan: Plan,
 }
 
 /// Validates `leaves` as the continuation of `state`'s log and computes the resulting tree.
 pub fn prepare_append(
     store: &Store,
+    catalog: &Catalog,
     state: &LogState,
     leaves: Vec<Vec<u8>>,
     validation: Validation,
 ) -> Result<PreparedAppend, LogError> {
     let first = state.size();
-    let mut activate: Vec<ActiveAdd> = Vec::new();
-    // Position in `activate` of each ADD of this batch, by log index.
-    let mut batch_adds: HashMap<u64, usize> = HashMap::new();
-    let mut deactivate: Vec<ActiveAdd> = Vec::new();
-    let mut invalid = Vec::new();
-    let mut leaf_hashes = Vec::with_capacity(leaves.len());
-    let mut removed_in_batch: Vec<bool> = Vec::new();
-
-    for (offset, data) in leaves.iter().enumerate() {
-        let index = first + offset as u64;
-        leaf_hashes.push(leaf_hash(data));
-        let outcome = match entry::decode(data) {
-            Err(source) => Err(LogError::Entry { index, source }),
-            Ok(Decoded::Add { add, .. }) => {
-                batch_adds.insert(index, activate.len());
-                activate.push(ActiveAdd {
-                    signal_type: add.signal_type,
-                    hash: add.hash,
-                    index,
-                });
-                removed_in_batch.push(false);
-                Ok(())
-            }
-            Ok(Decoded::Retract(r)) => {
-                let target = r.target_index;
-                let in_batch = target >= first && target < index;
-                let target_data = if in_batch {
-                    Some(leaves[(target - first) as usize].clone())
-                } else if target < first {
-                    store.leaf(state.id, target)?
-                } else {
-                    None
-                };
-                match entry::check_retraction(index, &r, target_data.as_deref()) {
-                    Err(source) => Err(LogError::Retraction { index, source }),
-                    Ok(()) => {
-                        if let Some(&pos) = batch_adds.get(&target) {
-                            if removed_in_batch[pos] {
-                                Err(LogError::AlreadyRetracted { index, target })
-                            } else {
-                                removed_in_batch[pos] = true;
-                                Ok(())
-                            }
-                        } else {
-                            let Some(Ok(Decoded::Add { add, .. })) =
-                                target_data.as_deref().map(entry::decode)
-                            else {
-                                unreachable!("check_retraction verified an ADD")
-                            };
-                            let a = ActiveAdd {
-                                signal_type: add.signal_type,
-                                hash: add.hash,
-                                index: target,
-                            };
-                            if store.is_active(state.id, &a)? && !deactivate.contains(&a) {
-                                deactivate.push(a);
-                                Ok(())
-                            } else {
-                                Err(LogError::AlreadyRetracted { index, target })
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        if let Err(e) = outcome {
-            if matches!(e, LogError::Store(_)) || validation == Validation::Strict {
-                return Err(e);
-            }
-            invalid.push(e);
-        }
-    }
-    let activate = activate
-        .into_iter()
-        .zip(removed_in_batch)
-        .filter_map(|(a, removed)| (!removed).then_some(a))
-        .collect();
-
+    let plan = plan_leaves(store, catalog, state.id, first, &leaves, validation)?;
+    let leaf_hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
     let base = store.hashes(state.id);
     let hashes = merkle::append_leaves(first, &leaf_hashes, &base)?;
     let size = first + leaves.len() as u64;
@@ -176,7 +191,7 @@ pub fn prepare_append(
     Ok(PreparedAppend {
         root,
         size,
-        invalid,
+        plan,
         commit: Commit {
             origin: state.id,
             origin_name: state.name.clone(),
@@ -190,11 +205,33 @@ pub fn prepare_append(
                 root,
                 note: Vec::new(),
             },
-            activate,
-            deactivate,
         },
     })
 }
 
-#[cfg(test)]
-mod tests;
+/// Rebuilds `origin`'s part of the catalog from its committed leaves (start-up), a chunk at a
+/// time. Returns the number of invalid leaves skipped.
+pub fn replay(store: &Store, catalog: &Catalog, state: &LogState) -> Result<usize, LogError> {
+    const CHUNK: u64 = 65_536;
+    let mut invalid = 0;
+    let mut next = 0;
+    while next < state.size() {
+        let end = (next + CHUNK).min(state.size());
+        let leaves: Vec<Vec<u8>> = store
+            .leaves(state.id, next, end)
+            .map(|r| r.map(|(_, l)| l))
+            .collect::<Result<_, _>>()?;
+        let plan = plan_leaves(
+            store,
+            catalog,
+            state.id,
+            next,
+            &leaves,
+            Validation::Replicated,
+        )?;
+        invalid += plan.invalid.len();
+        catalog.apply(state.id, &plan.activate, &plan.deactivate);
+        next = end;
+    }
+    Ok(invalid)
+}

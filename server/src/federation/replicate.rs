@@ -1,0 +1,320 @@
+//! Deciding what a peer's checkpoint means, and replicating the entries it covers.
+//!
+//! A checkpoint is only ever believed after its origin's signature verifies against the key in
+//! our `[[trust]]` list (strict Ed25519). Entries are only ever merged when our stored tree plus
+//! the fetched leaves hash to exactly that signed root; they and the checkpoint are then committed
+//! in one atomic, flushed sled batch. A relay can therefore neither forge, alter, reorder nor
+//! drop entries: each of those changes the root. Two validly signed checkpoints that disagree
+//! (same size, different roots; or a smaller one that is not a prefix of what we hold) prove the
+//! origin equivocated: both notes are stored as evidence and the origin is frozen.
+
+use crate::config::Policy;
+use crate::log::{prepare_append, LogState, Validation};
+use crate::node::{Node, NodeError};
+use crate::store::StoredCheckpoint;
+use futures::StreamExt;
+use redline_proto::checkpoint::SignedCheckpoint;
+use redline_proto::entry::MAX_ENTRY_BYTES;
+use redline_proto::merkle;
+use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
+use std::time::Duration;
+use thiserror::Error;
+use tonic::transport::Channel;
+
+/// What a peer's checkpoint means to us.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Not an origin we trust (noted for operators) or one we reject: ignored.
+    Ignored,
+    /// Refused (bad signature, malformed, our own origin ahead of us…); evidence kept.
+    Refused(String),
+    /// The origin is frozen after equivocation.
+    Frozen,
+    /// Older than what we hold and consistent with it.
+    Stale,
+    /// Exactly what we hold.
+    Current,
+    /// Newer: we should fetch up to it.
+    Ahead(SignedCheckpoint),
+    /// Proof of equivocation; evidence stored, origin frozen.
+    Equivocation,
+}
+
+/// Replication from a peer failed.
+#[derive(Debug, Error)]
+pub enum ReplicationError {
+    #[error("peer call failed: {0}")]
+    Peer(#[from] tonic::Status),
+    #[error("peer sent bad entries: {0}")]
+    BadEntries(String),
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn evidence(
+    node: &Node,
+    origin: &str,
+    peer: &str,
+    reason: &str,
+    detail: String,
+    notes: Vec<Vec<u8>>,
+) -> Result<(), NodeError> {
+    node.record_evidence(pb::Evidence {
+        id: 0,
+        origin: origin.chars().take(256).collect(),
+        peer: peer.to_owned(),
+        reason: reason.to_owned(),
+        detail,
+        received_at_ms: now_ms(),
+        signed_notes: notes,
+    })
+    .map(|_| ())
+}
+
+/// Judges a checkpoint offered by `peer` against what we hold. Records evidence and freezes the
+/// origin where the checkpoint proves misbehaviour. Does not fetch anything.
+pub async fn consider(node: &Node, cp: &pb::Checkpoint, peer: &str) -> Result<Verdict, NodeError> {
+    let Some(trust) = node.trust().get(&cp.origin) else {
+        node.peers().offered_untrusted(&cp.origin);
+        return Ok(Verdict::Ignored);
+    };
+    if trust.policy == Some(Policy::Reject) {
+        return Ok(Verdict::Ignored);
+    }
+    let verified = match trust.key.verify(&cp.signed_note) {
+        Ok(v) => v,
+        Err(e) => {
+            evidence(
+                node,
+                &cp.origin,
+                peer,
+                "bad_signature",
+                e.to_string(),
+                vec![cp.signed_note.clone()],
+            )?;
+            return Ok(Verdict::Refused(e.to_string()));
+        }
+    };
+    if node.is_frozen(&cp.origin) {
+        return Ok(Verdict::Frozen);
+    }
+    let log = node.log(&cp.origin)?;
+    let state = log.state();
+    judge(node, &state, verified, peer).await
+}
+
+/// Compares a verified checkpoint with the committed state of its log.
+async fn judge(
+    node: &Node,
+    state: &LogState,
+    verified: SignedCheckpoint,
+    peer: &str,
+) -> Result<Verdict, NodeError> {
+    let local = state.size();
+    let Some(ours) = state.checkpoint.clone() else {
+        return Ok(Verdict::Ahead(verified));
+    };
+    if verified.size > local {
+        if state.name == node.origin() {
+            // Only this node signs its own origin: a bigger validly signed tree means the key
+            // was used elsewhere.
+            let detail = format!(
+                "a checkpoint of our own origin at size {} (we are at {local}): the identity key is in use elsewhere",
+                verified.size
+            );
+            tracing::error!(%peer, "{detail}");
+            evidence(
+                node,
+                &state.name,
+                peer,
+                "own_origin_ahead",
+                detail.clone(),
+                vec![verified.note],
+            )?;
+            return Ok(Verdict::Refused(detail));
+        }
+        return Ok(Verdict::Ahead(verified));
+    }
+    let root_then = if verified.size == local {
+        ours.root
+    } else if verified.size == 0 {
+        merkle::EMPTY_HASH
+    } else {
+        let reader = node.store().hashes(state.id);
+        let size = verified.size;
+        tokio::task::spawn_blocking(move || merkle::tree_root(size, &reader))
+            .await
+            .map_err(|e| NodeError::Join(e.to_string()))??
+    };
+    if root_then == verified.root {
+        return Ok(if verified.size == local {
+            Verdict::Current
+        } else {
+            Verdict::Stale
+        });
+    }
+    let detail = format!(
+        "two checkpoints signed by {}: size {} root {} (held) and size {} root {} (from {peer}), which is not a prefix of it",
+        state.name,
+        ours.size,
+        hex::encode(ours.root.0),
+        verified.size,
+        hex::encode(verified.root.0)
+    );
+    evidence(
+        node,
+        &state.name,
+        peer,
+        "equivocation",
+        detail,
+        vec![ours.note.clone(), verified.note.clone()],
+    )?;
+    node.freeze(&state.name)?;
+    Ok(Verdict::Equivocation)
+}
+
+/// Fetches the entries between what we hold and `target` from `peer`, verifies that they give
+/// the signed root, and commits them with the checkpoint. Returns the new size.
+pub async fn replicate(
+    node: &Node,
+    client: &mut FederationClient<Channel>,
+    target: SignedCheckpoint,
+    peer: &str,
+) -> Result<u64, ReplicationError> {
+    let log = node.log(&target.origin)?;
+    let _writer = log.writer.lock().await;
+    if node.is_frozen(&target.origin) {
+        return Ok(log.state().size());
+    }
+    let state = log.state();
+    // Someone else may have advanced the log while we waited for the lock.
+    if state.checkpoint.is_some() && target.size <= state.size() {
+        judge(node, &state, target, peer).await?;
+        return Ok(log.state().size());
+    }
+    let leaves = fetch(node, client, &target.origin, state.size(), target.size).await;
+    let leaves = match leaves {
+        Ok(l) => l,
+        Err(ReplicationError::BadEntries(detail)) => {
+            evidence(
+                node,
+                &target.origin,
+                peer,
+                "bad_entries",
+                detail.clone(),
+                vec![target.note],
+            )?;
+            return Err(ReplicationError::BadEntries(detail));
+        }
+        Err(e) => return Err(e),
+    };
+    let (store, catalog, st) = (node.store().clone(), node.catalog().clone(), state.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare_append(&store, &catalog, &st, leaves, Validation::Replicated)
+    })
+    .await
+    .map_err(|e| NodeError::Join(e.to_string()))?
+    .map_err(NodeError::from)?;
+    if prepared.root != target.root {
+        let detail = format!(
+            "entries {}..{} from {peer} give root {}, the origin signed {}",
+            state.size(),
+            target.size,
+            hex::encode(prepared.root.0),
+            hex::encode(target.root.0)
+        );
+        evidence(
+            node,
+            &target.origin,
+            peer,
+            "root_mismatch",
+            detail.clone(),
+            vec![target.note],
+        )?;
+        return Err(ReplicationError::BadEntries(detail));
+    }
+    if !prepared.plan.invalid.is_empty() {
+        let detail = prepared
+            .plan
+            .invalid
+            .iter()
+            .take(20)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        // Signed by the origin, so kept in the log; not matched.
+        evidence(
+            node,
+            &target.origin,
+            peer,
+            "invalid_entries",
+            format!(
+                "{} invalid entries kept unmatched: {detail}",
+                prepared.plan.invalid.len()
+            ),
+            vec![target.note.clone()],
+        )?;
+    }
+    let mut commit = prepared.commit;
+    commit.checkpoint = StoredCheckpoint::from(&target);
+    let cp = node.commit(&log, state, commit, &prepared.plan).await?;
+    tracing::info!(origin = %target.origin, size = cp.size, %peer, "replicated");
+    Ok(cp.size)
+}
+
+/// Streams leaves `[start, end)` of `origin` from a peer, checking every index and size and
+/// reading no more than asked (an endless stream is cut off).
+async fn fetch(
+    node: &Node,
+    client: &mut FederationClient<Channel>,
+    origin: &str,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Vec<u8>>, ReplicationError> {
+    let batch = node.config().sync.fetch_batch.max(1);
+    let mut leaves = Vec::with_capacity((end - start).min(1 << 20) as usize);
+    let mut next = start;
+    while next < end {
+        let hi = (next + batch).min(end);
+        let mut req = tonic::Request::new(GetEntriesRequest {
+            origin: origin.to_owned(),
+            start: next,
+            end: hi,
+        });
+        req.set_timeout(Duration::from_secs(120));
+        let mut stream = client
+            .get_entries(req)
+            .await?
+            .into_inner()
+            .take((hi - next) as usize);
+        while let Some(item) = stream.next().await {
+            let e = item?;
+            if e.index != next {
+                return Err(ReplicationError::BadEntries(format!(
+                    "expected entry {next}, got {}",
+                    e.index
+                )));
+            }
+            if e.data.len() > MAX_ENTRY_BYTES {
+                return Err(ReplicationError::BadEntries(format!(
+                    "entry {next} is {} bytes, over {MAX_ENTRY_BYTES}",
+                    e.data.len()
+                )));
+            }
+            leaves.push(e.data);
+            next += 1;
+        }
+        if next != hi {
+            return Err(ReplicationError::BadEntries(format!(
+                "asked for entries up to {hi}, stream ended at {next}"
+            )));
+        }
+    }
+    Ok(leaves)
+}

@@ -1,0 +1,170 @@
+//! One sync task per configured peer. It subscribes to the peer's pushed checkpoints first (so
+//! nothing signed between the pull and the subscription is missed), then pulls every
+//! checkpoint and exchanges gossip; after that it reacts to each push within the round trip, and
+//! pulls + gossips again every `poll_interval_ms` as the fallback. Connection failures back off
+//! exponentially up to `backoff_max_ms`. Sync is incremental by tree size and resumes from the
+//! committed size after a restart or a cut connection: nothing is committed until it verifies.
+
+use crate::federation::replicate::{consider, replicate, Verdict};
+use crate::node::Node;
+use redline_proto::pb::{
+    federation_client::FederationClient, Checkpoint, GetCheckpointsRequest, GossipRequest,
+    WatchCheckpointsRequest,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+
+/// Largest message accepted from a peer (a batch of entries), bytes.
+const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+/// Most checkpoints taken from one pull or gossip answer; a peer offering more is lying or
+/// broken, and the rest are ignored.
+const MAX_CHECKPOINTS_PER_ANSWER: usize = 4096;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Starts one task per configured peer; they stop when `shutdown` turns true.
+pub fn spawn_all(
+    node: Arc<Node>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    node.config()
+        .peers
+        .iter()
+        .map(|p| {
+            node.peers().register(&p.url);
+            tokio::spawn(run_peer(node.clone(), p.url.clone(), shutdown.clone()))
+        })
+        .collect()
+}
+
+async fn run_peer(node: Arc<Node>, url: String, mut shutdown: watch::Receiver<bool>) {
+    let sync = node.config().sync.clone();
+    let mut backoff = Duration::from_millis(sync.backoff_initial_ms);
+    loop {
+        let result = tokio::select! {
+            r = session(&node, &url) => r,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match result {
+            Ok(()) => backoff = Duration::from_millis(sync.backoff_initial_ms),
+            Err(e) => {
+                tracing::debug!(peer = %url, error = %e, retry_in_ms = backoff.as_millis() as u64, "peer session ended");
+                node.peers().failed(&url, &e);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {},
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_millis(sync.backoff_max_ms));
+    }
+}
+
+async fn connect(url: &str) -> Result<FederationClient<Channel>, String> {
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("connect {url}: {e}"))?;
+    Ok(FederationClient::new(channel)
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+        .max_encoding_message_size(MAX_PEER_MESSAGE))
+}
+
+/// One connection's life: watch, pull, gossip, then follow pushes.
+async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
+    let mut client = connect(url).await?;
+    let mut pushes = client
+        .watch_checkpoints(WatchCheckpointsRequest {})
+        .await
+        .map_err(|e| format!("watch: {e}"))?
+        .into_inner();
+    pull_and_gossip(node, &mut client, url).await?;
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        node.config().sync.poll_interval_ms.max(100),
+    ));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            msg = pushes.message() => match msg {
+                Ok(Some(cp)) => {
+                    handle(node, &mut client, &cp, url).await?;
+                    node.peers().ok(url, now_ms());
+                }
+                Ok(None) => return Err("peer closed the watch stream".into()),
+                Err(e) => return Err(format!("watch: {e}")),
+            },
+            _ = tick.tick() => pull_and_gossip(node, &mut client, url).await?,
+        }
+    }
+}
+
+async fn pull_and_gossip(
+    node: &Arc<Node>,
+    client: &mut FederationClient<Channel>,
+    url: &str,
+) -> Result<(), String> {
+    let mut req = tonic::Request::new(GetCheckpointsRequest {});
+    req.set_timeout(Duration::from_secs(30));
+    let offered = client
+        .get_checkpoints(req)
+        .await
+        .map_err(|e| format!("get checkpoints: {e}"))?
+        .into_inner()
+        .checkpoints;
+    for cp in offered.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
+        handle(node, client, cp, url).await?;
+    }
+    let mut req = tonic::Request::new(GossipRequest {
+        from: node.origin().to_owned(),
+        checkpoints: node.held_checkpoints(),
+    });
+    req.set_timeout(Duration::from_secs(30));
+    let answer = client
+        .gossip(req)
+        .await
+        .map_err(|e| format!("gossip: {e}"))?
+        .into_inner()
+        .checkpoints;
+    for cp in answer.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
+        handle(node, client, cp, url).await?;
+    }
+    node.peers().ok(url, now_ms());
+    Ok(())
+}
+
+/// Considers one offered checkpoint and replicates up to it when it is ahead. A peer that
+/// sends bad entries is abandoned for this round (evidence is kept); other peers may still
+/// supply the same checkpoint.
+async fn handle(
+    node: &Arc<Node>,
+    client: &mut FederationClient<Channel>,
+    cp: &Checkpoint,
+    url: &str,
+) -> Result<(), String> {
+    match consider(node, cp, url).await {
+        Ok(Verdict::Ahead(target)) => match replicate(node, client, target, url).await {
+            Ok(_) => Ok(()),
+            Err(crate::federation::replicate::ReplicationError::Peer(s)) => {
+                Err(format!("fetching entries: {s}"))
+            }
+            Err(e) => {
+                tracing::warn!(peer = %url, origin = %cp.origin, error = %e, "replication refused");
+                Ok(())
+            }
+        },
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(peer = %url, error = %e, "considering a checkpoint failed");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The catalog: every active (listed, not retracted) ADD of every origin the node holds, in
+//! memory, with a Hamming index per bit-hash signal type and an exact index for md5/sha256.
+//!
+//! It is the one in-memory view of "what is listed": matching searches it, submissions dedupe
+//! against it, and retractions are checked against it. It is derived state, rebuilt from the
+//! leaves in sled at start-up (`Node::open`) and updated under each log's writer lock right after
+//! a commit is durable, so a hash is matchable as soon as its submit or sync call returns.
+
+use crate::store::OriginId;
+use redline_index::{ExactIndex, HammingIndex};
+use redline_proto::signal::{Distance, SignalType};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+/// Bits of an entry id holding the log index; the origin id sits above them.
+const INDEX_BITS: u32 = 40;
+
+/// The catalog's handle of one log entry.
+pub fn entry_id(origin: OriginId, index: u64) -> u64 {
+    (u64::from(origin) << INDEX_BITS) | index
+}
+
+fn split_id(id: u64) -> (OriginId, u64) {
+    ((id >> INDEX_BITS) as OriginId, id & ((1 << INDEX_BITS) - 1))
+}
+
+/// An ADD that becomes active.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    /// Its log index.
+    pub index: u64,
+    /// Signal type.
+    pub signal_type: SignalType,
+    /// Raw hash.
+    pub hash: Vec<u8>,
+    /// PDQ quality, 0 when unknown.
+    pub quality: u32,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Legal basis.
+    pub legal_basis: String,
+}
+
+/// Labels and legal basis, shared by the many entries of one submission.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Listing {
+    /// Labels such as `ncii`.
+    pub labels: Vec<String>,
+    /// Legal basis.
+    pub legal_basis: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EntryInfo {
+    signal_type: SignalType,
+    quality: u8,
+    listing: u32,
+}
+
+/// One hit of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Origin name.
+    pub origin: String,
+    /// Log index of the ADD.
+    pub index: u64,
+    /// The stored hash.
+    pub hash: Vec<u8>,
+    /// Hamming distance to the query (0 for exact types).
+    pub distance: u32,
+    /// PDQ quality.
+    pub quality: u32,
+    /// Labels and legal basis.
+    pub listing: Arc<Listing>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    info: HashMap<u64, EntryInfo>,
+    hamming: HashMap<SignalType, HammingIndex>,
+    exact: HashMap<SignalType, ExactIndex>,
+    listings: Vec<Arc<Listing>>,
+    listing_ids: HashMap<Arc<Listing>, u32>,
+    active_per_origin: HashMap<OriginId, u64>,
+    names: HashMap<OriginId, String>,
+    matched: HashSet<OriginId>,
+}
+
+/// The catalog (thread-safe).
+#[derive(Debug, Default)]
+pub struct Catalog {
+    inner: RwLock<Inner>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares an origin: its name, and whether its entries are matched (policy `accept` or
+    /// the node's own) or only replicated.
+    pub fn set_origin(&self, origin: OriginId, name: &str, matched: bool) {
+        let mut inner = self.inner.write().expect("catalog lock");
+        inner.names.insert(origin, name.to_owned());
+        if matched {
+            inner.matched.insert(origin);
+        } else {
+            inner.matched.remove(&origin);
+        }
+    }
+
+    /// Applies one committed batch of `origin`.
+    pub fn apply(&self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
+        let mut inner = self.inner.write().expect("catalog lock");
+        inner.apply(origin, activate, deactivate);
+    }
+
+    /// Whether the ADD at `index` of `origin` is active.
+    pub fn is_active(&self, origin: OriginId, index: u64) -> bool {
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .info
+            .contains_key(&entry_id(origin, index))
+    }
+
+    /// Lowest index of an active ADD of exactly `hash` in `origin`'s log.
+    pub fn find_in_origin(
+        &self,
+        origin: OriginId,
+        signal_type: SignalType,
+        hash: &[u8],
+    ) -> Option<u64> {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .ids_equal(signal_type, hash)
+            .into_iter()
+            .map(split_id)
+            .filter(|(o, _)| *o == origin)
+            .map(|(_, i)| i)
+            .min()
+    }
+
+    /// Active ADDs of `origin`.
+    pub fn active_count(&self, origin: OriginId) -> u64 {
+        self.inner
+            .read()
+            .expect("catalog lock")
+            .active_per_origin
+            .get(&origin)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every matched entry within `max_distance` of `query` (exact types: equal), sorted by
+    /// distance, then origin, then index; one hit per origin and stored hash.
+    pub fn search(&self, signal_type: SignalType, query: &[u8], max_distance: u32) -> Vec<Hit> {
+        let inner = self.inner.read().expect("catalog lock");
+        let pairs: Vec<(u64, u32)> = match signal_type.distance() {
+            Distance::Exact => inner
+                .ids_equal(signal_type, query)
+                .into_iter()
+                .map(|id| (id, 0))
+                .collect(),
+            Distance::Hamming { .. } => inner
+                .hamming
+                .get(&signal_type)
+                .and_then(|ix| ix.range_search(query, max_distance).ok())
+                .unwrap_or_default(),
+        };
+        let mut seen: HashSet<(OriginId, Vec<u8>)> = HashSet::new();
+        let mut hits = Vec::new();
+        for (id, distance) in pairs {
+            let (origin, index) = split_id(id);
+            if !inner.matched.contains(&origin) {
+                continue;
+            }
+            let Some(info) = inner.info.get(&id) else {
+                continue;
+            };
+            let hash = inner.hash_of(signal_type, id, query);
+            if !seen.insert((origin, hash.clone())) {
+                continue;
+            }
+            hits.push(Hit {
+                origin: inner.names.get(&origin).cloned().unwrap_or_default(),
+                index,
+                hash,
+                distance,
+                quality: u32::from(info.quality),
+                listing: inner.listings[info.listing as usize].clone(),
+            });
+        }
+        hits.sort_by(|a, b| {
+            (a.distance, &a.origin, a.index).cmp(&(b.distance, &b.origin, b.index))
+        });
+        hits
+    }
+
+    /// Active entries in all indexes.
+    pub fn len(&self) -> usize {
+        self.inner.read().expect("catalog lock").info.len()
+    }
+
+    /// Whether nothing is active.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate heap bytes of the hash indexes.
+    pub fn index_heap_bytes(&self) -> usize {
+        let inner = self.inner.read().expect("catalog lock");
+        inner
+            .hamming
+            .values()
+            .map(HammingIndex::heap_bytes)
+            .sum::<usize>()
+            + inner
+                .exact
+                .values()
+                .map(ExactIndex::heap_bytes)
+                .sum::<usize>()
+    }
+
+    /// Compacts the hash indexes after a bulk load.
+    pub fn compact(&self) {
+        let mut inner = self.inner.write().expect("catalog lock");
+        for ix in inner.hamming.values_mut() {
+            ix.compact();
+        }
+    }
+}
+
+impl Inner {
+    fn listing_id(&mut self, labels: &[String], legal_basis: &str) -> u32 {
+        let l = Arc::new(Listing {
+            labels: labels.to_vec(),
+            legal_basis: legal_basis.to_owned(),
+        });
+        if let Some(&id) = self.listing_ids.get(&l) {
+            return id;
+        }
+        let id = self.listings.len() as u32;
+        self.listings.push(l.clone());
+        self.listing_ids.insert(l, id);
+        id
+    }
+
+    fn apply(&mut self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
+        for a in activate {
+            let id = entry_id(origin, a.index);
+            if self.info.contains_key(&id) {
+                continue;
+            }
+            let inserted = match a.signal_type.distance() {
+                Distance::Exact => self
+                    .exact
+                    .entry(a.signal_type)
+                    .or_insert_with(|| ExactIndex::new(a.signal_type.byte_len()))
+                    .insert(id, &a.hash),
+                Distance::Hamming { .. } => self
+                    .hamming
+                    .entry(a.signal_type)
+                    .or_insert_with(|| {
+                        HammingIndex::new(a.signal_type.byte_len() as u32 * 8)
+                            .expect("signal types have supported widths")
+                    })
+                    .insert(id, &a.hash),
+            };
+            if let Err(e) = inserted {
+                // Entries are validated before they reach the catalog; this is a bug.
+                tracing::error!(error = %e, origin, index = a.index, "catalog refused an entry");
+                continue;
+            }
+            let listing = self.listing_id(&a.labels, &a.legal_basis);
+            self.info.insert(
+                id,
+                EntryInfo {
+                    signal_type: a.signal_type,
+                    quality: a.quality.min(100) as u8,
+                    listing,
+                },
+            );
+            *self.active_per_origin.entry(origin).or_default() += 1;
+        }
+        for &index in deactivate {
+            let id = entry_id(origin, index);
+            let Some(info) = self.info.remove(&id) else {
+                continue;
+            };
+            match info.signal_type.distance() {
+                Distance::Exact => {
+                    if let Some(ix) = self.exact.get_mut(&info.signal_type) {
+                        ix.remove(id);
+                    }
+                }
+                Distance::Hamming { .. } => {
+                    if let Some(ix) = self.hamming.get_mut(&info.signal_type) {
+                        ix.remove(id);
+                    }
+                }
+            }
+            if let Some(n) = self.active_per_origin.get_mut(&origin) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    fn ids_equal(&self, signal_type: SignalType, hash: &[u8]) -> Vec<u64> {
+        match signal_type.distance() {
+            Distance::Exact => self
+                .exact
+                .get(&signal_type)
+                .and_then(|ix| ix.lookup(hash).ok())
+                .unwrap_or_default(),
+            Distance::Hamming { .. } => self
+                .hamming
+                .get(&signal_type)
+                .and_then(|ix| ix.range_search(hash, 0).ok())
+                .map(|v| v.into_iter().map(|(id, _)| id).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn hash_of(&self, signal_type: SignalType, id: u64, query: &[u8]) -> Vec<u8> {
+        match signal_type.distance() {
+            // Exact hits equal the query.
+            Distance::Exact => query.to_vec(),
+            Distance::Hamming { .. } => self
+                .hamming
+                .get(&signal_type)
+                .and_then(|ix| ix.get(id))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(index: u64, hash: [u8; 32]) -> Activation {
+        Activation {
+            index,
+            signal_type: SignalType::Pdq,
+            hash: hash.to_vec(),
+            quality: 90,
+            labels: vec!["ncii".into()],
+            legal_basis: "law".into(),
+        }
+    }
+
+    #[test]
+    fn search_names_each_origin_once_and_respects_policy_and_retraction() {
+        let c = Catalog::new();
+        c.set_origin(0, "uk.example", true);
+        c.set_origin(1, "kr.example", true);
+        c.set_origin(2, "br.example", false);
+        let h = [0x55u8; 32];
+        let mut near = h;
+        near[0] ^= 0b111;
+        c.apply(0, &[act(3, h), act(4, h)], &[]);
+        c.apply(1, &[act(0, near)], &[]);
+        c.apply(2, &[act(0, h)], &[]);
+        let hits = c.search(SignalType::Pdq, &h, 31);
+        let names: Vec<(&str, u64, u32)> = hits
+            .iter()
+            .map(|h| (h.origin.as_str(), h.index, h.distance))
+            .collect();
+        assert_eq!(names, vec![("uk.example", 3, 0), ("kr.example", 0, 3)]);
+        assert_eq!(c.find_in_origin(0, SignalType::Pdq, &h), Some(3));
+        c.apply(0, &[], &[3]);
+        assert!(!c.is_active(0, 3));
+        assert_eq!(c.search(SignalType::Pdq, &h, 0)[0].index, 4);
+        c.apply(0, &[], &[4]);
+        c.apply(1, &[], &[0]);
+        assert!(c.search(SignalType::Pdq, &h, 31).is_empty());
+        assert_eq!(c.active_count(0), 0);
+    }
+
+    #[test]
+    fn exact_types_match_only_equal_values() {
+        let c = Catalog::new();
+        c.set_origin(0, "uk.example", true);
+        let md5 = Activation {
+            signal_type: SignalType::Md5,
+            hash: vec![1; 16],
+            ..act(0, [0; 32])
+        };
+        c.apply(0, &[md5], &[]);
+        assert_eq!(c.search(SignalType::Md5, &[1; 16], 31).len(), 1);
+        let mut other = [1u8; 16];
+        other[0] = 0;
+        assert!(c.search(SignalType::Md5, &other, 31).is_empty());
+    }
+}
