@@ -121,6 +121,56 @@ impl Default for SyncConfig {
     }
 }
 
+/// Image hashing on the node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingConfig {
+    /// Signal types computed from every image (names as in `Signal.signal_type`).
+    pub signal_types: Vec<String>,
+    /// Largest encoded image, bytes.
+    pub max_image_bytes: usize,
+    /// Largest width or height, pixels (checked from the header, before decoding).
+    pub max_dimension: u32,
+    /// Largest width x height (decompression bombs are refused before decoding).
+    pub max_pixels: u64,
+    /// Accepted formats: jpeg, png, webp, gif (first frame), bmp, tiff.
+    pub formats: Vec<String>,
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            signal_types: ["pdq", "md5", "sha256"].map(String::from).to_vec(),
+            max_image_bytes: 20 * 1024 * 1024,
+            max_dimension: 16_384,
+            max_pixels: 50_000_000,
+            formats: ["jpeg", "png", "webp", "gif", "bmp", "tiff"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// Matching radii.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingConfig {
+    /// Default (and largest) Hamming radius per signal type, e.g. `{ pdq = 31 }`; types not
+    /// listed use the protocol default. Requests may lower it, never raise it.
+    pub max_distance: std::collections::BTreeMap<String, u32>,
+    /// Most signals in one Match request.
+    pub max_signals: usize,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        Self {
+            max_distance: Default::default(),
+            max_signals: 1024,
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +196,12 @@ pub struct Config {
     /// Federation timing.
     #[serde(default)]
     pub sync: SyncConfig,
+    /// Image hashing.
+    #[serde(default)]
+    pub hashing: HashingConfig,
+    /// Matching.
+    #[serde(default)]
+    pub matching: MatchingConfig,
 }
 
 fn default_origin() -> String {
@@ -203,6 +259,16 @@ impl Config {
         }
         for t in &self.trust {
             self.trusted_key(t)?;
+        }
+        crate::hashing::ImageHasher::new(&self.hashing).map_err(|message| ConfigError::Parse {
+            path: PathBuf::from("[hashing]"),
+            message,
+        })?;
+        for name in self.matching.max_distance.keys() {
+            redline_proto::signal::SignalType::from_name(name).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("[matching]"),
+                message: e.to_string(),
+            })?;
         }
         Ok(())
     }

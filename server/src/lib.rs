@@ -6,9 +6,11 @@
 pub mod config;
 pub mod federation;
 pub mod grpc;
+pub mod hashing;
 pub mod identity;
 pub mod index;
 pub mod log;
+pub mod matching;
 pub mod node;
 pub mod store;
 pub mod telemetry;

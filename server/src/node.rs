@@ -155,6 +155,7 @@ pub struct Node {
     logs: RwLock<HashMap<String, Arc<LogHandle>>>,
     catalog: Arc<Catalog>,
     peers: crate::federation::PeerTable,
+    hasher: crate::hashing::ImageHasher,
     events: broadcast::Sender<CommitEvent>,
 }
 
@@ -266,6 +267,8 @@ impl Node {
         catalog.compact();
         tracing::info!(active = catalog.len(), "catalog loaded");
         let (events, _) = broadcast::channel(1024);
+        let hasher =
+            crate::hashing::ImageHasher::new(&config.hashing).map_err(NodeError::BadRange)?;
         let node = Arc::new(Self {
             config,
             store,
@@ -274,6 +277,7 @@ impl Node {
             logs: RwLock::new(logs),
             catalog,
             peers: Default::default(),
+            hasher,
             events,
         });
         if node.own_log().state().checkpoint.is_none() {
@@ -310,6 +314,11 @@ impl Node {
     /// The in-memory catalog of active entries.
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// The image hasher (uploads are hashed, then dropped).
+    pub fn hasher(&self) -> &crate::hashing::ImageHasher {
+        &self.hasher
     }
 
     /// Peer status and untrusted offers.

@@ -206,7 +206,8 @@ async fn submit_retract_status() {
 async fn hash_reports_bad_files_and_goes_on() {
     let dir = temp_dir();
     let good = dir.path().join("good.png");
-    write_image(&good, 1);
+    write_image(&good, 7); // PDQ quality 71
+
     let bad = dir.path().join("bad.jpg");
     std::fs::write(&bad, b"not an image").unwrap();
     let r = run(&[

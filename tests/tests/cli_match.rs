@@ -19,7 +19,6 @@ fn flip_bits(hex_value: &str, n: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Matching service"]
 async fn match_hashes_and_images() {
     let dir = temp_dir();
     let node = TestNode::start_in("hotline-a.example", dir.path()).await;
@@ -125,7 +124,6 @@ async fn match_hashes_and_images() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Matching service"]
 async fn match_stream_answers_each_request_in_order() {
     let dir = temp_dir();
     let node = TestNode::start_in("hotline-a.example", dir.path()).await;

@@ -106,7 +106,6 @@ fn python_example_generates_stubs_from_the_protos() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the Matching service"]
 async fn python_example_matches_a_hash_and_an_image() {
     let Some(py) = tokio::task::spawn_blocking(python).await.unwrap() else {
         return;

@@ -109,9 +109,16 @@ pub async fn run_with(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Writes a deterministic test image (a smooth pattern, so PDQ quality is high) as PNG.
 pub fn write_image(path: &Path, seed: u32) {
+    // Smooth, low-frequency content (like a photo): PDQ's dihedral hashes of a rotated copy
+    // then land within a few bits of the original's, as they do for real images. (A
+    // high-frequency pattern aliases differently after rotation and drifts 30+ bits.)
     let img = image::RgbImage::from_fn(256, 256, |x, y| {
         let v = |k: u32| {
-            (((x * (3 + seed % 5) + y * (k + seed)) ^ (x * y / (7 + seed % 11))) % 256) as u8
+            let (fx, fy, k, s) = (x as f32 / 256.0, y as f32 / 256.0, k as f32, seed as f32);
+            let wave = (fx * (3.0 + (seed % 5) as f32) + k).sin()
+                * (fy * (2.0 + (seed % 3) as f32) * fx + 0.5 * k).cos()
+                + ((fx - 0.3) * (fy - 0.6) * (9.0 + s)).sin();
+            ((wave + 2.0) * 60.0).clamp(0.0, 255.0) as u8
         };
         image::Rgb([v(1), v(2), v(5)])
     });

@@ -315,7 +315,9 @@ pub struct MatchArgs {
     /// Largest Hamming distance to report (default: the signal type's, 31 for PDQ).
     #[arg(long, value_name = "N")]
     max_distance: Option<u32>,
-    /// Also match the 8 rotations and flips of each PDQ hash.
+    /// Also match the 8 rotations and flips of each image. Rotations cannot be derived from a
+    /// hash, so with --dihedral FILEs are sent to the node, which computes all 8 PDQ hashes in
+    /// one pass (and drops the image); --pdq hashes are matched as given.
     #[arg(long)]
     dihedral: bool,
     /// Signal types computed from FILEs.
@@ -342,7 +344,7 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
     }
     let mut images = Vec::new();
     for file in &a.files {
-        if a.send_image {
+        if a.send_image || a.dihedral {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             images.push((file.clone(), bytes));

@@ -57,28 +57,55 @@ pub fn hash_image(
     limits: &DecodeLimits,
     types: &[SignalType],
 ) -> Result<Vec<ComputedSignal>, HashError> {
+    Ok(hash_image_with_dihedral(bytes, limits, types, false)?.signals)
+}
+
+/// Everything computed from one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageHashes {
+    /// One per requested type, in request order.
+    pub signals: Vec<ComputedSignal>,
+    /// PDQ's eight rotations/flips, when asked for (their `Original` is the `pdq` signal).
+    pub pdq_dihedral: Option<PdqDihedral>,
+}
+
+/// Like [`hash_image`], and with `dihedral` also PDQ's eight rotations/flips from the same
+/// decode and the same DCT pass (for matching rotated or mirrored re-uploads).
+pub fn hash_image_with_dihedral(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    types: &[SignalType],
+    dihedral: bool,
+) -> Result<ImageHashes, HashError> {
     let mut wanted: Vec<SignalType> = Vec::with_capacity(types.len());
     for t in types {
         if !wanted.contains(t) {
             wanted.push(*t);
         }
     }
-    let img = if wanted.iter().any(|t| t.needs_pixels()) {
+    let img = if dihedral || wanted.iter().any(|t| t.needs_pixels()) {
         Some(decode_image(bytes, limits)?)
     } else {
         probe(bytes, limits)?;
         None
     };
-    let out = wanted
+    let pdq_dihedral = match (&img, dihedral) {
+        (Some(img), true) => Some(pdq_dihedral_from_image(img)),
+        _ => None,
+    };
+    let signals = wanted
         .into_iter()
         .map(|signal_type| {
             let (bytes, quality) = match (signal_type, &img) {
                 (SignalType::Md5, _) => (exact::md5(bytes).to_vec(), None),
                 (SignalType::Sha256, _) => (exact::sha256(bytes).to_vec(), None),
-                (SignalType::Pdq, Some(img)) => {
-                    let p = pdq_from_image(img);
-                    (p.hash.0.to_vec(), Some(p.quality))
-                }
+                (SignalType::Pdq, Some(img)) => match &pdq_dihedral {
+                    Some(d) => (d.get(Dihedral::Original).0.to_vec(), Some(d.quality)),
+                    None => {
+                        let p = pdq_from_image(img);
+                        (p.hash.0.to_vec(), Some(p.quality))
+                    }
+                },
                 (t, Some(img)) => (family::family_hash(t, img).expect("family type"), None),
                 (_, None) => {
                     unreachable!("pixels are decoded whenever a perceptual type is requested")
@@ -91,5 +118,8 @@ pub fn hash_image(
             }
         })
         .collect();
-    Ok(out)
+    Ok(ImageHashes {
+        signals,
+        pdq_dihedral,
+    })
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod convert;
 pub mod error;
 pub mod federation;
+pub mod matching;
 pub mod node_status;
 pub mod submission;
 
@@ -27,6 +28,9 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
     health_reporter
         .set_serving::<pb::federation_server::FederationServer<federation::FederationService>>()
         .await;
+    health_reporter
+        .set_serving::<pb::matching_server::MatchingServer<matching::MatchingService>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -39,7 +43,7 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
     let submission = pb::submission_server::SubmissionServer::new(
         submission::SubmissionService::new(node.clone()),
     )
-    .max_decoding_message_size(max)
+    .max_decoding_message_size(max.max(node.hasher().max_image_bytes() + 64 * 1024))
     .max_encoding_message_size(max);
     let audit = pb::audit_server::AuditServer::new(audit::AuditService::new(node.clone()))
         .max_decoding_message_size(64 * 1024)
@@ -49,6 +53,10 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
     )
     .max_decoding_message_size(4 * 1024 * 1024)
     .max_encoding_message_size(max.max(64 * 1024 * 1024));
+    let matching =
+        pb::matching_server::MatchingServer::new(matching::MatchingService::new(node.clone()))
+            .max_decoding_message_size(max.max(node.hasher().max_image_bytes() + 64 * 1024))
+            .max_encoding_message_size(max);
     let status = pb::node_server::NodeServer::new(node_status::NodeService::new(node.clone()))
         .max_decoding_message_size(64 * 1024);
 
@@ -61,5 +69,6 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
         .add_service(submission)
         .add_service(audit)
         .add_service(federation)
+        .add_service(matching)
         .add_service(status))
 }

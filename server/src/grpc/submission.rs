@@ -29,13 +29,29 @@ impl Submission for SubmissionService {
         req: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
         let req = req.into_inner();
+        let mut signals = parse_signals(&req.signals)?;
+        let mut echo: Vec<pb::Signal> = req.signals.clone();
         if !req.image.is_empty() {
-            return Err(Status::invalid_argument(
-                "image submission is not enabled on this node; send hashes in `signals`",
-            ));
+            // Hashed with every configured type; the bytes are dropped inside `hash`.
+            let hashes = self
+                .node
+                .hasher()
+                .hash(req.image, false)
+                .await
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            for s in hashes.signals {
+                echo.push(pb::Signal {
+                    signal_type: s.signal_type.name().to_owned(),
+                    value: s.hex(),
+                    quality: s.quality.map_or(0, u32::from),
+                });
+                signals.push(crate::node::NewSignal {
+                    signal_type: s.signal_type,
+                    hash: s.bytes,
+                    quality: s.quality.map_or(0, u32::from),
+                });
+            }
         }
-        let signals = parse_signals(&req.signals)?;
-        let echo: Vec<pb::Signal> = req.signals.clone();
         let out = self
             .node
             .submit(
