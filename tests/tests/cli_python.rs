@@ -151,18 +151,18 @@ async fn python_example_matches_a_hash_and_an_image() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = v.as_array().unwrap();
-    // The hash: exact match at index 1 (the image's PDQ was submitted first, at 0).
+    // The hash: exact match at index 0 (`redline submit` sends --pdq values before files).
     assert_eq!(results[0]["query"]["value"], listed.as_str());
     assert_eq!(results[0]["matches"][0]["origin"], "hotline-a.example");
-    assert_eq!(results[0]["matches"][0]["index"], 1);
+    assert_eq!(results[0]["matches"][0]["index"], 0);
     assert_eq!(results[0]["matches"][0]["distance"], 0);
-    // The image: hashed by the node; its PDQ matches the locally hashed one at index 0.
+    // The image: hashed by the node; its PDQ matches the locally hashed one at index 1.
     assert!(
         results[1..].iter().any(|r| r["matches"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["index"] == 0 && m["distance"] == 0)),
+            .any(|m| m["index"] == 1 && m["distance"] == 0)),
         "{v}"
     );
     node.stop().await;
