@@ -254,6 +254,11 @@ impl Node {
         }
         // Rebuild the catalog (active set + match index) from the committed leaves.
         let catalog = Arc::new(Catalog::new());
+        catalog.set_own_origin(
+            logs.get(&config.origin)
+                .map(|l| l.state().id)
+                .expect("own log registered above"),
+        );
         for (name, log) in &logs {
             let state = log.state();
             let matched = trust.get(name).is_some_and(OriginTrust::matched);

@@ -84,6 +84,10 @@ struct Inner {
     active_per_origin: HashMap<OriginId, u64>,
     names: HashMap<OriginId, String>,
     matched: HashSet<OriginId>,
+    /// The node's own origin, whose active hashes are also kept in `own` for duplicate checks:
+    /// a hash map lookup per submitted hash instead of a Hamming search.
+    own_origin: Option<OriginId>,
+    own: HashMap<(SignalType, Box<[u8]>), u64>,
 }
 
 /// The catalog (thread-safe).
@@ -108,6 +112,12 @@ impl Catalog {
         } else {
             inner.matched.remove(&origin);
         }
+    }
+
+    /// Declares the node's own origin: its active hashes are indexed for exact duplicate checks
+    /// ([`Catalog::find_in_origin`]). Call before its entries are applied.
+    pub fn set_own_origin(&self, origin: OriginId) {
+        self.inner.write().expect("catalog lock").own_origin = Some(origin);
     }
 
     /// Applies one committed batch of `origin`.
@@ -273,6 +283,12 @@ impl Inner {
                 tracing::error!(error = %e, origin, index = a.index, "catalog refused an entry");
                 continue;
             }
+            if self.own_origin == Some(origin) {
+                self.own
+                    .entry((a.signal_type, a.hash.clone().into_boxed_slice()))
+                    .and_modify(|i| *i = (*i).min(a.index))
+                    .or_insert(a.index);
+            }
             let listing = self.listing_id(&a.labels, &a.legal_basis);
             self.info.insert(
                 id,
@@ -289,6 +305,23 @@ impl Inner {
             let Some(info) = self.info.remove(&id) else {
                 continue;
             };
+            if self.own_origin == Some(origin) {
+                match self
+                    .hamming
+                    .get(&info.signal_type)
+                    .and_then(|ix| ix.get(id))
+                {
+                    Some(hash) => {
+                        let key = (info.signal_type, hash.into_boxed_slice());
+                        if self.own.get(&key) == Some(&index) {
+                            self.own.remove(&key);
+                        }
+                    }
+                    // Exact indexes keep no hash per id; retractions are rare, so a scan of
+                    // the own map is cheaper than a reverse map for every entry.
+                    None => self.own.retain(|_, i| *i != index),
+                }
+            }
             match info.signal_type.distance() {
                 Distance::Exact => {
                     if let Some(ix) = self.exact.get_mut(&info.signal_type) {
@@ -370,6 +403,7 @@ mod tests {
             .collect();
         assert_eq!(names, vec![("uk.example", 3, 0), ("kr.example", 0, 3)]);
         assert_eq!(c.find_in_origin(0, SignalType::Pdq, &h), Some(3));
+        assert_eq!(c.find_in_origin(1, SignalType::Pdq, &near), Some(0));
         c.apply(0, &[], &[3]);
         assert!(!c.is_active(0, 3));
         assert_eq!(c.search(SignalType::Pdq, &h, 0)[0].index, 4);
@@ -377,6 +411,32 @@ mod tests {
         c.apply(1, &[], &[0]);
         assert!(c.search(SignalType::Pdq, &h, 31).is_empty());
         assert_eq!(c.active_count(0), 0);
+    }
+
+    #[test]
+    fn own_origin_duplicates_are_found_by_exact_lookup_until_retracted() {
+        let c = Catalog::new();
+        c.set_origin(0, "uk.example", true);
+        c.set_own_origin(0);
+        let h = [9u8; 32];
+        let md5 = Activation {
+            signal_type: SignalType::Md5,
+            hash: vec![1; 16],
+            ..act(1, [0; 32])
+        };
+        c.apply(0, &[act(0, h), md5], &[]);
+        assert_eq!(c.find_in_origin(0, SignalType::Pdq, &h), Some(0));
+        assert_eq!(c.find_in_origin(0, SignalType::Md5, &[1; 16]), Some(1));
+        let mut near = h;
+        near[0] ^= 1;
+        assert_eq!(
+            c.find_in_origin(0, SignalType::Pdq, &near),
+            None,
+            "exact, not near"
+        );
+        c.apply(0, &[], &[0, 1]);
+        assert_eq!(c.find_in_origin(0, SignalType::Pdq, &h), None);
+        assert_eq!(c.find_in_origin(0, SignalType::Md5, &[1; 16]), None);
     }
 
     #[test]
