@@ -64,9 +64,14 @@ fn apply(
     }
     for (origin, leaves) in batches {
         let state = &mut states[*origin as usize];
-        let prepared =
-            prepare_append(&store, &catalog, state, leaves.clone(), Validation::Replicated)
-                .unwrap();
+        let prepared = prepare_append(
+            &store,
+            &catalog,
+            state,
+            leaves.clone(),
+            Validation::Replicated,
+        )
+        .unwrap();
         let mut commit = prepared.commit;
         commit.checkpoint = StoredCheckpoint {
             size: prepared.size,
