@@ -13,7 +13,7 @@ use redline_server::store::{Store, StoredCheckpoint};
 /// Builds one origin's log: ADDs of hashes from a small pool (so duplicates occur) and
 /// RETRACTs of earlier, still-active ADDs.
 fn build_log(ops: &[(bool, u8)]) -> Vec<Vec<u8>> {
-    let mut leaves = Vec::new();
+    let mut leaves: Vec<Vec<u8>> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
     for (i, &(retract, pick)) in ops.iter().enumerate() {
         if retract && !active.is_empty() {
