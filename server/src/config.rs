@@ -29,6 +29,12 @@ pub enum ConfigError {
     Trust { origin: String, message: String },
     #[error("invalid origin name {0:?}: it must be non-empty, without spaces or '+'")]
     Origin(String),
+    #[error("[[tokens]] {name:?}: {message}")]
+    Token { name: String, message: String },
+    #[error("[[peers]] {url}: {message}")]
+    Peer { url: String, message: String },
+    #[error("{0}")]
+    Exposed(String),
 }
 
 /// What a node does with an origin's list.
@@ -55,11 +61,111 @@ impl Policy {
 }
 
 /// A peer to sync from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
-    /// gRPC URL, e.g. `http://127.0.0.1:7444`.
+    /// gRPC URL, e.g. `http://127.0.0.1:7444`, or `https://...` for TLS.
     pub url: String,
+    /// Bearer token sent on every call to the peer (a token of the peer's with the `federate`
+    /// scope); none when the peer needs no token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// PEM file of the CA(s) that sign the peer's server certificate (`https` only); without
+    /// it the Mozilla root set is used.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain) presented to the peer for mutual TLS; needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Name the peer's certificate must carry when it differs from the URL's host.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+}
+
+impl PeerConfig {
+    /// A peer at `url` with no token and default TLS settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// A secret string from the configuration, never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// What a bearer token may do. Each gRPC service needs one scope; health and reflection need
+/// none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `Submission`: add and retract entries of this node's own list.
+    Submit,
+    /// `Matching`: check hashes and images.
+    Match,
+    /// `Audit`: read logs, checkpoints, proofs and evidence.
+    Audit,
+    /// `Federation`: what peers call to replicate.
+    Federate,
+    /// `Node.Status`: the operator's view.
+    Admin,
+}
+
+impl Scope {
+    /// Name as written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Submit => "submit",
+            Scope::Match => "match",
+            Scope::Audit => "audit",
+            Scope::Federate => "federate",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// A bearer token the node accepts. Only its SHA-256 is stored (`redline-node --hash-token`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in logs, never the token).
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+    /// What it may call.
+    pub scopes: Vec<Scope>,
+    /// Calls per second allowed on average (token bucket); unlimited when absent.
+    #[serde(default)]
+    pub rate_per_sec: Option<f64>,
+    /// Calls allowed in a burst; default: `rate_per_sec` rounded up (at least 1).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+/// TLS for the gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of this node.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// PEM CA(s) that sign client certificates. When set, every client must present a
+    /// certificate signed by it (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// An origin this node follows.
@@ -84,6 +190,11 @@ pub struct Limits {
     pub max_batch: usize,
     /// Deadline for unary calls, milliseconds.
     pub request_timeout_ms: u64,
+    /// Most concurrent HTTP/2 streams (calls) one connection may open.
+    pub max_concurrent_streams: u32,
+    /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the node
+    /// closes their connections anyway, milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -92,6 +203,8 @@ impl Default for Limits {
             max_message_bytes: 16 * 1024 * 1024,
             max_batch: 10_000,
             request_timeout_ms: 30_000,
+            max_concurrent_streams: 128,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -202,6 +315,20 @@ pub struct Config {
     /// Matching.
     #[serde(default)]
     pub matching: MatchingConfig,
+    /// Bearer tokens accepted. None: every caller may do everything, so the node then only
+    /// listens on loopback.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// TLS for the listener; required off loopback.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Allow a non-loopback listener without tokens or TLS (e.g. behind a proxy that adds
+    /// them). Also `--insecure`.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Address of the Prometheus `/metrics` HTTP endpoint; none when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_origin() -> String {
@@ -264,6 +391,37 @@ impl Config {
             path: PathBuf::from("[hashing]"),
             message,
         })?;
+        self.validate_tokens()?;
+        for p in &self.peers {
+            let err = |message: &str| ConfigError::Peer {
+                url: p.url.clone(),
+                message: message.to_owned(),
+            };
+            let https = p.url.starts_with("https://");
+            if !https && !p.url.starts_with("http://") {
+                return Err(err("the URL must start with http:// or https://"));
+            }
+            if !https
+                && (p.ca.is_some()
+                    || p.cert.is_some()
+                    || p.key.is_some()
+                    || p.tls_server_name.is_some())
+            {
+                return Err(err(
+                    "ca, cert, key and tls_server_name need an https:// URL",
+                ));
+            }
+            if p.cert.is_some() != p.key.is_some() {
+                return Err(err("cert and key go together"));
+            }
+            if let Some(t) = &p.token {
+                if t.0.is_empty() || !t.0.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(err(
+                        "token must be non-empty printable ASCII without spaces",
+                    ));
+                }
+            }
+        }
         for name in self.matching.max_distance.keys() {
             redline_proto::signal::SignalType::from_name(name).map_err(|e| ConfigError::Parse {
                 path: PathBuf::from("[matching]"),
@@ -271,6 +429,73 @@ impl Config {
             })?;
         }
         Ok(())
+    }
+
+    fn validate_tokens(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.tokens {
+            let err = |message: &str| ConfigError::Token {
+                name: t.name.clone(),
+                message: message.to_owned(),
+            };
+            if t.name.is_empty() || !names.insert(t.name.as_str()) {
+                return Err(err("every token needs a unique, non-empty name"));
+            }
+            if t.sha256.len() != 64
+                || !t
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(err(
+                    "sha256 must be 64 lowercase hex digits (redline-node --hash-token TOKEN)",
+                ));
+            }
+            if t.scopes.is_empty() {
+                return Err(err("scopes is empty: the token could call nothing"));
+            }
+            if let Some(r) = t.rate_per_sec {
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(err("rate_per_sec must be a positive number"));
+                }
+            }
+            if t.burst == Some(0) {
+                return Err(err("burst must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to serve hash lists and open services to a network: a listener off loopback
+    /// needs `[[tokens]]` and `[tls]`, unless `insecure` is set.
+    pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if addr.ip().is_loopback() {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if self.tokens.is_empty() {
+            missing.push("no [[tokens]] (anyone could call every service)");
+        }
+        if self.tls.is_none() {
+            missing.push("no [tls] (hash lists would cross the network in clear text)");
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if self.insecure {
+            tracing::warn!(
+                %addr,
+                problems = %missing.join("; "),
+                "insecure = true: serving off loopback without protection"
+            );
+            return Ok(());
+        }
+        Err(ConfigError::Exposed(format!(
+            "refusing to listen on {addr}, which is not loopback, with {}; configure \
+             [[tokens]] and [tls], or pass --insecure (insecure = true) if a proxy in front \
+             provides them",
+            missing.join(" and ")
+        )))
     }
 
     /// The parsed key of a trust entry; its name must be the origin's.

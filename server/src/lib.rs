@@ -11,26 +11,48 @@ pub mod identity;
 pub mod index;
 pub mod log;
 pub mod matching;
+pub mod metrics;
 pub mod node;
 pub mod store;
 pub mod telemetry;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use node::Node;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The node to serve: one to open (serving health as NOT_SERVING while it loads), or one
+/// already open.
+#[derive(Debug)]
+pub enum NodeSource {
+    /// Open the node with this configuration once the listener serves.
+    Open(Box<Config>),
+    /// Serve this open node.
+    Ready(Arc<Node>),
+}
+
 /// Runs a node on `listener` until `shutdown` completes, then finishes in-flight calls and
-/// flushes the store. Tests pass a listener bound to `127.0.0.1:0`.
+/// flushes the store. The listener serves health (NOT_SERVING) while the store and catalog
+/// load. Tests pass a listener bound to `127.0.0.1:0`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let node = Node::open(config).await?;
-    serve(node, listener, shutdown).await
+) -> Result<(), BoxError> {
+    let metrics = bind_metrics(&config).await?;
+    launch(
+        NodeSource::Open(Box::new(config)),
+        listener,
+        metrics,
+        shutdown,
+        |_| {},
+    )
+    .await
 }
 
 /// Serves an already opened node.
@@ -38,27 +60,145 @@ pub async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), BoxError> {
+    let metrics = bind_metrics(node.config()).await?;
+    launch(NodeSource::Ready(node), listener, metrics, shutdown, |_| {}).await
+}
+
+/// Binds `metrics_listen` when configured.
+pub async fn bind_metrics(config: &Config) -> Result<Option<TcpListener>, BoxError> {
+    match config.metrics_listen {
+        None => Ok(None),
+        Some(addr) => {
+            Ok(Some(TcpListener::bind(addr).await.map_err(|e| {
+                format!("cannot listen for metrics on {addr}: {e}")
+            })?))
+        }
+    }
+}
+
+/// The whole life of a node: refuses an exposed listener without tokens and TLS, serves gRPC
+/// (and `/metrics` on `metrics_listener`), opens the node if needed and then its services,
+/// calls `on_ready`, starts federation, and on `shutdown`: reports NOT_SERVING, stops
+/// accepting, stops sync, lets in-flight calls finish (ending watch streams, at most
+/// `limits.shutdown_grace_ms`), and flushes the store.
+pub async fn launch(
+    source: NodeSource,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Arc<Node>) + Send,
+) -> Result<(), BoxError> {
     let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        origin = node.origin(),
-        key = %node.public_key().verifier_key(),
-        "redline node serving"
-    );
-    let router = grpc::router(node.clone()).await?;
-    let (stop_sync, stop_rx) = tokio::sync::watch::channel(false);
-    let sync_tasks = federation::sync::spawn_all(node.clone(), stop_rx);
+    let (config, metrics) = match &source {
+        NodeSource::Open(c) => ((**c).clone(), Arc::new(metrics::Metrics::new())),
+        NodeSource::Ready(n) => (n.config().clone(), n.metrics().clone()),
+    };
+    config.check_exposure(addr)?;
+    if config.tokens.is_empty() {
+        tracing::warn!(
+            %addr,
+            "no [[tokens]] configured: every caller that reaches this port may submit, match, \
+             audit, federate and read status; serving on loopback only"
+        );
+    }
+
+    let (stop_tx, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = {
+        let stopping = stopping.clone();
+        move || {
+            let mut s = stopping.clone();
+            async move {
+                let _ = s.wait_for(|stop| *stop).await;
+            }
+        }
+    };
+
+    let (router, services) = grpc::router(&config, metrics.clone(), stopping.clone()).await?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let served = router
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-    let _ = stop_sync.send(true);
+    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()));
+
+    let node_cell = Arc::new(OnceLock::new());
+    let metrics_task = metrics_listener.map(|l| {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(addr = %a, "metrics on http://{a}/metrics");
+        }
+        tokio::spawn(metrics::serve(
+            l,
+            metrics::MetricsSource {
+                metrics: metrics.clone(),
+                node: node_cell.clone(),
+            },
+            stopped(),
+        ))
+    });
+
+    let node = match source {
+        NodeSource::Ready(n) => n,
+        NodeSource::Open(config) => {
+            tracing::info!(%addr, "listening; health reports NOT_SERVING while the node loads");
+            match node::Node::open_with_metrics(*config, metrics.clone()).await {
+                Ok(n) => n,
+                Err(e) => {
+                    server.abort();
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    let _ = node_cell.set(node.clone());
+    let mut sync_tasks = Vec::new();
+    if !*stopping.borrow() {
+        services.open(&node).await;
+        metrics.set_ready(true);
+        tracing::info!(
+            %addr,
+            origin = node.origin(),
+            key = %node.public_key().verifier_key(),
+            tls = config.tls.is_some(),
+            tokens = config.tokens.len(),
+            "redline node serving"
+        );
+        on_ready(&node);
+        sync_tasks = federation::sync::spawn_all(node.clone(), stopping.clone());
+    }
+
+    let served = tokio::select! {
+        r = &mut server => Some(r),
+        _ = stopped() => None,
+    };
+    services.set_serving(false).await;
+    metrics.set_ready(false);
     for t in sync_tasks {
         let _ = t.await;
     }
-    served?;
+    let served = match served {
+        Some(r) => r,
+        None => {
+            let grace = Duration::from_millis(config.limits.shutdown_grace_ms);
+            match tokio::time::timeout(grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        grace_ms = grace.as_millis() as u64,
+                        "in-flight calls did not finish in time; closing their connections"
+                    );
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    if let Some(t) = metrics_task {
+        // Scrapes are instant; nothing to drain.
+        t.abort();
+    }
     node.flush()?;
+    served.map_err(|e| format!("server task: {e}"))??;
     tracing::info!("redline node stopped; store flushed");
     Ok(())
 }

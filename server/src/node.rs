@@ -157,6 +157,7 @@ pub struct Node {
     peers: crate::federation::PeerTable,
     hasher: crate::hashing::ImageHasher,
     events: broadcast::Sender<CommitEvent>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Node {
@@ -183,6 +184,15 @@ impl Node {
     /// Opens the data dir (creating identity and store on first start) and signs the empty
     /// checkpoint of a new log, so every log always has a signed checkpoint.
     pub async fn open(config: Config) -> Result<Arc<Self>> {
+        Self::open_with_metrics(config, Default::default()).await
+    }
+
+    /// [`Node::open`], recording into `metrics` (created before the node, so the metrics
+    /// endpoint and the gRPC guard can serve while it loads).
+    pub async fn open_with_metrics(
+        config: Config,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| IdentityError::Io {
             path: config.data_dir.clone(),
             source,
@@ -284,11 +294,17 @@ impl Node {
             peers: Default::default(),
             hasher,
             events,
+            metrics,
         });
         if node.own_log().state().checkpoint.is_none() {
             node.append_own(Vec::new()).await?;
         }
         Ok(node)
+    }
+
+    /// The node's Prometheus series.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The configuration the node runs with.
@@ -627,6 +643,7 @@ impl Node {
             origin = %ev.origin, peer = %ev.peer, reason = %ev.reason, detail = %ev.detail,
             "refused material from a peer; kept as evidence"
         );
+        self.metrics.rejected("peer", &ev.reason);
         Ok(self.store.add_evidence(&ev.encode_to_vec())?)
     }
 

@@ -86,7 +86,7 @@ async fn platform_matches_edited_images_to_both_hotlines_until_retracted() {
     let mut pc = Config::new("platform.example", dp.path());
     pc.sync.poll_interval_ms = 60_000; // only pushes can meet the deadlines below
     for (n, origin) in [(&a, "hotline-uk.example"), (&b, "hotline-kr.example")] {
-        pc.peers.push(PeerConfig { url: n.url.clone() });
+        pc.peers.push(PeerConfig::new(n.url.clone()));
         pc.trust.push(TrustConfig {
             origin: origin.into(),
             key: n.node.public_key().verifier_key(),

@@ -5,8 +5,10 @@
 //!   verify and commit the entries we lack. Anything refused is kept as evidence.
 //! - [`sync`]: one task per configured peer: subscribe to its pushed checkpoints, pull and
 //!   gossip periodically as a fallback, reconnect with exponential backoff.
+//! - [`client`]: connections to peers (TLS, client certificates, bearer tokens).
 //! - [`peers`]: what operators see of each peer and of origins offered but not trusted.
 
+pub mod client;
 pub mod peers;
 pub mod replicate;
 pub mod sync;

@@ -9,6 +9,7 @@
 //! origin equivocated: both notes are stored as evidence and the origin is frozen.
 
 use crate::config::Policy;
+use crate::federation::client::PeerChannel as Channel;
 use crate::log::{prepare_append, LogState, Validation};
 use crate::node::{Node, NodeError};
 use crate::store::StoredCheckpoint;
@@ -19,7 +20,6 @@ use redline_proto::merkle;
 use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
 use std::time::Duration;
 use thiserror::Error;
-use tonic::transport::Channel;
 
 /// What a peer's checkpoint means to us.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,8 @@ use redline_proto::pb::{
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+// Peer connections carry TLS and the peer's token (`federation::client`).
+use crate::federation::client::PeerChannel as Channel;
 
 /// Largest message accepted from a peer (a batch of entries), bytes.
 const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
@@ -66,22 +67,17 @@ async fn run_peer(node: Arc<Node>, url: String, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn connect(url: &str) -> Result<FederationClient<Channel>, String> {
-    let channel = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| format!("connect {url}: {e}"))?;
-    Ok(FederationClient::new(channel)
-        .max_decoding_message_size(MAX_PEER_MESSAGE)
-        .max_encoding_message_size(MAX_PEER_MESSAGE))
+async fn connect(node: &Node, url: &str) -> Result<FederationClient<Channel>, String> {
+    let peer = node.config().peers.iter().find(|p| p.url == url);
+    let peer = peer
+        .cloned()
+        .unwrap_or_else(|| crate::config::PeerConfig::new(url));
+    crate::federation::client::connect(&peer, MAX_PEER_MESSAGE).await
 }
 
 /// One connection's life: watch, pull, gossip, then follow pushes.
 async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
-    let mut client = connect(url).await?;
+    let mut client = connect(node, url).await?;
     let mut pushes = client
         .watch_checkpoints(WatchCheckpointsRequest {})
         .await

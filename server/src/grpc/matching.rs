@@ -82,7 +82,7 @@ pub async fn answer(node: &Node, req: MatchRequest) -> Result<MatchResponse, Sta
     let node_catalog = node.catalog().clone();
     let config = node.config().matching.clone();
     let max_distance = req.max_distance;
-    let results = tokio::task::spawn_blocking(move || {
+    let results: Vec<QueryResult> = tokio::task::spawn_blocking(move || {
         queries
             .into_iter()
             .map(|(query, signal_type, variants)| {
@@ -112,6 +112,8 @@ pub async fn answer(node: &Node, req: MatchRequest) -> Result<MatchResponse, Sta
     })
     .await
     .map_err(|_| Status::internal("internal error"))?;
+    node.metrics()
+        .matched(results.len(), results.iter().map(|r| r.matches.len()).sum());
     Ok(MatchResponse { results })
 }
 

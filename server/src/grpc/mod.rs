@@ -2,35 +2,202 @@
 //! that puts them together with health, reflection and limits.
 
 pub mod audit;
+pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod federation;
+pub mod guard;
 pub mod matching;
 pub mod node_status;
 pub mod submission;
 
+use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::node::Node;
 use redline_proto::pb;
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use tokio::sync::watch;
+use tonic::body::Body;
+use tonic::server::NamedService;
 use tonic::transport::server::Router;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-/// Builds the router with every service, message size limits and the unary deadline.
-pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error + Send + Sync>> {
-    let max = node.config().limits.max_message_bytes;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::audit_server::AuditServer<audit::AuditService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::submission_server::SubmissionServer<submission::SubmissionService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::federation_server::FederationServer<federation::FederationService>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::matching_server::MatchingServer<matching::MatchingService>>()
-        .await;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service that answers UNAVAILABLE until the node behind it is open, so the listener (and
+/// health, which reports NOT_SERVING meanwhile) can serve while the catalog loads.
+#[derive(Debug)]
+pub struct Gate<S> {
+    cell: Arc<OnceLock<S>>,
+}
+
+impl<S> Clone for Gate<S> {
+    fn clone(&self) -> Self {
+        Self {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<S> Gate<S> {
+    fn new() -> Self {
+        Self {
+            cell: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn open(&self, service: S) {
+        let _ = self.cell.set(service);
+    }
+}
+
+impl<S: NamedService> NamedService for Gate<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> tower::Service<http::Request<Body>> for Gate<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        match self.cell.get() {
+            Some(service) => {
+                let mut service = service.clone();
+                Box::pin(async move {
+                    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                    service.call(req).await
+                })
+            }
+            None => Box::pin(std::future::ready(Ok(Status::unavailable(
+                "the node is still loading its catalog; retry shortly",
+            )
+            .into_http()))),
+        }
+    }
+}
+
+use tonic::Status;
+
+type SubmissionServer = pb::submission_server::SubmissionServer<submission::SubmissionService>;
+type AuditServer = pb::audit_server::AuditServer<audit::AuditService>;
+type FederationServer = pb::federation_server::FederationServer<federation::FederationService>;
+type MatchingServer = pb::matching_server::MatchingServer<matching::MatchingService>;
+type NodeServer = pb::node_server::NodeServer<node_status::NodeService>;
+
+/// The router with every service, before the node behind them is open.
+pub type GrpcRouter =
+    Router<tower::layer::util::Stack<guard::GuardLayer, tower::layer::util::Identity>>;
+
+/// The services of a router built by [`router`]: open them once the node is loaded, and mark
+/// them not serving when it stops.
+#[derive(Debug, Clone)]
+pub struct Services {
+    health: tonic_health::server::HealthReporter,
+    submission: Gate<SubmissionServer>,
+    audit: Gate<AuditServer>,
+    federation: Gate<FederationServer>,
+    matching: Gate<MatchingServer>,
+    status: Gate<NodeServer>,
+}
+
+impl Services {
+    /// Opens every service on `node` and reports them SERVING.
+    pub async fn open(&self, node: &Arc<Node>) {
+        let max = node.config().limits.max_message_bytes;
+        let image_max = max.max(node.hasher().max_image_bytes() + 64 * 1024);
+        self.submission.open(
+            SubmissionServer::new(submission::SubmissionService::new(node.clone()))
+                .max_decoding_message_size(image_max)
+                .max_encoding_message_size(max),
+        );
+        self.audit.open(
+            AuditServer::new(audit::AuditService::new(node.clone()))
+                .max_decoding_message_size(64 * 1024)
+                .max_encoding_message_size(max),
+        );
+        self.federation.open(
+            FederationServer::new(federation::FederationService::new(node.clone()))
+                .max_decoding_message_size(4 * 1024 * 1024)
+                .max_encoding_message_size(max.max(64 * 1024 * 1024)),
+        );
+        self.matching.open(
+            MatchingServer::new(matching::MatchingService::new(node.clone()))
+                .max_decoding_message_size(image_max)
+                .max_encoding_message_size(max),
+        );
+        self.status.open(
+            NodeServer::new(node_status::NodeService::new(node.clone()))
+                .max_decoding_message_size(64 * 1024),
+        );
+        self.set_serving(true).await;
+    }
+
+    /// Reports every service (and the whole server, `""`) SERVING or NOT_SERVING.
+    pub async fn set_serving(&self, serving: bool) {
+        use tonic_health::ServingStatus::{NotServing, Serving};
+        let status = if serving { Serving } else { NotServing };
+        for name in [
+            "",
+            <SubmissionServer as NamedService>::NAME,
+            <AuditServer as NamedService>::NAME,
+            <FederationServer as NamedService>::NAME,
+            <MatchingServer as NamedService>::NAME,
+            <NodeServer as NamedService>::NAME,
+        ] {
+            self.health.set_service_status(name, status).await;
+        }
+    }
+}
+
+/// Reads the listener's TLS configuration.
+fn server_tls(config: &crate::config::TlsConfig) -> Result<ServerTlsConfig, BoxError> {
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).map_err(|e| format!("[tls] {what} {}: {e}", p.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(&config.cert, "cert")?,
+        read(&config.key, "key")?,
+    ));
+    if let Some(ca) = &config.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca")?));
+    }
+    Ok(tls)
+}
+
+/// Builds the router with every service behind the [`guard`] (tokens, scopes, rate limits,
+/// metrics), TLS when configured, message size limits and the unary deadline. The node's
+/// services answer UNAVAILABLE and health reports NOT_SERVING until [`Services::open`].
+pub async fn router(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> Result<(GrpcRouter, Services), BoxError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let services = Services {
+        health,
+        submission: Gate::new(),
+        audit: Gate::new(),
+        federation: Gate::new(),
+        matching: Gate::new(),
+        status: Gate::new(),
+    };
+    services.set_serving(false).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -40,35 +207,23 @@ pub async fn router(node: Arc<Node>) -> Result<Router, Box<dyn std::error::Error
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let submission = pb::submission_server::SubmissionServer::new(
-        submission::SubmissionService::new(node.clone()),
-    )
-    .max_decoding_message_size(max.max(node.hasher().max_image_bytes() + 64 * 1024))
-    .max_encoding_message_size(max);
-    let audit = pb::audit_server::AuditServer::new(audit::AuditService::new(node.clone()))
-        .max_decoding_message_size(64 * 1024)
-        .max_encoding_message_size(max);
-    let federation = pb::federation_server::FederationServer::new(
-        federation::FederationService::new(node.clone()),
-    )
-    .max_decoding_message_size(4 * 1024 * 1024)
-    .max_encoding_message_size(max.max(64 * 1024 * 1024));
-    let matching =
-        pb::matching_server::MatchingServer::new(matching::MatchingService::new(node.clone()))
-            .max_decoding_message_size(max.max(node.hasher().max_image_bytes() + 64 * 1024))
-            .max_encoding_message_size(max);
-    let status = pb::node_server::NodeServer::new(node_status::NodeService::new(node.clone()))
-        .max_decoding_message_size(64 * 1024);
-
-    Ok(Server::builder()
-        .timeout(node.config().request_timeout())
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(server_tls(tls)?)?;
+    }
+    let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping);
+    let router = builder
+        .timeout(config.request_timeout())
         .concurrency_limit_per_connection(256)
+        .max_concurrent_streams(Some(config.limits.max_concurrent_streams))
+        .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(submission)
-        .add_service(audit)
-        .add_service(federation)
-        .add_service(matching)
-        .add_service(status))
+        .add_service(services.submission.clone())
+        .add_service(services.audit.clone())
+        .add_service(services.federation.clone())
+        .add_service(services.matching.clone())
+        .add_service(services.status.clone());
+    Ok((router, services))
 }

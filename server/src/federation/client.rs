@@ -1,0 +1,100 @@
+//! Connections to peers: plain `http://` on a trusted network, `https://` with the peer's CA
+//! (or the Mozilla roots) and optionally a client certificate for mutual TLS; the peer's bearer
+//! token, when configured, goes with every call.
+
+use crate::config::PeerConfig;
+use redline_proto::pb::federation_client::FederationClient;
+use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The channel to a peer, with its token added to each call.
+pub type PeerChannel = InterceptedService<Channel, PeerAuth>;
+
+/// Adds `authorization: Bearer <token>` when the peer has a token. `Debug` hides it.
+#[derive(Clone)]
+pub struct PeerAuth(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for PeerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PeerAuth(<token>)"
+        } else {
+            "PeerAuth(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for PeerAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The endpoint (TLS included) and token interceptor for `peer`. Files are read here, so a
+/// replaced certificate is picked up at the next reconnection.
+pub fn endpoint(peer: &PeerConfig) -> Result<(Endpoint, PeerAuth), String> {
+    let url = &peer.url;
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if url.starts_with("https://") {
+        let read = |p: &std::path::Path, what: &str| {
+            std::fs::read(p).map_err(|e| format!("peer {url}: {what} {}: {e}", p.display()))
+        };
+        let mut tls = ClientTlsConfig::new();
+        tls = match &peer.ca {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca, "ca")?)),
+            None => tls.with_webpki_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&peer.cert, &peer.key) {
+            tls = tls.identity(Identity::from_pem(read(cert, "cert")?, read(key, "key")?));
+        }
+        if let Some(name) = &peer.tls_server_name {
+            tls = tls.domain_name(name.clone());
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("peer {url}: TLS: {e}"))?;
+    }
+    let auth = match &peer.token {
+        Some(t) => Some(
+            MetadataValue::try_from(format!("Bearer {}", t.0))
+                .map_err(|_| format!("peer {url}: the token is not a valid header value"))?,
+        ),
+        None => None,
+    };
+    Ok((endpoint, PeerAuth(auth)))
+}
+
+/// Connects to `peer`.
+pub async fn connect(
+    peer: &PeerConfig,
+    max_message: usize,
+) -> Result<FederationClient<PeerChannel>, String> {
+    let (endpoint, auth) = endpoint(peer)?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("connect {}: {}", peer.url, error_chain(&e)))?;
+    Ok(FederationClient::with_interceptor(channel, auth)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message))
+}
+
+/// An error with its sources, so "transport error" says which TLS check failed.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,164 @@
+//! TLS and mutual TLS between peers, with certificates made at test time: a follower that
+//! trusts the hotline's CA and presents a client certificate signed by the CA the hotline
+//! trusts replicates over https; one presenting a certificate from another CA is refused at
+//! the handshake (its sync fails and nothing replicates), and so is one without a certificate.
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+#[path = "ops_support.rs"]
+mod ops_support;
+
+use ops_support::{eventually, follower_config, head_of, size_of};
+use redline_e2e::{temp_dir, TestNode};
+use redline_server::config::{PeerConfig, TlsConfig};
+use redline_server::node::NewSignal;
+use redline_server::Config;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A CA that writes certificates it signs into `dir`.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+    dir: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path, name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let ca = Ca {
+            issuer,
+            dir: dir.to_owned(),
+        };
+        std::fs::write(ca.file(name, "ca.pem"), ca.issuer.pem()).unwrap();
+        ca
+    }
+
+    fn file(&self, name: &str, what: &str) -> PathBuf {
+        self.dir.join(format!("{name}-{what}"))
+    }
+
+    /// Signs a certificate for `names` (DNS names or IPs); returns `(cert, key)` paths.
+    fn sign(&self, name: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (self.file(name, "cert.pem"), self.file(name, "key.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_peers_sync_and_an_untrusted_client_certificate_is_refused() {
+    let certs = temp_dir();
+    let server_ca = Ca::new(certs.path(), "server-ca");
+    let client_ca = Ca::new(certs.path(), "client-ca");
+    let rogue_ca = Ca::new(certs.path(), "rogue-ca");
+    let (server_cert, server_key) = server_ca.sign("hotline-a", &["localhost", "127.0.0.1"]);
+    let (good_cert, good_key) = client_ca.sign("hotline-b", &["hotline-b.example"]);
+    let (rogue_cert, rogue_key) = rogue_ca.sign("hotline-c", &["hotline-c.example"]);
+
+    let (da, db, dc, dd) = (temp_dir(), temp_dir(), temp_dir(), temp_dir());
+    let mut config = Config::new("hotline-a.example", da.path());
+    config.tls = Some(TlsConfig {
+        cert: server_cert,
+        key: server_key,
+        client_ca: Some(server_ca.file("client-ca", "ca.pem")),
+    });
+    let a = TestNode::start(config).await;
+    let plain_url = a.url.clone();
+    let url = plain_url.replace("http://", "https://");
+    let signals = |seed: u8| {
+        (0..10u8)
+            .map(|i| NewSignal {
+                signal_type: redline_proto::signal::SignalType::Pdq,
+                hash: vec![seed * 16 + i; 32],
+                quality: 100,
+            })
+            .collect::<Vec<_>>()
+    };
+    a.node.submit(signals(1), Default::default()).await.unwrap();
+
+    let peer = |cert: Option<(PathBuf, PathBuf)>| {
+        let mut p = PeerConfig::new(url.clone());
+        p.ca = Some(server_ca.file("server-ca", "ca.pem"));
+        if let Some((c, k)) = cert {
+            p.cert = Some(c);
+            p.key = Some(k);
+        }
+        p
+    };
+    let follower =
+        |origin: &str, dir: &Path, p: PeerConfig| follower_config(origin, dir, vec![p], &[&a.node]);
+    let b = TestNode::start(follower(
+        "hotline-b.example",
+        db.path(),
+        peer(Some((good_cert, good_key))),
+    ))
+    .await;
+    let c = TestNode::start(follower(
+        "hotline-c.example",
+        dc.path(),
+        peer(Some((rogue_cert, rogue_key))),
+    ))
+    .await;
+    let d = TestNode::start(follower("hotline-d.example", dd.path(), peer(None))).await;
+
+    eventually(
+        Duration::from_secs(30),
+        "B replicates over mTLS",
+        || async { size_of(&b.node, "hotline-a.example") == 10 },
+    )
+    .await;
+    // Pushes arrive over the same TLS connection.
+    a.node.submit(signals(2), Default::default()).await.unwrap();
+    eventually(Duration::from_secs(30), "B follows a push", || async {
+        size_of(&b.node, "hotline-a.example") == 20
+    })
+    .await;
+    assert_eq!(
+        head_of(&b.node, "hotline-a.example"),
+        head_of(&a.node, "hotline-a.example")
+    );
+
+    for (n, what) in [
+        (&c, "rogue client certificate"),
+        (&d, "no client certificate"),
+    ] {
+        eventually(
+            Duration::from_secs(30),
+            &format!("the {what} is refused"),
+            || async {
+                n.node
+                    .peers()
+                    .snapshot()
+                    .iter()
+                    .any(|(_, s)| !s.last_error.is_empty())
+            },
+        )
+        .await;
+        let peers = n.node.peers().snapshot();
+        assert_eq!(peers[0].1.last_sync_ms, 0, "{what}: {peers:?}");
+        assert_eq!(size_of(&n.node, "hotline-a.example"), 0, "{what}");
+    }
+    // And a plaintext client cannot talk to the TLS port at all.
+    let plain = tonic::transport::Channel::from_shared(plain_url)
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        let r = redline_proto::pb::federation_client::FederationClient::new(ch)
+            .get_checkpoints(redline_proto::pb::GetCheckpointsRequest::default())
+            .await;
+        assert!(r.is_err(), "plaintext call to a TLS port answered");
+    }
+    for n in [d, c, b, a] {
+        n.stop().await;
+    }
+}
