@@ -1,7 +1,38 @@
-//! Per-peer sync status and origins peers offered that this node does not trust, for `Status`.
+//! Per-peer sync status and origins peers offered that this node does not trust, for `Status`;
+//! the largest checkpoint each peer has offered per origin and channel, to catch a peer that
+//! goes back to an older one (a replay); and which evidence was already recorded, so a peer
+//! repeating the same lie every poll does not fill the evidence tree.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+
+/// How a peer offered a checkpoint. Each channel is in order on an honest peer (its watch
+/// stream sends each origin's checkpoints in increasing size, and each pull or gossip answer
+/// is its state at that moment), but the two channels interleave, so a push read after a newer
+/// pull is not a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferChannel {
+    /// `WatchCheckpoints`.
+    Push,
+    /// `GetCheckpoints` and `Gossip` answers.
+    Pull,
+}
+
+impl OfferChannel {
+    /// Name used in evidence.
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferChannel::Push => "watch stream",
+            OfferChannel::Pull => "pull/gossip answers",
+        }
+    }
+}
+
+/// `(peer, origin, channel)`.
+type OfferKey = (String, String, OfferChannel);
+
+/// Most evidence fingerprints remembered before the set is cleared.
+const MAX_REPORTED: usize = 4096;
 
 /// What is known of one peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,6 +48,10 @@ pub struct PeerState {
 pub struct PeerTable {
     peers: RwLock<BTreeMap<String, PeerState>>,
     untrusted: RwLock<BTreeSet<String>>,
+    /// `(peer, origin, channel)` -> largest verified checkpoint offered: `(size, note)`.
+    offers: Mutex<HashMap<OfferKey, (u64, Vec<u8>)>>,
+    /// Fingerprints of evidence already recorded.
+    reported: Mutex<HashSet<u64>>,
 }
 
 impl PeerTable {
@@ -70,5 +105,39 @@ impl PeerTable {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Records that `peer` offered a validly signed checkpoint of `origin` of `size` on
+    /// `channel`. Returns the earlier, larger offer `(size, note)` when this one goes back
+    /// from it (nothing is updated then). Only configured peers and trusted origins get here,
+    /// so the map is bounded by the configuration.
+    pub fn offered(
+        &self,
+        peer: &str,
+        origin: &str,
+        channel: OfferChannel,
+        size: u64,
+        note: &[u8],
+    ) -> Option<(u64, Vec<u8>)> {
+        let mut offers = self.offers.lock().expect("offers lock");
+        let key = (peer.to_owned(), origin.to_owned(), channel);
+        match offers.get(&key) {
+            Some((prev, prev_note)) if *prev > size => Some((*prev, prev_note.clone())),
+            Some((prev, _)) if *prev == size => None,
+            _ => {
+                offers.insert(key, (size, note.to_vec()));
+                None
+            }
+        }
+    }
+
+    /// Whether evidence with this fingerprint is new (and remembers it). Bounded: the set is
+    /// cleared when full, so at worst a repeat is recorded again.
+    pub fn first_report(&self, fingerprint: u64) -> bool {
+        let mut r = self.reported.lock().expect("reported lock");
+        if r.len() >= MAX_REPORTED {
+            r.clear();
+        }
+        r.insert(fingerprint)
     }
 }

@@ -57,7 +57,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn evidence(
+/// Records refused material as evidence, once per distinct `(origin, peer, reason, notes)`:
+/// a peer that repeats the same lie on every poll does not grow the evidence tree.
+pub(crate) fn evidence(
     node: &Node,
     origin: &str,
     peer: &str,
@@ -65,6 +67,13 @@ fn evidence(
     detail: String,
     notes: Vec<Vec<u8>>,
 ) -> Result<(), NodeError> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut fp = std::collections::hash_map::DefaultHasher::new();
+    (origin, peer, reason, &notes).hash(&mut fp);
+    if !node.peers().first_report(fp.finish()) {
+        tracing::debug!(%origin, %peer, %reason, "refused again (evidence already kept)");
+        return Ok(());
+    }
     node.record_evidence(pb::Evidence {
         id: 0,
         origin: origin.chars().take(256).collect(),
@@ -198,7 +207,9 @@ pub async fn replicate(
         judge(node, &state, target, peer).await?;
         return Ok(log.state().size());
     }
+    let started = std::time::Instant::now();
     let leaves = fetch(node, client, &target.origin, state.size(), target.size).await;
+    let fetched = started.elapsed();
     let leaves = match leaves {
         Ok(l) => l,
         Err(ReplicationError::BadEntries(detail)) => {
@@ -263,8 +274,17 @@ pub async fn replicate(
     }
     let mut commit = prepared.commit;
     commit.checkpoint = StoredCheckpoint::from(&target);
+    let verified = started.elapsed();
     let cp = node.commit(&log, state, commit, &prepared.plan).await?;
-    tracing::info!(origin = %target.origin, size = cp.size, %peer, "replicated");
+    tracing::info!(
+        origin = %target.origin,
+        size = cp.size,
+        %peer,
+        fetch_ms = fetched.as_millis() as u64,
+        verify_ms = (verified - fetched).as_millis() as u64,
+        commit_ms = (started.elapsed() - verified).as_millis() as u64,
+        "replicated"
+    );
     Ok(cp.size)
 }
 

@@ -5,7 +5,8 @@
 //! exponentially up to `backoff_max_ms`. Sync is incremental by tree size and resumes from the
 //! committed size after a restart or a cut connection: nothing is committed until it verifies.
 
-use crate::federation::replicate::{consider, replicate, Verdict};
+use crate::federation::peers::OfferChannel;
+use crate::federation::replicate::{consider, evidence, replicate, Verdict};
 use crate::node::Node;
 use redline_proto::pb::{
     federation_client::FederationClient, Checkpoint, GetCheckpointsRequest, GossipRequest,
@@ -92,7 +93,7 @@ async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
         tokio::select! {
             msg = pushes.message() => match msg {
                 Ok(Some(cp)) => {
-                    handle(node, &mut client, &cp, url).await?;
+                    handle(node, &mut client, &cp, url, OfferChannel::Push).await?;
                     node.peers().ok(url, now_ms());
                 }
                 Ok(None) => return Err("peer closed the watch stream".into()),
@@ -117,7 +118,7 @@ async fn pull_and_gossip(
         .into_inner()
         .checkpoints;
     for cp in offered.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
-        handle(node, client, cp, url).await?;
+        handle(node, client, cp, url, OfferChannel::Pull).await?;
     }
     let mut req = tonic::Request::new(GossipRequest {
         from: node.origin().to_owned(),
@@ -131,7 +132,7 @@ async fn pull_and_gossip(
         .into_inner()
         .checkpoints;
     for cp in answer.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
-        handle(node, client, cp, url).await?;
+        handle(node, client, cp, url, OfferChannel::Pull).await?;
     }
     node.peers().ok(url, now_ms());
     Ok(())
@@ -139,14 +140,43 @@ async fn pull_and_gossip(
 
 /// Considers one offered checkpoint and replicates up to it when it is ahead. A peer that
 /// sends bad entries is abandoned for this round (evidence is kept); other peers may still
-/// supply the same checkpoint.
+/// supply the same checkpoint. A validly signed checkpoint older than one the same peer
+/// offered before on the same channel is a replay (an honest peer's logs only grow): it is
+/// kept as evidence with both notes, and changes nothing else.
 async fn handle(
     node: &Arc<Node>,
     client: &mut FederationClient<Channel>,
     cp: &Checkpoint,
     url: &str,
+    channel: OfferChannel,
 ) -> Result<(), String> {
-    match consider(node, cp, url).await {
+    let verdict = consider(node, cp, url).await;
+    if let Ok(Verdict::Stale | Verdict::Current | Verdict::Ahead(_)) = &verdict {
+        if let Some((before, note)) =
+            node.peers()
+                .offered(url, &cp.origin, channel, cp.tree_size, &cp.signed_note)
+        {
+            let detail = format!(
+                "{url} offered {}'s checkpoint of size {} after offering size {before} on its {}: \
+                 an honest peer's logs only grow, so it is replaying an old checkpoint (hiding \
+                 newer entries)",
+                cp.origin,
+                cp.tree_size,
+                channel.name()
+            );
+            if let Err(e) = evidence(
+                node,
+                &cp.origin,
+                url,
+                "rollback",
+                detail,
+                vec![note, cp.signed_note.clone()],
+            ) {
+                tracing::error!(peer = %url, error = %e, "recording evidence failed");
+            }
+        }
+    }
+    match verdict {
         Ok(Verdict::Ahead(target)) => match replicate(node, client, target, url).await {
             Ok(_) => Ok(()),
             Err(crate::federation::replicate::ReplicationError::Peer(s)) => {

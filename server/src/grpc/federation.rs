@@ -9,6 +9,7 @@ use redline_proto::pb::{
     GetCheckpointsResponse, GetConsistencyProofRequest, GetEntriesRequest, GossipRequest,
     GossipResponse, WatchCheckpointsRequest,
 };
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -83,15 +84,30 @@ impl Federation for FederationService {
         let current = self.node.held_checkpoints();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
+            // Each origin's checkpoints go out in increasing size only: events queued between
+            // the subscription and the snapshot may be older than the snapshot, and followers
+            // treat a peer that goes back on its watch stream as replaying old checkpoints.
+            let mut sent: HashMap<String, u64> = HashMap::new();
+            let mut newer = move |cp: &Checkpoint| match sent.get_mut(&cp.origin) {
+                Some(size) if *size >= cp.tree_size => false,
+                Some(size) => {
+                    *size = cp.tree_size;
+                    true
+                }
+                None => {
+                    sent.insert(cp.origin.clone(), cp.tree_size);
+                    true
+                }
+            };
             for cp in current {
-                if tx.send(Ok(cp)).await.is_err() {
+                if newer(&cp) && tx.send(Ok(cp)).await.is_err() {
                     return;
                 }
             }
             loop {
                 match events.recv().await {
                     Ok(ev) => {
-                        if tx.send(Ok(ev.checkpoint)).await.is_err() {
+                        if newer(&ev.checkpoint) && tx.send(Ok(ev.checkpoint)).await.is_err() {
                             return;
                         }
                     }
