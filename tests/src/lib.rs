@@ -1,10 +1,20 @@
 //! Test harness: starts real Redline nodes in-process on `127.0.0.1:0`, each with its own
 //! temporary sled directory, and stops them gracefully. No fixed ports, no mocks.
+//!
+//! Federation helpers: [`federated_config`] (peers, trust, fast sync timing), [`eventually`]
+//! (poll a condition with a deadline instead of sleeping), and [`relay`], a lying Federation
+//! relay for attack tests.
 
+pub mod relay;
+
+use redline_proto::checkpoint::OriginKey;
+use redline_server::config::{PeerConfig, Policy, TrustConfig};
 use redline_server::Config;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -25,10 +35,14 @@ pub struct TestNode {
 
 impl TestNode {
     /// Starts a node with `config` on an ephemeral loopback port.
-    pub async fn start(mut config: Config) -> TestNode {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+    pub async fn start(config: Config) -> TestNode {
+        let (listener, _) = reserve().await;
+        Self::start_on(listener, config).await
+    }
+
+    /// Starts a node with `config` on `listener` (from [`reserve`]), so nodes that follow
+    /// each other can all be configured before any of them starts.
+    pub async fn start_on(listener: tokio::net::TcpListener, mut config: Config) -> TestNode {
         let addr = listener.local_addr().expect("local addr");
         config.listen = addr;
         let node = redline_server::Node::open(config.clone())
@@ -86,6 +100,34 @@ impl TestNode {
     }
 }
 
+/// Binds `127.0.0.1:0` for a node started later with [`TestNode::start_on`]; returns the
+/// listener and the node's future URL.
+pub async fn reserve() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let url = format!("http://{}", listener.local_addr().expect("local addr"));
+    (listener, url)
+}
+
+/// Creates (or loads) the identity of `origin` in `dir` before its node first starts, so
+/// other nodes' trust lists can name its key; returns the public key.
+pub fn identity(dir: &Path, origin: &str) -> OriginKey {
+    std::fs::create_dir_all(dir).expect("data dir");
+    let (signer, _) =
+        redline_server::identity::load_or_create(dir, origin).expect("identity created");
+    signer.public().clone()
+}
+
+/// A trust entry for `key`'s origin with `policy`.
+pub fn trust_key(key: &OriginKey, policy: Policy) -> TrustConfig {
+    TrustConfig {
+        origin: key.name().to_owned(),
+        key: key.verifier_key(),
+        policy,
+    }
+}
+
 /// A temporary directory for a node's data.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -100,4 +142,64 @@ pub fn shared_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     dir.is_dir().then_some(dir)
+}
+
+/// Polls `cond` every 20 ms until it returns true; panics with `what` after `timeout`.
+/// Returns how long it took. This is the only way tests wait for another node.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if cond().await {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A trust entry for `node`'s origin with `policy`.
+pub fn trust_of(node: &TestNode, policy: Policy) -> TrustConfig {
+    trust_key(node.node.public_key(), policy)
+}
+
+/// A config for `origin` in `dir` following `peers` (URLs) and trusting `trust`, with sync
+/// timing suited to tests: pull every `poll_ms`, retry quickly after a failure.
+pub fn federated_config(
+    origin: &str,
+    dir: &Path,
+    peers: &[&str],
+    trust: Vec<TrustConfig>,
+    poll_ms: u64,
+) -> Config {
+    let mut c = Config::new(origin, dir);
+    c.peers = peers
+        .iter()
+        .map(|u| PeerConfig::new((*u).to_owned()))
+        .collect();
+    c.trust = trust;
+    c.sync.poll_interval_ms = poll_ms;
+    c.sync.backoff_initial_ms = 20;
+    c.sync.backoff_max_ms = 200;
+    c
+}
+
+impl TestNode {
+    /// Committed size of `origin`'s log on this node (0 when it holds nothing yet).
+    pub fn size_of(&self, origin: &str) -> u64 {
+        self.node.log(origin).map_or(0, |l| l.state().size())
+    }
+
+    /// Committed `(size, root)` of `origin`'s log on this node.
+    pub fn head_of(&self, origin: &str) -> (u64, [u8; 32]) {
+        self.node.log(origin).map_or((0, [0; 32]), |l| {
+            let s = l.state();
+            (s.size(), s.root().0)
+        })
+    }
 }
