@@ -190,6 +190,11 @@ async fn judge(
 
 /// Fetches the entries between what we hold and `target` from `peer`, verifies that they give
 /// the signed root, and commits them with the checkpoint. Returns the new size.
+///
+/// The fetch runs without the log's writer lock: a slow or silent peer (its fetch may take up
+/// to the request timeout) must not hold up replication of the same origin from other peers.
+/// The lock is taken for verification and commit; whatever another peer committed meanwhile
+/// is dropped from the front of the fetched leaves.
 pub async fn replicate(
     node: &Node,
     client: &mut FederationClient<Channel>,
@@ -197,20 +202,21 @@ pub async fn replicate(
     peer: &str,
 ) -> Result<u64, ReplicationError> {
     let log = node.log(&target.origin)?;
-    let _writer = log.writer.lock().await;
     if node.is_frozen(&target.origin) {
         return Ok(log.state().size());
     }
-    let state = log.state();
-    // Someone else may have advanced the log while we waited for the lock.
-    if state.checkpoint.is_some() && target.size <= state.size() {
+    let before = log.state();
+    if before.checkpoint.is_some() && target.size <= before.size() {
+        let _writer = log.writer.lock().await;
+        let state = log.state();
         judge(node, &state, target, peer).await?;
         return Ok(log.state().size());
     }
+    let from = before.size();
     let started = std::time::Instant::now();
-    let leaves = fetch(node, client, &target.origin, state.size(), target.size).await;
+    let leaves = fetch(node, client, &target.origin, from, target.size).await;
     let fetched = started.elapsed();
-    let leaves = match leaves {
+    let mut leaves = match leaves {
         Ok(l) => l,
         Err(ReplicationError::BadEntries(detail)) => {
             evidence(
@@ -225,6 +231,19 @@ pub async fn replicate(
         }
         Err(e) => return Err(e),
     };
+    let _writer = log.writer.lock().await;
+    if node.is_frozen(&target.origin) {
+        return Ok(log.state().size());
+    }
+    let state = log.state();
+    // Someone else may have advanced the log while we fetched.
+    if state.checkpoint.is_some() && target.size <= state.size() {
+        judge(node, &state, target, peer).await?;
+        return Ok(log.state().size());
+    }
+    if state.size() > from {
+        leaves.drain(..(state.size() - from) as usize);
+    }
     let (store, catalog, st) = (node.store().clone(), node.catalog().clone(), state.clone());
     let prepared = tokio::task::spawn_blocking(move || {
         prepare_append(&store, &catalog, &st, leaves, Validation::Replicated)
