@@ -51,6 +51,9 @@ pub enum Lie {
     /// Offers the origin's real checkpoint but serves entries of a different history it made
     /// itself (every entry fabricated).
     OtherHistory,
+    /// Offers real checkpoints but never answers a request for the origin's entries (the
+    /// stream stays open and silent).
+    Stall,
 }
 
 /// The hash inside the fabricated ADD at `index` (forged and other-history entries), so tests
@@ -199,7 +202,7 @@ impl Shared {
         }
         let (start, end) = (req.start, req.end);
         match self.lie() {
-            Lie::Honest | Lie::Replay(_) => self.real_entries(start, end).await,
+            Lie::Honest | Lie::Replay(_) | Lie::Stall => self.real_entries(start, end).await,
             Lie::AlterEntry(i) => {
                 let mut v = self.real_entries(start, end).await?;
                 for e in &mut v {
@@ -295,7 +298,12 @@ impl Federation for RelayService {
         &self,
         req: Request<GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
-        let v = self.0.entries(req.into_inner()).await?;
+        let req = req.into_inner();
+        if req.origin == self.0.origin && self.0.lie() == Lie::Stall {
+            self.0.told();
+            return Ok(Response::new(Box::pin(futures::stream::pending())));
+        }
+        let v = self.0.entries(req).await?;
         Ok(Response::new(Box::pin(tokio_stream::iter(
             v.into_iter().map(Ok),
         ))))

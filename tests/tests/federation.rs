@@ -404,6 +404,40 @@ async fn relay_serving_another_history_under_the_real_checkpoint_is_refused_as_r
     relay_attack(Lie::OtherHistory, 1, "root_mismatch").await;
 }
 
+/// A relay that never answers for entries must not hold up replication from an honest peer:
+/// C follows both from the start, and A signs several batches, each pushed to C by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_relay_does_not_block_an_honest_peer() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let (da, dc) = (temp_dir(), temp_dir());
+    let a = TestNode::start_in("hotline-a.example", da.path()).await;
+    let oa = a.node.origin().to_owned();
+    let relay = Relay::start(&a.url, &oa, Lie::Stall).await;
+    let c = TestNode::start(federated_config(
+        "hotline-c.example",
+        dc.path(),
+        &[&relay.url, &a.url],
+        vec![trust_of(&a, Policy::Accept)],
+        FAST_POLL_MS,
+    ))
+    .await;
+    synced_with_all_peers_after(&c, 0).await;
+    for _ in 0..5 {
+        submit(&a.url, pdqs(&mut rng, 10)).await;
+        let size = a.size_of(&oa);
+        // Far below the 120 s a stalled fetch may wait.
+        eventually(Duration::from_secs(5), "C replicates through A", || async {
+            c.size_of(&oa) == size
+        })
+        .await;
+    }
+    assert!(relay.lies_told() > 0, "the relay was asked and stalled");
+    assert_eq!(c.head_of(&oa), a.head_of(&oa));
+    c.stop().await;
+    relay.stop().await;
+    a.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_equivocating_origin_is_caught_with_both_notes_and_frozen() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
