@@ -11,33 +11,7 @@ use std::sync::OnceLock;
 /// this asks cargo to build it (a no-op when it is fresh) and reads the path from its output.
 pub fn redline_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "-p",
-            "redline-client",
-            "--bin",
-            "redline",
-            "--message-format=json-render-diagnostics",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-        let out = cmd.output().expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of redline failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == "redline")
-            .find_map(|v| v["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported the redline executable")
-    })
+    BIN.get_or_init(|| redline_e2e::cargo_bin("redline-client", "redline"))
 }
 
 /// A `redline` command with a clean environment (no REDLINE_* from the caller).
