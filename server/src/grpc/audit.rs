@@ -65,6 +65,21 @@ pub fn stream_entries(node: &Node, req: &GetEntriesRequest) -> Result<EntryStrea
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
+/// Answers a consistency-proof request (served to auditors here and to peers by Federation).
+pub async fn consistency_proof(
+    node: &Node,
+    req: GetConsistencyProofRequest,
+) -> Result<ConsistencyProof, Status> {
+    let (new_size, proof) = node
+        .consistency_proof(&req.origin, req.old_size, req.new_size)
+        .await?;
+    Ok(ConsistencyProof {
+        old_size: req.old_size,
+        new_size,
+        hashes: proof.iter().map(|h| h.0.to_vec()).collect(),
+    })
+}
+
 /// Handlers.
 #[derive(Debug, Clone)]
 pub struct AuditService {
@@ -141,16 +156,9 @@ impl Audit for AuditService {
         &self,
         req: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProof>, Status> {
-        let req = req.into_inner();
-        let (new_size, proof) = self
-            .node
-            .consistency_proof(&req.origin, req.old_size, req.new_size)
-            .await?;
-        Ok(Response::new(ConsistencyProof {
-            old_size: req.old_size,
-            new_size,
-            hashes: proof.iter().map(|h| h.0.to_vec()).collect(),
-        }))
+        Ok(Response::new(
+            consistency_proof(&self.node, req.into_inner()).await?,
+        ))
     }
 
     async fn list_evidence(

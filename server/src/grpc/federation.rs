@@ -2,7 +2,7 @@
 //! receiver verifies itself; nothing received here is merged without the same verification as a
 //! pulled checkpoint (`federation::replicate::consider`).
 
-use crate::grpc::audit::{stream_entries, EntryStream};
+use crate::grpc::audit::{consistency_proof, stream_entries, EntryStream};
 use crate::node::Node;
 use redline_proto::pb::{
     federation_server::Federation, Checkpoint, ConsistencyProof, GetCheckpointsRequest,
@@ -61,16 +61,9 @@ impl Federation for FederationService {
         &self,
         req: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProof>, Status> {
-        let req = req.into_inner();
-        let (new_size, proof) = self
-            .node
-            .consistency_proof(&req.origin, req.old_size, req.new_size)
-            .await?;
-        Ok(Response::new(ConsistencyProof {
-            old_size: req.old_size,
-            new_size,
-            hashes: proof.iter().map(|h| h.0.to_vec()).collect(),
-        }))
+        Ok(Response::new(
+            consistency_proof(&self.node, req.into_inner()).await?,
+        ))
     }
 
     type WatchCheckpointsStream = CheckpointStream;
