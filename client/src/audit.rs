@@ -6,7 +6,7 @@
 //! [`verify_log`] is the offline core (leaves and a checkpoint in hand); [`Auditor`] fetches
 //! them over gRPC and also checks the node's own inclusion and consistency proofs.
 
-use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError};
+use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError, NodeTarget};
 use futures::{StreamExt, TryStreamExt};
 use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
 use redline_proto::entry::{self, Decoded};
@@ -272,6 +272,12 @@ impl Auditor {
     pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
         let auth = BearerAuth::new(token)?;
         Ok(Self::with_auth(connect(url).await?, auth))
+    }
+
+    /// Connects to `target` (TLS for `https://`, its CA, its token).
+    pub async fn connect_to(target: &NodeTarget) -> Result<Self, ClientError> {
+        let auth = target.auth()?;
+        Ok(Self::with_auth(target.open().await?, auth))
     }
 
     /// Uses an open channel, without a token.

@@ -2,11 +2,12 @@
 //! call carries (`authorization: Bearer <token>` metadata, added by [`BearerAuth`]).
 
 use std::fmt;
+use std::path::PathBuf;
 use thiserror::Error;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// A call to a node failed.
@@ -127,32 +128,91 @@ pub fn with_auth(channel: Channel, auth: BearerAuth) -> AuthChannel {
     InterceptedService::new(channel, auth)
 }
 
-/// Opens a channel to the node at `url`.
-pub async fn connect(url: &str) -> Result<Channel, ClientError> {
-    let bad = |detail: &str| ClientError::BadUrl {
-        url: url.to_owned(),
-        detail: detail.to_owned(),
-    };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("no scheme"));
-    };
-    match scheme {
-        "http" => {}
-        "https" => return Err(bad("TLS is not supported by this client yet; use http://")),
-        _ => return Err(bad("the scheme must be http")),
+/// Where and how to reach a node: what `--node`, `--token` and `--ca` say.
+#[derive(Debug, Clone, Default)]
+pub struct NodeTarget {
+    /// `http://host:port`, or `https://host:port` for a node serving TLS.
+    pub url: String,
+    /// Bearer token sent with every call.
+    pub token: Option<String>,
+    /// PEM file of the CA(s) that sign the node's certificate (`https` only); without it the
+    /// Mozilla root set is used.
+    pub ca: Option<PathBuf>,
+}
+
+impl NodeTarget {
+    /// The node at `url`, without token or private CA.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
     }
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("no host"));
+
+    /// The token's interceptor (checked here, before any connection).
+    pub fn auth(&self) -> Result<BearerAuth, ClientError> {
+        BearerAuth::new(self.token.as_deref())
     }
-    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| bad(&source_chain(&e)))?;
-    endpoint
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|e| ClientError::Unreachable {
+
+    /// Opens a channel (TLS for `https://`), without the token.
+    pub async fn open(&self) -> Result<Channel, ClientError> {
+        let url = self.url.as_str();
+        let bad = |detail: &str| ClientError::BadUrl {
             url: url.to_owned(),
-            detail: source_chain(&e),
-        })
+            detail: detail.to_owned(),
+        };
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(bad("no scheme"));
+        };
+        let https = match scheme {
+            "http" => false,
+            "https" => true,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(bad("no host"));
+        }
+        if !https && self.ca.is_some() {
+            return Err(ClientError::Input(format!(
+                "--ca is for https:// nodes, but {url} is plain http"
+            )));
+        }
+        let mut endpoint =
+            Endpoint::from_shared(url.to_owned()).map_err(|e| bad(&source_chain(&e)))?;
+        if https {
+            let tls = match &self.ca {
+                Some(ca) => {
+                    let pem = std::fs::read(ca).map_err(|e| {
+                        ClientError::Input(format!("cannot read --ca {}: {e}", ca.display()))
+                    })?;
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+                }
+                None => ClientTlsConfig::new().with_webpki_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| bad(&source_chain(&e)))?;
+        }
+        endpoint
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.to_owned(),
+                detail: source_chain(&e),
+            })
+    }
+
+    /// Opens a channel whose calls carry the token.
+    pub async fn connect(&self) -> Result<AuthChannel, ClientError> {
+        let auth = self.auth()?;
+        Ok(with_auth(self.open().await?, auth))
+    }
+}
+
+/// Opens a channel to the node at `url` (`https://` verified against the Mozilla roots).
+pub async fn connect(url: &str) -> Result<Channel, ClientError> {
+    NodeTarget::new(url).open().await
 }
 
 /// Opens a channel to `url` whose calls carry `token` (if any).
@@ -160,8 +220,13 @@ pub async fn connect_with_token(
     url: &str,
     token: Option<&str>,
 ) -> Result<AuthChannel, ClientError> {
-    let auth = BearerAuth::new(token)?;
-    Ok(with_auth(connect(url).await?, auth))
+    NodeTarget {
+        url: url.to_owned(),
+        token: token.map(str::to_owned),
+        ca: None,
+    }
+    .connect()
+    .await
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {
@@ -221,10 +286,25 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_say_what_to_type() {
-        for url in ["127.0.0.1:7443", "ftp://x", "http://", "https://x:1"] {
+        for url in ["127.0.0.1:7443", "ftp://x", "http://", "https://"] {
             let e = connect(url).await.unwrap_err();
             assert!(matches!(e, ClientError::BadUrl { .. }), "{url}: {e}");
             assert!(e.to_string().contains("http://127.0.0.1:7443"), "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_ca_needs_https_and_a_readable_file() {
+        let mut target = NodeTarget::new("http://127.0.0.1:1");
+        target.ca = Some("/nonexistent/ca.pem".into());
+        let e = target.open().await.unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        target.url = "https://127.0.0.1:1".into();
+        let e = target.open().await.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot read --ca /nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! What a hotline analyst does: submit hashes, retract false positives, look at the node.
 
-use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError};
+use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError, NodeTarget};
 use redline_proto::pb::{
     node_client::NodeClient, submission_client::SubmissionClient, RetractRequest, RetractResponse,
     Signal, StatusRequest, StatusResponse, SubmitRequest, SubmitResponse,
@@ -27,6 +27,12 @@ impl HotlineClient {
     pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
         let auth = BearerAuth::new(token)?;
         Ok(Self::with_auth(connect(url).await?, auth))
+    }
+
+    /// Connects to `target` (TLS for `https://`, its CA, its token).
+    pub async fn connect_to(target: &NodeTarget) -> Result<Self, ClientError> {
+        let auth = target.auth()?;
+        Ok(Self::with_auth(target.open().await?, auth))
     }
 
     /// Uses an open channel, without a token.

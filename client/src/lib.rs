@@ -15,7 +15,7 @@ pub mod platform;
 pub mod trust;
 
 pub use audit::{AuditError, AuditReport, Auditor, FetchedLog, TrustedSize};
-pub use connect::{connect, connect_with_token, AuthChannel, BearerAuth, ClientError};
+pub use connect::{connect, connect_with_token, AuthChannel, BearerAuth, ClientError, NodeTarget};
 pub use hotline::HotlineClient;
 pub use platform::{MatchOptions, PlatformClient};
 pub use trust::{AuditState, KeyRing};

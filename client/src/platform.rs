@@ -5,7 +5,7 @@
 //! the image then never leaves the platform. [`PlatformClient::match_image`] is there for
 //! platforms that cannot hash themselves.
 
-use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError};
+use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError, NodeTarget};
 use futures::Stream;
 use redline_proto::pb::{matching_client::MatchingClient, MatchRequest, MatchResponse, Signal};
 use redline_proto::signal::SignalType;
@@ -51,6 +51,12 @@ impl PlatformClient {
     pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
         let auth = BearerAuth::new(token)?;
         Ok(Self::with_auth(connect(url).await?, auth))
+    }
+
+    /// Connects to `target` (TLS for `https://`, its CA, its token).
+    pub async fn connect_to(target: &NodeTarget) -> Result<Self, ClientError> {
+        let auth = target.auth()?;
+        Ok(Self::with_auth(target.open().await?, auth))
     }
 
     /// Uses an open channel, without a token.

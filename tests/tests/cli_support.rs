@@ -19,6 +19,7 @@ pub fn redline() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::new(redline_bin());
     c.env_remove("REDLINE_NODE")
         .env_remove("REDLINE_TOKEN")
+        .env_remove("REDLINE_CA")
         .timeout(std::time::Duration::from_secs(120));
     c
 }

@@ -2,8 +2,12 @@
 //! trusts the hotline's CA and presents a client certificate signed by the CA the hotline
 //! trusts replicates over https; one presenting a certificate from another CA is refused at
 //! the handshake (its sync fails and nothing replicates), and so is one without a certificate.
+//! The `redline` command reaches a TLS node with `--ca`, and refuses one whose certificate it
+//! cannot verify.
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+#[path = "cli_support.rs"]
+mod cli_support;
 #[path = "ops_support.rs"]
 mod ops_support;
 
@@ -161,4 +165,66 @@ async fn mtls_peers_sync_and_an_untrusted_client_certificate_is_refused() {
     for n in [d, c, b, a] {
         n.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_talks_tls_with_a_private_ca_and_refuses_an_unverified_node() {
+    let certs = temp_dir();
+    let ca = Ca::new(certs.path(), "hotline-ca");
+    let other_ca = Ca::new(certs.path(), "other-ca");
+    let (cert, key) = ca.sign("hotline-a", &["localhost"]);
+    let dir = temp_dir();
+    let mut config = Config::new("hotline-a.example", dir.path());
+    config.tls = Some(TlsConfig {
+        cert,
+        key,
+        client_ca: None,
+    });
+    let a = TestNode::start(config).await;
+    let url = format!("https://localhost:{}", a.addr.port());
+    let ca_pem = ca.file("hotline-ca", "ca.pem");
+    let ca_pem = ca_pem.to_str().unwrap();
+
+    // With the node's CA: a submission goes through and status reads it back.
+    let hash = "ab".repeat(32);
+    cli_support::run(&[
+        "--node", &url, "--ca", ca_pem, "submit", "--pdq", &hash, "--json",
+    ])
+    .await
+    .ok();
+    let v = cli_support::run(&["--node", &url, "--ca", ca_pem, "status", "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(v["origin"], "hotline-a.example");
+    assert_eq!(v["origins"][0]["tree_size"], 1, "{v}");
+    // REDLINE_CA works like --ca.
+    cli_support::run_with(&["--node", &url, "status"], &[("REDLINE_CA", ca_pem)])
+        .await
+        .ok();
+
+    // Without it (Mozilla roots) or with another CA, the handshake fails and nothing is sent.
+    let wrong = other_ca.file("other-ca", "ca.pem");
+    let other = "cd".repeat(32);
+    for extra in [vec![], vec!["--ca", wrong.to_str().unwrap()]] {
+        let mut args = vec!["--node", url.as_str(), "submit", "--pdq", other.as_str()];
+        args.extend(extra);
+        let r = cli_support::run(&args).await.fails(1);
+        assert!(
+            r.stderr.contains("cannot reach the node") && r.stderr.contains("ertificate"),
+            "{r:#?}"
+        );
+    }
+    assert_eq!(
+        size_of(&a.node, "hotline-a.example"),
+        1,
+        "nothing else was added"
+    );
+    // A CA file given for a plain http node is a mistake, said as such.
+    let plain = format!("http://127.0.0.1:{}", a.addr.port());
+    let r = cli_support::run(&["--node", &plain, "--ca", ca_pem, "status"])
+        .await
+        .fails(1);
+    assert!(r.stderr.contains("plain http"), "{r:#?}");
+    a.stop().await;
 }

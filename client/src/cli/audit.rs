@@ -197,7 +197,7 @@ async fn audit_online(
     ring: &KeyRing,
     previous: &AuditState,
 ) -> Result<Vec<OriginOutcome>> {
-    let mut auditor = Auditor::connect_with_token(&global.node, global.token.as_deref()).await?;
+    let mut auditor = Auditor::connect_to(&global.target()).await?;
     let origins = auditor.list_origins().await?;
     if let Some(dir) = &a.export {
         dump::init(dir)?;

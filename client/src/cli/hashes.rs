@@ -359,8 +359,7 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
             }
         }
     }
-    let mut client =
-        PlatformClient::connect_with_token(&global.node, global.token.as_deref()).await?;
+    let mut client = PlatformClient::connect_to(&global.target()).await?;
     let mut responses: Vec<(Option<String>, MatchResponse)> = Vec::new();
     if !signals.is_empty() {
         responses.push((None, client.match_signals(signals, options).await?));

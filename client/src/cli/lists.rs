@@ -46,7 +46,7 @@ pub struct ExportArgs {
 
 pub async fn export(a: ExportArgs, global: &Global, out: &mut Out) -> Result<bool> {
     let ring = key_ring(&a.keys, &a.trust_file)?;
-    let mut auditor = Auditor::connect_with_token(&global.node, global.token.as_deref()).await?;
+    let mut auditor = Auditor::connect_to(&global.target()).await?;
     let origins = auditor.list_origins().await?;
     let info = match &a.origin {
         Some(name) => origins

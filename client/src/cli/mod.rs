@@ -9,7 +9,7 @@ mod lists;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use redline_client::HotlineClient;
+use redline_client::{HotlineClient, NodeTarget};
 use serde::Serialize;
 use serde_json::json;
 use std::io::Write;
@@ -58,12 +58,27 @@ pub struct Global {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// PEM file of the CA that signs the node's TLS certificate, for an `https://` node whose
+    /// certificate is not from a public CA.
+    #[arg(long, global = true, env = "REDLINE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]
     json: bool,
     /// Write the output to FILE instead of stdout (left untouched if the command errors out).
     #[arg(long, short = 'o', global = true, value_name = "FILE")]
     output: Option<PathBuf>,
+}
+
+impl Global {
+    /// The node these options name.
+    pub(crate) fn target(&self) -> NodeTarget {
+        NodeTarget {
+            url: self.node.clone(),
+            token: self.token.clone(),
+            ca: self.ca.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,7 +233,7 @@ async fn run(cli: Cli) -> Result<bool> {
 
 /// A hotline client for `global`.
 async fn hotline(global: &Global) -> Result<HotlineClient> {
-    Ok(HotlineClient::connect_with_token(&global.node, global.token.as_deref()).await?)
+    Ok(HotlineClient::connect_to(&global.target()).await?)
 }
 
 fn checkpoint_json(cp: Option<&redline_proto::pb::Checkpoint>) -> serde_json::Value {
