@@ -157,6 +157,11 @@ impl Metrics {
         self.ready.set(i64::from(ready));
     }
 
+    /// Whether the node is serving (store and index loaded, not shutting down).
+    pub fn is_ready(&self) -> bool {
+        self.ready.get() == 1
+    }
+
     /// Counts one Matching lookup round: `queries` signals, `matches` results.
     pub fn matched(&self, queries: usize, matches: usize) {
         self.match_queries.inc_by(queries as u64);
@@ -224,34 +229,98 @@ pub struct MetricsSource {
     pub node: Arc<OnceLock<Arc<Node>>>,
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` completes.
+/// Serves `GET /metrics`, `/livez` and `/readyz` on `listener` until `shutdown` completes.
+///
+/// The probes are plain HTTP on this port because orchestrators' built-in probes (kubelet's
+/// `grpc:` probe) cannot speak TLS, and the gRPC port serves nothing else once `[tls]` is set.
+/// `/livez` answers 200 while the process runs; `/readyz` 200 once the node serves (the same
+/// moment grpc.health.v1 turns SERVING), 503 while it loads its store and index or shuts down.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     source: MetricsSource,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::routing::get;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let source = source.clone();
-            async move {
-                let node = source.node.get().cloned();
-                let text =
-                    tokio::task::spawn_blocking(move || source.metrics.render(node.as_deref()))
-                        .await
-                        .unwrap_or_default();
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    text,
-                )
-            }
-        }),
-    );
+    let readiness = source.metrics.clone();
+    let app = axum::Router::new()
+        .route("/livez", get(|| async { "alive\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = readiness.is_ready();
+                async move {
+                    if ready {
+                        (axum::http::StatusCode::OK, "ready\n")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let source = source.clone();
+                async move {
+                    let node = source.node.get().cloned();
+                    let text =
+                        tokio::task::spawn_blocking(move || source.metrics.render(node.as_deref()))
+                            .await
+                            .unwrap_or_default();
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `GET path` over raw HTTP/1.1; returns the status code.
+    async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out.split(' ').nth(1).unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn probes_follow_readiness() {
+        let metrics = Arc::new(Metrics::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let source = MetricsSource {
+            metrics: metrics.clone(),
+            node: Arc::new(OnceLock::new()),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, source, async {
+            let _ = stopped.await;
+        }));
+        // Loading: alive, not ready.
+        assert_eq!(status_of(addr, "/livez").await, 200);
+        assert_eq!(status_of(addr, "/readyz").await, 503);
+        metrics.set_ready(true);
+        assert_eq!(status_of(addr, "/readyz").await, 200);
+        // Shutting down: not ready again, still alive until the listener closes.
+        metrics.set_ready(false);
+        assert_eq!(status_of(addr, "/readyz").await, 503);
+        assert_eq!(status_of(addr, "/livez").await, 200);
+        assert_eq!(status_of(addr, "/nonexistent").await, 404);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

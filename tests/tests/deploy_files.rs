@@ -1,13 +1,18 @@
 //! The deployment files in `deploy/` agree with the binary they deploy and with each other:
 //!
-//! - every `deploy/config/*.toml` (and every `node.toml` in a Kubernetes ConfigMap) parses
-//!   with the node's own `Config::from_toml_str` (unknown keys are errors there), and its
-//!   example trust keys are marked for replacement;
+//! - every `deploy/config/*.toml` (and every `node.toml` in a Kubernetes Secret) parses
+//!   with the node's own `Config::from_toml_str` (unknown keys are errors there), passes the
+//!   node's own exposure check for its non-loopback listener (TLS and tokens; only the lone
+//!   standalone config says `insecure`), and marks its example keys and tokens for replacement;
+//! - every peer token a config sends is, hashed, a `federate` token of the node it pulls from,
+//!   and every TLS file a config names is mounted where it says (compose, Kubernetes);
+//! - the example configs federate for real over TLS with certificates from
+//!   `deploy/make-certs.sh` and their example tokens;
 //! - the Dockerfile's `ENTRYPOINT`, `EXPOSE`, `VOLUME`, `USER` and `--bin`s, the compose
 //!   services, the Kubernetes workloads and the systemd unit use only flags `redline-node`
 //!   accepts (read from `server/src/main.rs`), one image name, container ports equal to the
-//!   listen port of the config they mount, a volume at that config's `data_dir`, and probes on
-//!   the gRPC port;
+//!   listen port of the config they mount, a volume at that config's `data_dir`, and
+//!   Kubernetes probes on the metrics port's `/livez` and `/readyz`;
 //! - the compose federation is the documented one: a uk -> kr -> br -> uk ring of hotlines
 //!   that trust each other, and a platform that follows all three;
 //! - `deploy/local-federation.sh` runs to completion: three hotlines and a platform as local
@@ -326,19 +331,72 @@ fn example_configs_parse_and_mark_their_keys() {
             "{what}: listen on 0.0.0.0"
         );
         check_keys_marked(&text, &what);
+        check_exposure(&config, &what, path.ends_with("standalone.toml"));
     }
 }
 
-/// Every `key = ` line (example trust keys) says it must be replaced.
+/// Every example secret says it must be replaced: `key = ` lines of trust entries, peer
+/// `token = ` lines and token `sha256 = ` lines.
 fn check_keys_marked(toml_text: &str, what: &str) {
     for line in toml_text.lines() {
-        if line.trim_start().starts_with("key =") {
-            assert!(
-                line.contains("EXAMPLE KEY - REPLACE"),
-                "{what}: example key not marked for replacement: {line}"
-            );
-        }
+        let line = line.trim_start();
+        let marker = if line.starts_with("key = \"") && line.contains('+') {
+            "EXAMPLE KEY - REPLACE"
+        } else if line.starts_with("token =") {
+            "EXAMPLE TOKEN - REPLACE"
+        } else if line.starts_with("sha256 =") {
+            "EXAMPLE TOKEN HASH - REPLACE"
+        } else {
+            continue;
+        };
+        assert!(
+            line.contains(marker),
+            "{what}: example secret not marked {marker:?}: {line}"
+        );
     }
+}
+
+/// The node's own start-up check passes for the config's listener: TLS and tokens, or, only
+/// where `insecure_allowed`, an explicit `insecure = true`. Peers are dialled over https.
+fn check_exposure(config: &Config, what: &str, insecure_allowed: bool) {
+    config
+        .check_exposure(config.listen)
+        .unwrap_or_else(|e| panic!("{what}: the node would refuse to start: {e}"));
+    if !insecure_allowed {
+        assert!(!config.insecure, "{what}: insecure = true");
+        assert!(config.tls.is_some() && !config.tokens.is_empty(), "{what}");
+    }
+    for p in &config.peers {
+        assert!(
+            p.url.starts_with("https://"),
+            "{what}: peer {} over TLS",
+            p.url
+        );
+        assert!(p.token.is_some(), "{what}: peer {} without a token", p.url);
+    }
+}
+
+/// Whether `token` hashes to a token of `server` with the `federate` scope.
+fn accepts_for_federation(server: &Config, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(token.as_bytes()));
+    server
+        .tokens
+        .iter()
+        .any(|t| t.sha256 == hash && t.scopes.contains(&redline_server::config::Scope::Federate))
+}
+
+/// Every file path a config reads besides itself: TLS certificate, key and CAs.
+fn tls_files(config: &Config) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(t) = &config.tls {
+        v.extend([t.cert.clone(), t.key.clone()]);
+        v.extend(t.client_ca.clone());
+    }
+    for p in &config.peers {
+        v.extend(p.ca.iter().chain(&p.cert).chain(&p.key).cloned());
+    }
+    v
 }
 
 // ------------------------------------------------------------------ compose
@@ -445,6 +503,21 @@ fn compose_matches_the_configs_and_the_binary() {
         }
         let mut config =
             config.unwrap_or_else(|| panic!("{what}: no config mounted at {config_path}"));
+        // TLS files: under a read-only bind mount of ./tls/<service>, which
+        // deploy/make-certs.sh fills with exactly these file names.
+        for file in tls_files(&config) {
+            let (dir, source) = mounts
+                .iter()
+                .find(|(target, _)| file.starts_with(target.as_str()))
+                .unwrap_or_else(|| panic!("{what}: nothing mounted at {}", file.display()));
+            assert_eq!(source, &format!("./tls/{name}"), "{what}: {dir} source");
+            let rel = file.strip_prefix(dir).unwrap();
+            assert!(
+                ["tls.crt", "tls.key", "ca.crt"].contains(&rel.to_str().unwrap()),
+                "{what}: deploy/make-certs.sh writes no {}",
+                rel.display()
+            );
+        }
         if let Some(dir) = flags.get("--data-dir") {
             config.data_dir = dir.into();
         }
@@ -492,8 +565,8 @@ fn compose_matches_the_configs_and_the_binary() {
     assert_eq!(by_origin.len(), configs.len(), "one origin per service");
     let peer_service = |url: &str| -> String {
         let rest = url
-            .strip_prefix("http://")
-            .expect("plain http inside compose");
+            .strip_prefix("https://")
+            .expect("TLS between containers");
         let (host, port) = rest
             .trim_end_matches('/')
             .split_once(':')
@@ -512,6 +585,13 @@ fn compose_matches_the_configs_and_the_binary() {
     for (name, c) in &configs {
         let peers: Vec<String> = c.peers.iter().map(|p| peer_service(&p.url)).collect();
         assert!(!peers.contains(name), "{name} peers with itself");
+        for (p, service) in c.peers.iter().zip(&peers) {
+            let token = &p.token.as_ref().expect("peer token").0;
+            assert!(
+                accepts_for_federation(&configs[service], token),
+                "{name}'s token for {service} is not one of {service}'s federate tokens"
+            );
+        }
         for t in &c.trust {
             assert!(
                 by_origin.contains_key(t.origin.as_str()),
@@ -587,27 +667,32 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
         }
     }
     let kinds: Vec<&str> = docs.iter().map(|(_, d)| s(&d["kind"])).collect();
-    for k in ["StatefulSet", "Deployment", "ConfigMap", "Service"] {
+    for k in ["StatefulSet", "Deployment", "Secret", "Service"] {
         assert!(kinds.contains(&k), "a {k} in deploy/k8s: {kinds:?}");
     }
 
-    // ConfigMaps holding node configs.
-    let mut config_maps: BTreeMap<String, BTreeMap<String, Config>> = BTreeMap::new();
+    // Files of ConfigMaps (`data`) and Secrets (`stringData`): (kind, name) -> key -> text.
+    // Node configs among them must parse and mark their example secrets.
+    let mut objects: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     for (file, doc) in &docs {
-        if s(&doc["kind"]) != "ConfigMap" {
-            continue;
-        }
+        let kind = s(&doc["kind"]);
+        let field = match kind {
+            "ConfigMap" => "data",
+            "Secret" => "stringData",
+            _ => continue,
+        };
         let name = s(&doc["metadata"]["name"]).to_owned();
         let mut entries = BTreeMap::new();
-        for (key, text) in doc["data"].as_mapping().expect("data") {
+        for (key, text) in doc[field].as_mapping().expect("data") {
             let key = s(key).to_owned();
             if key.ends_with(".toml") {
-                let what = format!("{file}: ConfigMap {name} {key}");
+                let what = format!("{file}: {kind} {name} {key}");
                 check_keys_marked(s(text), &what);
-                entries.insert(key, parse_config(s(text), &what));
+                parse_config(s(text), &what);
             }
+            entries.insert(key, s(text).to_owned());
         }
-        config_maps.insert(name, entries);
+        objects.insert((kind.to_owned(), name), entries);
     }
 
     // Services: name -> (selector, ports: port -> targetPort).
@@ -679,7 +764,7 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
             "{what}: resources requests and limits"
         );
 
-        // The config: a ConfigMap volume mounted at --config's folder, with its file name.
+        // The config: a file of a Secret (or ConfigMap) volume at --config.
         let volumes = pod["volumes"].as_sequence().expect("volumes");
         let volume = |name: &str| volumes.iter().find(|v| v["name"].as_str() == Some(name));
         let mounts = c["volumeMounts"].as_sequence().expect("volumeMounts");
@@ -689,16 +774,32 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
                 .find(|m| Path::new(s(&m["mountPath"])) == path)
                 .map(|m| s(&m["name"]).to_owned())
         };
-        let config_dir = config_path.parent().expect("config dir");
-        let config_file = config_path.file_name().unwrap().to_str().unwrap();
-        let cm_volume = mount_of(config_dir)
-            .unwrap_or_else(|| panic!("{what}: nothing mounted at {}", config_dir.display()));
-        let cm_name = s(&volume(&cm_volume).expect("config volume")["configMap"]["name"]);
-        let mut config = config_maps
-            .get(cm_name)
-            .and_then(|m| m.get(config_file))
-            .unwrap_or_else(|| panic!("{what}: ConfigMap {cm_name} has no {config_file}"))
-            .clone();
+        let source = |path: &Path| {
+            pod_file(mounts, volumes, path).unwrap_or_else(|| {
+                panic!("{what}: no Secret or ConfigMap file at {}", path.display())
+            })
+        };
+        let (kind, object, key) = source(config_path);
+        let text = objects
+            .get(&(kind.clone(), object.clone()))
+            .and_then(|m| m.get(&key))
+            .unwrap_or_else(|| panic!("{what}: {kind} {object} has no {key}"));
+        let mut config = parse_config(text, &format!("{what}: {kind} {object} {key}"));
+        // TLS files: keys of kubernetes.io/tls Secrets (as cert-manager writes them).
+        for file in tls_files(&config) {
+            let (kind, object, key) = source(&file);
+            assert_eq!(
+                kind,
+                "Secret",
+                "{what}: {} from {kind} {object}",
+                file.display()
+            );
+            assert!(
+                ["tls.crt", "tls.key", "ca.crt"].contains(&key.as_str()),
+                "{what}: {} is {key} of Secret {object}, not a kubernetes.io/tls key",
+                file.display()
+            );
+        }
         if let Some(dir) = flags.get("--data-dir") {
             config.data_dir = dir.into();
         }
@@ -712,6 +813,7 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
             config.listen.ip().is_unspecified(),
             "{what}: listen on 0.0.0.0"
         );
+        check_exposure(&config, what, false);
         let port = config.listen.port();
 
         // Ports and probes: the listen port, gRPC health.
@@ -722,17 +824,37 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
                 .any(|p| p["containerPort"].as_u64() == Some(port.into())),
             "{what}: containerPort {port}"
         );
-        for probe in ["livenessProbe", "readinessProbe"] {
+        // Probes: HTTP on the metrics listener (kubelet's gRPC probe cannot speak TLS),
+        // /livez for liveness, /readyz (503 while the store and index load) for the others.
+        let metrics_port = config
+            .metrics_listen
+            .unwrap_or_else(|| panic!("{what}: probes need metrics_listen"))
+            .port();
+        let probe_port = |p: &Value| -> u64 {
+            match p {
+                Value::Number(n) => n.as_u64().unwrap(),
+                Value::String(name) => ports
+                    .iter()
+                    .find(|cp| cp["name"].as_str() == Some(name))
+                    .and_then(|cp| cp["containerPort"].as_u64())
+                    .unwrap_or_else(|| panic!("{what}: no container port named {name}")),
+                other => panic!("{what}: probe port {other:?}"),
+            }
+        };
+        for (probe, path, required) in [
+            ("livenessProbe", "/livez", true),
+            ("readinessProbe", "/readyz", true),
+            ("startupProbe", "/readyz", false),
+        ] {
+            let get = &c[probe]["httpGet"];
+            if !required && c[probe].is_null() {
+                continue;
+            }
+            assert_eq!(get["path"].as_str(), Some(path), "{what}: {probe} path");
             assert_eq!(
-                c[probe]["grpc"]["port"].as_u64(),
-                Some(port.into()),
-                "{what}: {probe} is a gRPC probe on the listen port"
-            );
-        }
-        if !c["startupProbe"].is_null() {
-            assert_eq!(
-                c["startupProbe"]["grpc"]["port"].as_u64(),
-                Some(port.into())
+                probe_port(&get["port"]),
+                u64::from(metrics_port),
+                "{what}: {probe} on the metrics port"
             );
         }
 
@@ -804,7 +926,12 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
     );
     assert!(!followers.peers.is_empty(), "followers have a peer");
     for p in &followers.peers {
-        let rest = p.url.strip_prefix("http://").expect("in-cluster http");
+        let token = &p.token.as_ref().expect("follower token").0;
+        assert!(
+            accepts_for_federation(&configs_of_workload["StatefulSet"], token),
+            "the followers' token is not a federate token of the hotline node"
+        );
+        let rest = p.url.strip_prefix("https://").expect("in-cluster TLS");
         let (host, port) = rest
             .trim_end_matches('/')
             .split_once(':')
@@ -830,6 +957,46 @@ fn kubernetes_manifests_match_the_configs_and_the_binary() {
             p.url
         );
     }
+}
+
+/// What backs `path` in a pod: `(kind, object name, key)` of the ConfigMap or Secret file
+/// mounted there, through a `configMap`, `secret` or `projected` volume.
+fn pod_file(mounts: &[Value], volumes: &[Value], path: &Path) -> Option<(String, String, String)> {
+    let mount = mounts
+        .iter()
+        .find(|m| path.starts_with(s(&m["mountPath"])))?;
+    let rel = path.strip_prefix(s(&mount["mountPath"])).ok()?.to_str()?;
+    let volume = volumes.iter().find(|v| v["name"] == mount["name"])?;
+    // One source: its `items` map keys to paths; without items every key is a file.
+    let find = |kind: &str, src: &Value, name: &str| {
+        let key = match src["items"].as_sequence() {
+            Some(items) => items
+                .iter()
+                .find(|i| s(&i["path"]) == rel)
+                .map(|i| s(&i["key"]).to_owned())?,
+            None => rel.to_owned(),
+        };
+        Some((kind.to_owned(), s(&src[name]).to_owned(), key))
+    };
+    if volume["configMap"].is_mapping() {
+        return find("ConfigMap", &volume["configMap"], "name");
+    }
+    if volume["secret"].is_mapping() {
+        return find("Secret", &volume["secret"], "secretName");
+    }
+    volume["projected"]["sources"]
+        .as_sequence()?
+        .iter()
+        .find_map(|src| {
+            if src["secret"].is_mapping() {
+                // Projected sources always list items here (no key collisions).
+                find("Secret", &src["secret"], "name")
+            } else if src["configMap"].is_mapping() {
+                find("ConfigMap", &src["configMap"], "name")
+            } else {
+                None
+            }
+        })
 }
 
 // ------------------------------------------------------------------ systemd
@@ -887,6 +1054,87 @@ fn systemd_unit_is_hardened_and_uses_the_binary() {
     // documented data_dir too.
     assert_eq!(one("WorkingDirectory"), "/var/lib/redline");
     assert!(text.contains("data_dir = \"/var/lib/redline\""));
+}
+
+// ------------------------------------------------------------------ example PKI, for real
+
+/// `deploy/make-certs.sh` makes certificates the node accepts, and the example configs of
+/// hotline-kr and the platform, changed only where a test must (data dirs, loopback
+/// addresses, the real verifier key instead of the example one), federate with them: the
+/// platform dials https with the example CA and its example token, and replicates kr's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_configs_federate_over_tls_with_the_example_pki() {
+    use redline_e2e::{eventually, temp_dir, TestNode};
+    use redline_server::node::NewSignal;
+    let pki = temp_dir();
+    let out = std::process::Command::new("bash")
+        .arg(deploy().join("make-certs.sh"))
+        .arg(pki.path())
+        .output()
+        .expect("run make-certs.sh");
+    assert!(out.status.success(), "make-certs.sh: {out:?}");
+    // A file the config names at /etc/redline/tls/X is the script's OUT/<service>/X.
+    let remap = |service: &str, p: &Path| {
+        pki.path().join(service).join(
+            p.strip_prefix("/etc/redline/tls")
+                .expect("under /etc/redline/tls"),
+        )
+    };
+    let load =
+        |name: &str| parse_config(&read(&deploy().join(format!("config/{name}.toml"))), name);
+
+    let (kr_dir, platform_dir) = (temp_dir(), temp_dir());
+    let mut kr = load("kr");
+    kr.data_dir = kr_dir.path().to_owned();
+    kr.peers.clear(); // hotline-br is not part of this test
+    let tls = kr.tls.as_mut().expect("[tls]");
+    tls.cert = remap("hotline-kr", &tls.cert);
+    tls.key = remap("hotline-kr", &tls.key);
+    let kr = TestNode::start(kr).await;
+
+    let mut platform = load("platform");
+    platform.data_dir = platform_dir.path().to_owned();
+    let tls = platform.tls.as_mut().expect("[tls]");
+    tls.cert = remap("platform", &tls.cert);
+    tls.key = remap("platform", &tls.key);
+    platform.peers.retain(|p| p.url.contains("hotline-kr"));
+    let peer = &mut platform.peers[0];
+    peer.url = format!("https://127.0.0.1:{}", kr.addr.port());
+    peer.tls_server_name = Some("hotline-kr".into());
+    peer.ca = Some(remap("platform", peer.ca.as_ref().expect("peer ca")));
+    for t in &mut platform.trust {
+        if t.origin == "hotline-kr.example" {
+            t.key = kr.node.public_key().verifier_key();
+        }
+    }
+    let platform = TestNode::start(platform).await;
+
+    let signals: Vec<NewSignal> = (0..5u8)
+        .map(|i| NewSignal {
+            signal_type: redline_proto::signal::SignalType::Pdq,
+            hash: vec![0x40 + i; 32],
+            quality: 100,
+        })
+        .collect();
+    kr.node.submit(signals, Default::default()).await.unwrap();
+    let size = |n: &TestNode| {
+        n.node
+            .log("hotline-kr.example")
+            .map_or(0, |l| l.state().size())
+    };
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the platform replicates hotline-kr over TLS with its example token",
+        || async { size(&platform) == 5 },
+    )
+    .await;
+    let peers = platform.node.peers().snapshot();
+    assert!(
+        peers.iter().all(|(_, p)| p.last_error.is_empty()),
+        "{peers:?}"
+    );
+    platform.stop().await;
+    kr.stop().await;
 }
 
 // ------------------------------------------------------------------ local federation
