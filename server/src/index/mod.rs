@@ -258,30 +258,40 @@ impl Inner {
     }
 
     fn apply(&mut self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
+        // Hamming-indexed hashes go in with one `insert_batch` per type: the index then
+        // builds its segments once for the batch instead of sealing and merging small ones
+        // every few thousand inserts (most of a large replication's catalog time).
+        let mut batches: HashMap<SignalType, Vec<(u64, &[u8])>> = HashMap::new();
         for a in activate {
             let id = entry_id(origin, a.index);
             if self.info.contains_key(&id) {
                 continue;
             }
-            let inserted = match a.signal_type.distance() {
-                Distance::Exact => self
-                    .exact
-                    .entry(a.signal_type)
-                    .or_insert_with(|| ExactIndex::new(a.signal_type.byte_len()))
-                    .insert(id, &a.hash),
-                Distance::Hamming { .. } => self
-                    .hamming
-                    .entry(a.signal_type)
-                    .or_insert_with(|| {
-                        HammingIndex::new(a.signal_type.byte_len() as u32 * 8)
-                            .expect("signal types have supported widths")
-                    })
-                    .insert(id, &a.hash),
-            };
-            if let Err(e) = inserted {
+            if a.hash.len() != a.signal_type.byte_len() {
                 // Entries are validated before they reach the catalog; this is a bug.
-                tracing::error!(error = %e, origin, index = a.index, "catalog refused an entry");
+                tracing::error!(
+                    origin,
+                    index = a.index,
+                    "catalog refused a hash of the wrong size"
+                );
                 continue;
+            }
+            match a.signal_type.distance() {
+                Distance::Exact => {
+                    let inserted = self
+                        .exact
+                        .entry(a.signal_type)
+                        .or_insert_with(|| ExactIndex::new(a.signal_type.byte_len()))
+                        .insert(id, &a.hash);
+                    if let Err(e) = inserted {
+                        tracing::error!(error = %e, origin, index = a.index, "catalog refused an entry");
+                        continue;
+                    }
+                }
+                Distance::Hamming { .. } => batches
+                    .entry(a.signal_type)
+                    .or_default()
+                    .push((id, &a.hash)),
             }
             if self.own_origin == Some(origin) {
                 self.own
@@ -299,6 +309,24 @@ impl Inner {
                 },
             );
             *self.active_per_origin.entry(origin).or_default() += 1;
+        }
+        for (signal_type, items) in batches {
+            let ix = self.hamming.entry(signal_type).or_insert_with(|| {
+                HammingIndex::new(signal_type.byte_len() as u32 * 8)
+                    .expect("signal types have supported widths")
+            });
+            if let Err(e) = ix.insert_batch(items.iter().copied()) {
+                // Unreachable (sizes checked, ids new); should it happen, keep the catalog
+                // consistent: forget what the index did not take.
+                tracing::error!(error = %e, origin, "catalog index refused a batch");
+                for (id, _) in items {
+                    if !ix.contains(id) && self.info.remove(&id).is_some() {
+                        if let Some(n) = self.active_per_origin.get_mut(&origin) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+            }
         }
         for &index in deactivate {
             let id = entry_id(origin, index);
