@@ -220,6 +220,28 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
+    // Cargo sets these for the test binary. Passed on to the nested cargo they reach build
+    // scripts that track them (ring's has `rerun-if-env-changed=CARGO_MANIFEST_DIR`,
+    // `CARGO_PKG_NAME`...), so every switch between `cargo test` and this build would rebuild
+    // ring, rustls, tonic and everything above them: minutes on a small CI machine.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name == "OUT_DIR"
+            || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     let out = cmd.output().expect("run cargo build");
     assert!(
