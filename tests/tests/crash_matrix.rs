@@ -909,7 +909,7 @@ async fn every_acknowledged_entry_survives_sigkill_at_random_points() {
         .await
         .expect("followed log audits with inclusion proofs");
     drop(child);
-    let m = model.lock().unwrap();
+    let m = std::mem::take(&mut *model.lock().unwrap());
     let k = |p| stats.kills.get(&p).copied().unwrap_or(0);
     let secs = |p| stats.time.get(&p).map_or(0.0, Duration::as_secs_f64);
     println!(
@@ -946,6 +946,5 @@ async fn every_acknowledged_entry_survives_sigkill_at_random_points() {
         t0.elapsed()
     );
     assert_eq!(stats.kills.values().sum::<u64>(), plan.len() as u64);
-    drop(m);
     source.node.stop().await;
 }
