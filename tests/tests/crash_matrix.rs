@@ -1,15 +1,16 @@
 //! Crash matrix (issue 9): one `redline-node` child process, restarted again and again on the
 //! same data dir, is SIGKILLed at kill points drawn from a seeded random schedule
-//! (`REDLINE_CRASH_SEED` replays one; `REDLINE_CRASH_POINTS`, default 52, sets how many),
-//! spread over four phases:
+//! (`REDLINE_CRASH_SEED` replays one; `REDLINE_CRASH_POINTS`, default 52, sets how many;
+//! `REDLINE_CRASH_KEEP` keeps the child's data dir and log), spread over four phases:
 //!
-//! - **submit**: two clients send Submit calls of random batch sizes (1–400 fresh PDQ hashes)
+//! - **submit**: two clients send Submit calls of random batch sizes (1–150 fresh PDQ hashes)
 //!   back to back; the kill lands after a random delay, usually with calls in flight.
 //! - **commit**: two clients mix small submits with retractions of acknowledged entries; the kill
 //!   lands a random fraction of the measured commit latency after the k-th call was sent, so it
 //!   falls inside validation, signing and the sled commit.
 //! - **sync**: the child follows an in-process source node; once it has caught up, the source
-//!   signs a few thousand more entries in batches and the child is killed while replicating them.
+//!   signs 2–3 more batches of 500–2,000 entries and the child is killed a random fraction of
+//!   its measured replication time after the k-th batch was signed.
 //! - **rebuild**: the child is killed a random fraction of its measured start-up time after
 //!   launch, while it opens the store and replays its logs (tens of thousands of entries) into
 //!   the catalog, before it reports serving.
@@ -17,8 +18,8 @@
 //! After every kill the store is inspected cold ([`inspect_cold`]: every log's checkpoint
 //! verifies under its origin's key, stored leaves and stored hashes give its root, nothing is
 //! stored past it) and reconciled with what the clients were told: every acknowledged ADD and
-//! RETRACT is at its acknowledged index, every acknowledged checkpoint is a prefix of the stored
-//! tree (so the size never went below it), leaves seen on disk after an earlier kill are still
+//! RETRACT is at its acknowledged index, the stored tree extends every acknowledged checkpoint
+//! (so the size never went below one), leaves seen on disk after an earlier kill are still
 //! there byte for byte, a call the node died during is committed entirely or not at all, and
 //! nothing is in the log that no client sent. After every restart the live node is audited over
 //! gRPC (signature, root, retractions, extension of the last audit) and must hold exactly what
