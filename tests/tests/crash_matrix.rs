@@ -98,23 +98,55 @@ struct Point {
 /// (which grow the followed log), then the rebuild points (which need a large log to replay).
 fn schedule(seed: u64, points: usize) -> Vec<Point> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let sync = (points * 12).div_ceil(DEFAULT_POINTS);
-    let rebuild = (points * 10).div_ceil(DEFAULT_POINTS);
-    let commit = (points * 14).div_ceil(DEFAULT_POINTS);
-    let submit = points.saturating_sub(sync + rebuild + commit).max(1);
-    let mut first: Vec<Phase> = std::iter::repeat_n(Phase::Submit, submit)
-        .chain(std::iter::repeat_n(Phase::Commit, commit))
+    // 16 : 14 : 12 : 10 (exact at the default 52), largest remainders first, summing to `points`.
+    let weights = [
+        (Phase::Submit, 16),
+        (Phase::Commit, 14),
+        (Phase::Sync, 12),
+        (Phase::Rebuild, 10),
+    ];
+    let mut count: BTreeMap<Phase, usize> = weights
+        .iter()
+        .map(|&(p, w)| (p, points * w / DEFAULT_POINTS))
+        .collect();
+    let mut by_remainder = weights;
+    by_remainder.sort_by_key(|&(_, w)| std::cmp::Reverse(points * w % DEFAULT_POINTS));
+    for &(p, _) in by_remainder
+        .iter()
+        .cycle()
+        .take(points - count.values().sum::<usize>())
+    {
+        *count.get_mut(&p).expect("every phase counted") += 1;
+    }
+    let n = |p| count[&p];
+    let mut first: Vec<Phase> = std::iter::repeat_n(Phase::Submit, n(Phase::Submit))
+        .chain(std::iter::repeat_n(Phase::Commit, n(Phase::Commit)))
         .collect();
     first.shuffle(&mut rng);
     first
         .into_iter()
-        .chain(std::iter::repeat_n(Phase::Sync, sync))
-        .chain(std::iter::repeat_n(Phase::Rebuild, rebuild))
+        .chain(std::iter::repeat_n(Phase::Sync, n(Phase::Sync)))
+        .chain(std::iter::repeat_n(Phase::Rebuild, n(Phase::Rebuild)))
         .map(|phase| Point {
             phase,
             seed: rng.gen(),
         })
         .collect()
+}
+
+#[test]
+fn the_schedule_has_the_asked_number_of_points_in_every_phase() {
+    for (points, want) in [
+        (52, [16, 14, 12, 10]),
+        (150, [46, 40, 35, 29]),
+        (4, [1, 1, 1, 1]),
+    ] {
+        let plan = schedule(7, points);
+        assert_eq!(plan.len(), points);
+        let got = [Phase::Submit, Phase::Commit, Phase::Sync, Phase::Rebuild]
+            .map(|p| plan.iter().filter(|x| x.phase == p).count());
+        assert_eq!(got, want, "{points} points");
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {
