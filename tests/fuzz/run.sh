@@ -14,6 +14,8 @@
 #   FUZZ_RSS_LIMIT_MB  libFuzzer -rss_limit_mb (default 1024)
 #   FUZZ_TIMEOUT       libFuzzer -timeout, seconds per input (default 10)
 #   FUZZ_ARTIFACTS     where failing inputs go (default tests/fuzz/artifacts)
+#   FUZZ_JOBS          targets fuzzed at the same time (default: number of CPUs)
+#   FUZZ_OPT_LEVEL     opt-level of the build (default 1: builds faster; 3 for long runs)
 #   CARGO_TARGET_DIR   builds go to $CARGO_TARGET_DIR/fuzz (default tests/fuzz/target)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,13 +37,15 @@ start=$SECONDS
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "== installing cargo-fuzz"
   cargo install cargo-fuzz --locked
+  export PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin:$PATH"
 fi
 cargo fuzz --version
 
-# 16 codegen units instead of cargo-fuzz's default 1: the build (the whole node crate, with
-# coverage instrumentation) dominates a short run, and fewer inputs per second matter less.
+# The build (the whole node crate, instrumented) dominates a short run, so it is made cheaper
+# than cargo-fuzz's default (opt-level 3, 1 codegen unit) at some cost in inputs per second.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${FUZZ_OPT_LEVEL:-1}
 build_flags=(--sanitizer "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
-echo "== build (sanitizer: $sanitizer)"
+echo "== build (sanitizer: $sanitizer, opt-level $CARGO_PROFILE_RELEASE_OPT_LEVEL)"
 cargo fuzz build "${build_flags[@]}"
 bin_dir=$target_dir/x86_64-unknown-linux-gnu/release
 built=$SECONDS
@@ -58,19 +62,16 @@ max_len() {
   esac
 }
 
-failed=()
-summary=()
-for t in $targets; do
-  corpus=$work/corpus-$t
+# Runs one target; its log and status go to $work/<target>.{log,rc}.
+fuzz_one() {
+  local t=$1 corpus=$work/corpus-$1
   mkdir -p "$corpus" "$artifacts/$t"
   # The committed corpus is never written to: libFuzzer adds what it finds to this copy.
   cp corpus/"$t"/* "$corpus"/
-  if [[ -d regressions/$t ]] && compgen -G "regressions/$t/*" >/dev/null; then
+  if compgen -G "regressions/$t/*" >/dev/null; then
     cp regressions/"$t"/* "$corpus"/
   fi
-  log=$work/$t.log
-  echo "== fuzz $t for ${seconds}s"
-  set +e
+  local rc=0
   "$bin_dir/$t" "$corpus" \
     -max_total_time="$seconds" \
     -timeout="$timeout" \
@@ -79,12 +80,28 @@ for t in $targets; do
     -max_len="$(max_len "$t")" \
     -artifact_prefix="$artifacts/$t/" \
     -print_final_stats=1 \
-    >"$log" 2>&1
-  rc=$?
-  set -e
+    >"$work/$t.log" 2>&1 || rc=$?
+  echo "$rc" >"$work/$t.rc"
+}
+
+jobs_max=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+echo "== fuzz each target for ${seconds}s, $jobs_max at a time: $(echo $targets)"
+for t in $targets; do
+  while [[ $(jobs -rp | wc -l) -ge $jobs_max ]]; do
+    wait -n || true
+  done
+  fuzz_one "$t" &
+done
+wait
+
+failed=()
+summary=()
+for t in $targets; do
+  log=$work/$t.log
+  rc=$(cat "$work/$t.rc" 2>/dev/null || echo "?")
   runs=$(sed -n -E 's/^stat::number_of_executed_(runs|units): *//p' "$log" | tail -n 1)
-  line="$t: ${runs:-?} inputs executed in ${seconds}s, corpus $(find "$corpus" -type f | wc -l) inputs"
-  if [[ $rc -ne 0 ]]; then
+  line="$t: ${runs:-?} inputs executed in ${seconds}s, corpus $(find "$work/corpus-$t" -type f | wc -l) inputs"
+  if [[ $rc != 0 ]]; then
     line="$line: FAILED (exit $rc)"
     failed+=("$t")
     echo "---- last lines of the $t log"
@@ -93,10 +110,7 @@ for t in $targets; do
     ls -l "$artifacts/$t/"
     echo "reproduce: $bin_dir/$t $artifacts/$t/<file>"
     echo "keep it as a regression: cp $artifacts/$t/<file> tests/fuzz/regressions/$t/"
-  else
-    grep -E '^Done [0-9]+ runs' "$log" | tail -n 1 || true
   fi
-  echo "$line"
   summary+=("$line")
 done
 
