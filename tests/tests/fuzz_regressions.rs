@@ -206,6 +206,11 @@ fn checkpoint_seeds(s: &mut Vec<Seed>) {
         .sign_checkpoint(42, tree.root())
         .expect("sign");
     s.push((t, "impostor".into(), forged.note));
+    // Checkpoint text alone: the target signs it and must then accept it.
+    let root = base64_root(&tree.root_at(5).expect("root").0);
+    let plain = format!("{}\n5\n{root}\n", signer.public().name());
+    s.push((t, "text-5".into(), plain.into_bytes()));
+    s.push((t, "text-extension".into(), text.clone().into_bytes()));
     s.push((
         t,
         "verifier-key".into(),
