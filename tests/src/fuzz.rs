@@ -295,7 +295,7 @@ fn independently_verified(
 /// An independent reading of C2SP `tlog-checkpoint` text: the origin line (which must be
 /// `origin`), the tree size in canonical decimal, the base64 root of 32 bytes, then optional
 /// non-empty extension lines; every line ends in a newline.
-fn checkpoint_text(origin: &str, text: &str) -> Option<(u64, [u8; 32])> {
+pub fn checkpoint_text(origin: &str, text: &str) -> Option<(u64, [u8; 32])> {
     let body = text.strip_suffix('\n')?;
     let mut lines = body.split('\n');
     let (o, n, h) = (lines.next()?, lines.next()?, lines.next()?);

@@ -421,3 +421,33 @@ fn image_seeds(s: &mut Vec<Seed>) {
     }
     assert!(image_limits().max_encoded_bytes > 64 * 1024);
 }
+
+/// The independent checkpoint reading that judges `OriginKey::verify` is itself strict: it
+/// refuses exactly the near-misses the C2SP format forbids.
+#[test]
+fn independent_checkpoint_reading_is_strict() {
+    use redline_e2e::fuzz::{checkpoint_text, CHECKPOINT_ORIGIN as O};
+    let root = base64_root(&[7; 32]);
+    assert_eq!(
+        checkpoint_text(O, &format!("{O}\n5\n{root}\n")),
+        Some((5, [7; 32]))
+    );
+    assert_eq!(
+        checkpoint_text(O, &format!("{O}\n0\n{root}\next\n")),
+        Some((0, [7; 32]))
+    );
+    let short = base64_root(&[7; 31]);
+    for bad in [
+        format!("{O}\n5\n{root}"),                      // no final newline
+        format!("{O}\n05\n{root}\n"),                   // leading zero
+        format!("{O}\n+5\n{root}\n"),                   // sign
+        format!("{O}\n18446744073709551616\n{root}\n"), // 2^64
+        format!("{O}\n5\n{short}\n"),                   // 31-byte root
+        format!("{O}\n5\n{root}\n\next\n"),             // empty extension line
+        format!("other.example\n5\n{root}\n"),          // another origin
+        format!("{O} \n5\n{root}\n"),                   // trailing space in the origin
+        format!("{O}\n5\n"),                            // no root
+    ] {
+        assert_eq!(checkpoint_text(O, &bad), None, "{bad:?}");
+    }
+}
