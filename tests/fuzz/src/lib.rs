@@ -26,7 +26,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Largest single allocation a target may make: far above anything an honest input needs
-/// (the image target's whole bound is about 45 MiB), far below what would exhaust the machine.
+/// (the image target's whole bound is about 14 MiB), far below what would exhaust the machine.
 pub const MALLOC_LIMIT: usize = 256 << 20;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
