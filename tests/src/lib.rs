@@ -3,9 +3,11 @@
 //!
 //! Federation helpers: [`federated_config`] (peers, trust, fast sync timing), [`eventually`]
 //! (poll a condition with a deadline instead of sleeping), and [`relay`], a lying Federation
-//! relay for attack tests.
+//! relay for attack tests. [`fuzz`] holds the bodies of the fuzz targets in `tests/fuzz/`, replayed
+//! over their committed corpora by `tests/fuzz_regressions.rs`.
 
 pub mod crash;
+pub mod fuzz;
 pub mod relay;
 
 use redline_proto::checkpoint::OriginKey;
