@@ -221,6 +221,17 @@ pub struct SyncConfig {
     pub backoff_max_ms: u64,
     /// Entries per fetch request.
     pub fetch_batch: u64,
+    /// Deadline of one fetch request (`fetch_batch` entries), milliseconds: a peer that
+    /// drips its answer is cut off after this and the session retried with backoff.
+    pub fetch_timeout_ms: u64,
+    /// Most leaf bytes one replication step holds in memory before it can verify them
+    /// against the signed root (counted as each leaf's length plus 32 bytes of overhead).
+    /// Entries are only merged once the whole range up to a signed checkpoint hashes to its
+    /// root, so a checkpoint further ahead than this is refused and kept as evidence
+    /// (`too_large`) instead of letting an origin that signs a tree of 2^63 leaves fill
+    /// memory. 512 MiB is ~3.5 million typical entries; raise it to catch up with a larger
+    /// gap in one step.
+    pub max_fetch_bytes: u64,
 }
 
 impl Default for SyncConfig {
@@ -230,6 +241,8 @@ impl Default for SyncConfig {
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             fetch_batch: 10_000,
+            fetch_timeout_ms: 120_000,
+            max_fetch_bytes: 512 * 1024 * 1024,
         }
     }
 }
