@@ -5,6 +5,7 @@
 //! (poll a condition with a deadline instead of sleeping), and [`relay`], a lying Federation
 //! relay for attack tests.
 
+pub mod adversary;
 pub mod relay;
 
 use redline_proto::checkpoint::OriginKey;
