@@ -195,6 +195,16 @@ pub struct Limits {
     /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the node
     /// closes their connections anyway, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// A new connection must send its opening (the HTTP/2 preface and first SETTINGS frame,
+    /// or under TLS the same number of handshake bytes) within this, milliseconds, or it is
+    /// closed: a slowloris client trickling its preface does not hold a connection.
+    pub handshake_timeout_ms: u64,
+    /// HTTP/2 PING to every connection that has sent nothing for this long, milliseconds; a
+    /// connection that does not answer within `keepalive_timeout_ms` is closed (a slowloris
+    /// client that trickles its headers, or a dead peer). Real clients answer by themselves.
+    pub keepalive_interval_ms: u64,
+    /// See `keepalive_interval_ms`.
+    pub keepalive_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -205,6 +215,9 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_concurrent_streams: 128,
             shutdown_grace_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 20_000,
         }
     }
 }

@@ -826,7 +826,7 @@ impl Federation for HostileService {
                     }
                 }
                 round += 1;
-                let cp = if round % 2 == 0 {
+                let cp = if round.is_multiple_of(2) {
                     s.bogus(false)
                 } else {
                     s.unsigned(round)

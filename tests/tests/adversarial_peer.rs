@@ -378,7 +378,12 @@ async fn slowloris_connections_and_dripping_streams_hold_nothing_up() {
         },
         ..Script::honest()
     });
-    let extra = format!("{SYNC}fetch_timeout_ms = 2000\n");
+    // Seconds instead of the default 120 s fetch deadline, 10 s opening deadline and 30 + 20 s
+    // keepalive, so the node's reactions are seen within the test.
+    let extra = format!(
+        "{SYNC}fetch_timeout_ms = 2000\n\n[limits]\nhandshake_timeout_ms = 2000\n\
+         keepalive_interval_ms = 1000\nkeepalive_timeout_ms = 1000\n"
+    );
     let t = Instant::now();
     let (node, pdq) = node_following(&hostile, &extra).await;
     println!("node up in {:?}", t.elapsed());
@@ -403,19 +408,17 @@ async fn slowloris_connections_and_dripping_streams_hold_nothing_up() {
     hostile.set(Script::honest());
 
     // 200 connections trickling an HTTP/2 preface, SETTINGS and the HEADERS of a Match call,
-    // one byte per 50 ms; every Match sample opens a new connection meanwhile.
+    // one byte per 200 ms (half of them: the opening is not complete at the handshake
+    // deadline) or per 50 ms (the other half: complete, then stuck in the headers, and not
+    // answering the node's pings). Every Match sample opens a new connection meanwhile.
     let opening = redline_e2e::adversary::h2_opening(&node.addr.to_string());
-    let until = Instant::now() + Duration::from_secs(12);
+    let until = Instant::now() + Duration::from_secs(15);
     let mut outcomes = Vec::new();
     let p = phase(&node, &pdq, true, async {
         let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                tokio::spawn(slowloris(
-                    node.addr,
-                    opening.clone(),
-                    Duration::from_millis(50),
-                    until,
-                ))
+            .map(|i| {
+                let every = Duration::from_millis(if i % 2 == 0 { 200 } else { 50 });
+                tokio::spawn(slowloris(node.addr, opening.clone(), every, until))
             })
             .collect();
         for t in tasks {
@@ -423,17 +426,27 @@ async fn slowloris_connections_and_dripping_streams_hold_nothing_up() {
         }
     })
     .await;
-    let closed = outcomes
+    let closed: Vec<usize> = outcomes
         .iter()
-        .filter(|o| matches!(o, Trickle::ClosedAfter(_)))
-        .count();
+        .filter_map(|o| match o {
+            Trickle::ClosedAfter(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let early = closed.iter().filter(|n| **n < 33).count();
     println!(
-        "slowloris outcomes: {closed} closed by the node, {:?}",
-        &outcomes[..3]
+        "slowloris: {} of 200 closed by the node ({early} before their opening was complete)",
+        closed.len()
     );
+    assert_eq!(
+        closed.len(),
+        200,
+        "slow connections left open: {outcomes:?}"
+    );
+    assert!(early >= 100, "the handshake deadline closed only {early}");
     p.print(
         "200 slowloris connections",
-        &format!("{closed} closed by the node"),
+        "all closed (handshake deadline, keepalive)",
     );
     p.check("200 slowloris connections", BOUND, &node);
 

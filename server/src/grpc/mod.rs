@@ -217,6 +217,12 @@ pub async fn router(
         .timeout(config.request_timeout())
         .concurrency_limit_per_connection(256)
         .max_concurrent_streams(Some(config.limits.max_concurrent_streams))
+        .http2_keepalive_interval(Some(std::time::Duration::from_millis(
+            config.limits.keepalive_interval_ms,
+        )))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_millis(
+            config.limits.keepalive_timeout_ms,
+        )))
         .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)
