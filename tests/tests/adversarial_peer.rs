@@ -7,8 +7,9 @@
 //! a peer can be in.
 //!
 //! For every attack, while it runs:
-//! - another client's Match calls keep being answered: p90 under 100 ms over ≥ 50 calls, none
-//!   failing or taking 5 s ([`Latencies::assert_responsive`] says why p90);
+//! - another client's Match calls keep being answered: over ≥ 50 calls, the median under
+//!   100 ms and the 90th percentile under 500 ms, none failing or taking 5 s
+//!   ([`Latencies::assert_responsive`] says why these);
 //! - the node's peak resident memory (`VmHWM`, reset at the start of each phase) grows by less
 //!   than a stated bound over its resident size when the phase started;
 //! - lies about signed data leave evidence naming the peer, and nothing bogus is merged or
@@ -30,16 +31,18 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1 << 20;
 /// Generous bound for the node to react (debug build, 2 shared cores).
 const LONG: Duration = Duration::from_secs(30);
-/// Shortest phase: long enough for ≥ 50 Match samples.
+/// Shortest phase (≥ 50 Match samples on an idle machine; phases run longer until they
+/// have them).
 const MIN_PHASE: Duration = Duration::from_millis(2500);
 /// Size of the hostile origin's honest log.
 const HONEST_SIZE: u64 = 40;
 /// Own entries the node under test matches against.
 const CATALOG: usize = 2000;
-/// How much the node's peak resident memory may grow during an attack. Every attack here
-/// that found a bug grew it by 90 MiB or more before the fix (a 48 MiB entry buffered, a
-/// million empty checkpoints decoded, an endless signed range held); what remains is
-/// connection buffers, sled's cache and allocator slack.
+/// How much the node's peak resident memory may grow during an attack (it starts at ~20 MiB).
+/// Before the fixes the memory attacks here grew it far past this: an entry is buffered
+/// twice (48 MiB -> +96 MiB), a million empty checkpoints decoded +157 MiB, an endless signed
+/// range without limit. With them the largest growth seen is +17 MiB (a 16 MiB fetch budget
+/// filled) and otherwise under +9 MiB: connection buffers, sled's cache, allocator slack.
 const BOUND: u64 = 32 * MIB;
 /// `[sync]` for the tests: quick retries, and what each test lowers, so a refusal that
 /// default limits would reach after hundreds of MiB or two minutes happens in seconds. The
@@ -103,8 +106,12 @@ async fn phase<F: Future<Output = ()>>(
     let sampler = Sampler::start(&node.url, pdq, fresh);
     let began = Instant::now();
     attack.await;
-    if let Some(rest) = MIN_PHASE.checked_sub(began.elapsed()) {
-        tokio::time::sleep(rest).await;
+    // At least MIN_PHASE, and enough samples to judge (a loaded machine answers fewer).
+    let enough = Latencies::MIN_SAMPLES as u64;
+    while began.elapsed() < MIN_PHASE
+        || (sampler.answered() < enough && began.elapsed() < MIN_PHASE * 12)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let latencies = sampler.finish().await;
     Phase {
@@ -207,12 +214,12 @@ async fn oversized_messages_are_refused_without_being_buffered() {
     );
     p.check("entry of MAX_ENTRY_BYTES+1", BOUND, &node);
 
-    // A 48 MiB entry under the same checkpoint: refused from its length prefix, never read
+    // A 24 MiB entry under the same checkpoint: refused from its length prefix, never read
     // into memory (the same lie under the same signed note: one evidence record is kept).
     hostile.set(Script {
         serve: Serve::Oversized {
             index: 5,
-            bytes: 48 << 20,
+            bytes: 24 << 20,
         },
         ..Script::honest()
     });
@@ -224,10 +231,10 @@ async fn oversized_messages_are_refused_without_being_buffered() {
         .await;
     })
     .await;
-    nothing_merged(&node, &hostile, "48 MiB entry").await;
+    nothing_merged(&node, &hostile, "24 MiB entry").await;
     assert_eq!(evidence_from(&node, &hostile).await.len(), 1);
-    p.print("entry of 48 MiB", "refused unread, nothing merged");
-    p.check("entry of 48 MiB", BOUND, &node);
+    p.print("entry of 24 MiB", "refused unread, nothing merged");
+    p.check("entry of 24 MiB", BOUND, &node);
 
     // A GetCheckpoints answer of 65 MiB.
     hostile.set(Script {
