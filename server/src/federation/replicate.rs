@@ -370,10 +370,16 @@ async fn fetch(
             .await
             .map_err(|_| past_deadline(next, hi, timeout))??;
         let mut stream = response.into_inner().take((hi - next) as usize);
-        while let Some(item) = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .map_err(|_| past_deadline(next, hi, timeout))?
-        {
+        // One timer per request, not one per entry (a fetch reads hundreds of thousands).
+        let expired = tokio::time::sleep_until(deadline);
+        tokio::pin!(expired);
+        loop {
+            let item = tokio::select! {
+                biased;
+                item = stream.next() => item,
+                _ = &mut expired => return Err(past_deadline(next, hi, timeout)),
+            };
+            let Some(item) = item else { break };
             let e = item.map_err(oversized_as_bad_entry(next))?;
             if e.index != next {
                 return Err(ReplicationError::BadEntries(format!(
