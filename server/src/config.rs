@@ -195,6 +195,16 @@ pub struct Limits {
     /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the node
     /// closes their connections anyway, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// A new connection must send its opening (the HTTP/2 preface and first SETTINGS frame,
+    /// or under TLS the same number of handshake bytes) within this, milliseconds, or it is
+    /// closed: a slowloris client trickling its preface does not hold a connection.
+    pub handshake_timeout_ms: u64,
+    /// HTTP/2 PING to every connection that has sent nothing for this long, milliseconds; a
+    /// connection that does not answer within `keepalive_timeout_ms` is closed (a slowloris
+    /// client that trickles its headers, or a dead peer). Real clients answer by themselves.
+    pub keepalive_interval_ms: u64,
+    /// See `keepalive_interval_ms`.
+    pub keepalive_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -205,6 +215,9 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_concurrent_streams: 128,
             shutdown_grace_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            keepalive_interval_ms: 30_000,
+            keepalive_timeout_ms: 20_000,
         }
     }
 }
@@ -221,6 +234,17 @@ pub struct SyncConfig {
     pub backoff_max_ms: u64,
     /// Entries per fetch request.
     pub fetch_batch: u64,
+    /// Deadline of one fetch request (`fetch_batch` entries), milliseconds: a peer that
+    /// drips its answer is cut off after this and the session retried with backoff.
+    pub fetch_timeout_ms: u64,
+    /// Most leaf bytes one replication step holds in memory before it can verify them
+    /// against the signed root (counted as each leaf's length plus 32 bytes of overhead).
+    /// Entries are only merged once the whole range up to a signed checkpoint hashes to its
+    /// root, so a checkpoint further ahead than this is refused and kept as evidence
+    /// (`too_large`) instead of letting an origin that signs a tree of 2^63 leaves fill
+    /// memory. 512 MiB is ~3.5 million typical entries; raise it to catch up with a larger
+    /// gap in one step.
+    pub max_fetch_bytes: u64,
 }
 
 impl Default for SyncConfig {
@@ -230,6 +254,8 @@ impl Default for SyncConfig {
             backoff_initial_ms: 200,
             backoff_max_ms: 30_000,
             fetch_batch: 10_000,
+            fetch_timeout_ms: 120_000,
+            max_fetch_bytes: 512 * 1024 * 1024,
         }
     }
 }

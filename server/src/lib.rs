@@ -119,7 +119,10 @@ pub async fn launch(
     };
 
     let (router, services) = grpc::router(&config, metrics.clone(), stopping.clone()).await?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = grpc::guard::opening_deadline(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        Duration::from_millis(config.limits.handshake_timeout_ms),
+    );
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()));
 
     let node_cell = Arc::new(OnceLock::new());

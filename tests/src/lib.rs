@@ -6,6 +6,7 @@
 //! relay for attack tests. [`fuzz`] holds the bodies of the fuzz targets in `tests/fuzz/`, replayed
 //! over their committed corpora by `tests/fuzz_regressions.rs`.
 
+pub mod adversary;
 pub mod crash;
 pub mod fuzz;
 pub mod relay;

@@ -3,7 +3,9 @@
 //! token, when configured, goes with every call.
 
 use crate::config::PeerConfig;
+use crate::federation::bounded::{CheckpointAnswer, MAX_CHECKPOINT_LIST_BYTES};
 use redline_proto::pb::federation_client::FederationClient;
+use redline_proto::pb::{GetCheckpointsRequest, GossipRequest};
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -72,19 +74,71 @@ pub fn endpoint(peer: &PeerConfig) -> Result<(Endpoint, PeerAuth), String> {
     Ok((endpoint, PeerAuth(auth)))
 }
 
+/// Largest single message read on a peer's [`FederationClient`]: an entry (at most
+/// `MAX_ENTRY_BYTES`) or one pushed checkpoint (a signed note is at most 16 KiB). Anything
+/// bigger is refused from its length prefix, before it is read into memory. Lists of
+/// checkpoints go through [`Peer::checkpoints`] and [`Peer::gossip`] instead.
+pub const MAX_PEER_MESSAGE: usize = 64 * 1024;
+
+/// A connection to a peer.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Entries, consistency proofs and the watch stream, with [`MAX_PEER_MESSAGE`].
+    pub federation: FederationClient<PeerChannel>,
+    channel: PeerChannel,
+}
+
+impl Peer {
+    /// `GetCheckpoints`, decoded with a cap ([`bounded`]).
+    pub async fn checkpoints(
+        &self,
+        req: tonic::Request<GetCheckpointsRequest>,
+    ) -> Result<CheckpointAnswer, tonic::Status> {
+        self.list(req, "/redline.v1.Federation/GetCheckpoints")
+            .await
+    }
+
+    /// `Gossip`, its answer decoded with a cap ([`bounded`]).
+    pub async fn gossip(
+        &self,
+        req: tonic::Request<GossipRequest>,
+    ) -> Result<CheckpointAnswer, tonic::Status> {
+        self.list(req, "/redline.v1.Federation/Gossip").await
+    }
+
+    async fn list<Req: prost::Message + Send + 'static>(
+        &self,
+        req: tonic::Request<Req>,
+        path: &'static str,
+    ) -> Result<CheckpointAnswer, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .max_decoding_message_size(MAX_CHECKPOINT_LIST_BYTES)
+            .max_encoding_message_size(MAX_CHECKPOINT_LIST_BYTES);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(format!("peer not ready: {e}")))?;
+        let codec = tonic_prost::ProstCodec::<Req, CheckpointAnswer>::default();
+        Ok(grpc
+            .unary(req, http::uri::PathAndQuery::from_static(path), codec)
+            .await?
+            .into_inner())
+    }
+}
+
 /// Connects to `peer`.
-pub async fn connect(
-    peer: &PeerConfig,
-    max_message: usize,
-) -> Result<FederationClient<PeerChannel>, String> {
+pub async fn connect(peer: &PeerConfig) -> Result<Peer, String> {
     let (endpoint, auth) = endpoint(peer)?;
     let channel = endpoint
         .connect()
         .await
         .map_err(|e| format!("connect {}: {}", peer.url, error_chain(&e)))?;
-    Ok(FederationClient::with_interceptor(channel, auth)
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message))
+    let channel = InterceptedService::new(channel, auth);
+    Ok(Peer {
+        federation: FederationClient::new(channel.clone())
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_CHECKPOINT_LIST_BYTES),
+        channel,
+    })
 }
 
 /// An error with its sources, so "transport error" says which TLS check failed.

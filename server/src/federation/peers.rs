@@ -1,10 +1,14 @@
 //! Per-peer sync status and origins peers offered that this node does not trust, for `Status`;
 //! the largest checkpoint each peer has offered per origin and channel, to catch a peer that
-//! goes back to an older one (a replay); and which evidence was already recorded, so a peer
-//! repeating the same lie every poll does not fill the evidence tree.
+//! goes back to an older one (a replay); which evidence was already recorded, so a peer
+//! repeating the same lie every poll does not fill the evidence tree; a rate limit on new
+//! evidence per origin and reason, so a peer telling a *different* lie every time (a flood of
+//! badly signed checkpoints of ever-changing sizes) does not either; and the checkpoints found
+//! too far ahead to fetch, so they are not fetched again on every poll.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
 /// How a peer offered a checkpoint. Each channel is in order on an honest peer (its watch
 /// stream sends each origin's checkpoints in increasing size, and each pull or gossip answer
@@ -34,6 +38,13 @@ type OfferKey = (String, String, OfferChannel);
 /// Most evidence fingerprints remembered before the set is cleared.
 const MAX_REPORTED: usize = 4096;
 
+/// New evidence records allowed at once per `(origin, reason)`, and one more per
+/// `EVIDENCE_REFILL_MS`. Honest trouble produces a handful (one per lie per checkpoint the
+/// origin signs); the limit is for a peer that makes up a new lie on every message. Refusals
+/// over it are still counted in metrics and logged, just not stored.
+const EVIDENCE_BURST: f64 = 32.0;
+const EVIDENCE_REFILL_MS: f64 = 5_000.0;
+
 /// What is known of one peer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerState {
@@ -52,6 +63,11 @@ pub struct PeerTable {
     offers: Mutex<HashMap<OfferKey, (u64, Vec<u8>)>>,
     /// Fingerprints of evidence already recorded.
     reported: Mutex<HashSet<u64>>,
+    /// `(origin, reason)` -> (evidence tokens left, when counted). Keys are trusted origins
+    /// (only their checkpoints are judged) and a fixed set of reasons.
+    evidence_budget: Mutex<HashMap<(String, String), (f64, Instant)>>,
+    /// `(peer, origin, from, size)` of checkpoints too far ahead of us to fetch.
+    too_large: Mutex<HashSet<(String, String, u64, u64)>>,
 }
 
 impl PeerTable {
@@ -139,5 +155,43 @@ impl PeerTable {
             r.clear();
         }
         r.insert(fingerprint)
+    }
+
+    /// Whether one more evidence record about `origin` for `reason` may be stored now.
+    pub fn evidence_allowed(&self, origin: &str, reason: &str) -> bool {
+        let mut b = self.evidence_budget.lock().expect("evidence budget lock");
+        let now = Instant::now();
+        let (tokens, at) = b
+            .entry((origin.to_owned(), reason.to_owned()))
+            .or_insert((EVIDENCE_BURST, now));
+        let refill = now.duration_since(*at).as_millis() as f64 / EVIDENCE_REFILL_MS;
+        *tokens = (*tokens + refill).min(EVIDENCE_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Remembers that `peer`'s checkpoint of `origin` at `size` is too far ahead of `from`
+    /// to fetch. Bounded like the evidence fingerprints.
+    pub fn set_too_large(&self, peer: &str, origin: &str, from: u64, size: u64) {
+        let mut t = self.too_large.lock().expect("too large lock");
+        if t.len() >= MAX_REPORTED {
+            t.clear();
+        }
+        t.insert((peer.to_owned(), origin.to_owned(), from, size));
+    }
+
+    /// Whether [`set_too_large`](Self::set_too_large) was told about exactly this.
+    pub fn is_too_large(&self, peer: &str, origin: &str, from: u64, size: u64) -> bool {
+        self.too_large.lock().expect("too large lock").contains(&(
+            peer.to_owned(),
+            origin.to_owned(),
+            from,
+            size,
+        ))
     }
 }

@@ -47,6 +47,8 @@ pub enum ReplicationError {
     Peer(#[from] tonic::Status),
     #[error("peer sent bad entries: {0}")]
     BadEntries(String),
+    #[error("checkpoint too far ahead to fetch: {0}")]
+    TooLarge(String),
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -72,6 +74,11 @@ pub(crate) fn evidence(
     (origin, peer, reason, &notes).hash(&mut fp);
     if !node.peers().first_report(fp.finish()) {
         tracing::debug!(%origin, %peer, %reason, "refused again (evidence already kept)");
+        return Ok(());
+    }
+    if !node.peers().evidence_allowed(origin, reason) {
+        node.metrics().rejected("peer", reason);
+        tracing::warn!(%origin, %peer, %reason, %detail, "refused; not kept as evidence (too many {reason} records for this origin lately)");
         return Ok(());
     }
     node.record_evidence(pb::Evidence {
@@ -213,6 +220,15 @@ pub async fn replicate(
         return Ok(log.state().size());
     }
     let from = before.size();
+    if node
+        .peers()
+        .is_too_large(peer, &target.origin, from, target.size)
+    {
+        return Err(ReplicationError::TooLarge(format!(
+            "{peer}'s checkpoint of size {} (already refused)",
+            target.size
+        )));
+    }
     let started = std::time::Instant::now();
     let leaves = fetch(node, client, &target.origin, from, target.size).await;
     let fetched = started.elapsed();
@@ -228,6 +244,19 @@ pub async fn replicate(
                 vec![target.note],
             )?;
             return Err(ReplicationError::BadEntries(detail));
+        }
+        Err(ReplicationError::TooLarge(detail)) => {
+            node.peers()
+                .set_too_large(peer, &target.origin, from, target.size);
+            evidence(
+                node,
+                &target.origin,
+                peer,
+                "too_large",
+                detail.clone(),
+                vec![target.note],
+            )?;
+            return Err(ReplicationError::TooLarge(detail));
         }
         Err(e) => return Err(e),
     };
@@ -308,7 +337,9 @@ pub async fn replicate(
 }
 
 /// Streams leaves `[start, end)` of `origin` from a peer, checking every index and size and
-/// reading no more than asked (an endless stream is cut off).
+/// reading no more than asked (an endless stream is cut off), each request within
+/// `sync.fetch_timeout_ms` (a dripping stream is cut off too), and holding at most
+/// `sync.max_fetch_bytes` (a checkpoint further ahead is refused as too large).
 async fn fetch(
     node: &Node,
     client: &mut FederationClient<Channel>,
@@ -316,9 +347,13 @@ async fn fetch(
     start: u64,
     end: u64,
 ) -> Result<Vec<Vec<u8>>, ReplicationError> {
-    let batch = node.config().sync.fetch_batch.max(1);
-    let mut leaves = Vec::with_capacity((end - start).min(1 << 20) as usize);
+    let sync = &node.config().sync;
+    let batch = sync.fetch_batch.max(1);
+    let budget = sync.max_fetch_bytes;
+    let mut held = 0u64;
+    let mut leaves = Vec::with_capacity((end - start).min(batch) as usize);
     let mut next = start;
+    let timeout = Duration::from_millis(sync.fetch_timeout_ms);
     while next < end {
         let hi = (next + batch).min(end);
         let mut req = tonic::Request::new(GetEntriesRequest {
@@ -326,14 +361,26 @@ async fn fetch(
             start: next,
             end: hi,
         });
-        req.set_timeout(Duration::from_secs(120));
-        let mut stream = client
-            .get_entries(req)
-            .await?
-            .into_inner()
-            .take((hi - next) as usize);
-        while let Some(item) = stream.next().await {
-            let e = item?;
+        req.set_timeout(timeout);
+        // `grpc-timeout` only tells the peer; tonic enforces it on neither side once the
+        // response headers are in. The deadline of the whole request is kept here, so a
+        // peer that drips (or never ends) its stream is cut off.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let response = tokio::time::timeout_at(deadline, client.get_entries(req))
+            .await
+            .map_err(|_| past_deadline(next, hi, timeout))??;
+        let mut stream = response.into_inner().take((hi - next) as usize);
+        // One timer per request, not one per entry (a fetch reads hundreds of thousands).
+        let expired = tokio::time::sleep_until(deadline);
+        tokio::pin!(expired);
+        loop {
+            let item = tokio::select! {
+                biased;
+                item = stream.next() => item,
+                _ = &mut expired => return Err(past_deadline(next, hi, timeout)),
+            };
+            let Some(item) = item else { break };
+            let e = item.map_err(oversized_as_bad_entry(next))?;
             if e.index != next {
                 return Err(ReplicationError::BadEntries(format!(
                     "expected entry {next}, got {}",
@@ -346,6 +393,14 @@ async fn fetch(
                     e.data.len()
                 )));
             }
+            held += e.data.len() as u64 + 32;
+            if held > budget {
+                return Err(ReplicationError::TooLarge(format!(
+                    "entries {start}..{next} of the {end} signed already take {held} bytes, over \
+                     sync.max_fetch_bytes = {budget}; nothing is merged before the whole range \
+                     verifies"
+                )));
+            }
             leaves.push(e.data);
             next += 1;
         }
@@ -356,4 +411,23 @@ async fn fetch(
         }
     }
     Ok(leaves)
+}
+
+fn past_deadline(next: u64, hi: u64, timeout: Duration) -> ReplicationError {
+    ReplicationError::Peer(tonic::Status::deadline_exceeded(format!(
+        "entries up to {hi} not received within {} ms (stopped at {next})",
+        timeout.as_millis()
+    )))
+}
+
+/// A message over the client's size limit (refused by tonic from its length prefix, before
+/// it is read) is an entry over `MAX_ENTRY_BYTES`: bad entries, not a transport failure.
+fn oversized_as_bad_entry(index: u64) -> impl Fn(tonic::Status) -> ReplicationError {
+    move |s| {
+        if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
+            ReplicationError::BadEntries(format!("entry {index}: {}", s.message()))
+        } else {
+            ReplicationError::Peer(s)
+        }
+    }
 }

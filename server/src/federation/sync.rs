@@ -5,6 +5,7 @@
 //! exponentially up to `backoff_max_ms`. Sync is incremental by tree size and resumes from the
 //! committed size after a restart or a cut connection: nothing is committed until it verifies.
 
+use crate::federation::client::Peer;
 use crate::federation::peers::OfferChannel;
 use crate::federation::replicate::{consider, evidence, replicate, Verdict};
 use crate::node::Node;
@@ -17,12 +18,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 // Peer connections carry TLS and the peer's token (`federation::client`).
 use crate::federation::client::PeerChannel as Channel;
-
-/// Largest message accepted from a peer (a batch of entries), bytes.
-const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
-/// Most checkpoints taken from one pull or gossip answer; a peer offering more is lying or
-/// broken, and the rest are ignored.
-const MAX_CHECKPOINTS_PER_ANSWER: usize = 4096;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -68,23 +63,24 @@ async fn run_peer(node: Arc<Node>, url: String, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn connect(node: &Node, url: &str) -> Result<FederationClient<Channel>, String> {
+async fn connect(node: &Node, url: &str) -> Result<Peer, String> {
     let peer = node.config().peers.iter().find(|p| p.url == url);
     let peer = peer
         .cloned()
         .unwrap_or_else(|| crate::config::PeerConfig::new(url));
-    crate::federation::client::connect(&peer, MAX_PEER_MESSAGE).await
+    crate::federation::client::connect(&peer).await
 }
 
 /// One connection's life: watch, pull, gossip, then follow pushes.
 async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
-    let mut client = connect(node, url).await?;
-    let mut pushes = client
+    let mut peer = connect(node, url).await?;
+    let mut pushes = peer
+        .federation
         .watch_checkpoints(WatchCheckpointsRequest {})
         .await
         .map_err(|e| format!("watch: {e}"))?
         .into_inner();
-    pull_and_gossip(node, &mut client, url).await?;
+    pull_and_gossip(node, &mut peer, url).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(
         node.config().sync.poll_interval_ms.max(100),
     ));
@@ -93,49 +89,51 @@ async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
         tokio::select! {
             msg = pushes.message() => match msg {
                 Ok(Some(cp)) => {
-                    handle(node, &mut client, &cp, url, OfferChannel::Push).await?;
+                    handle(node, &mut peer.federation, &cp, url, OfferChannel::Push).await?;
                     node.peers().ok(url, now_ms());
                 }
                 Ok(None) => return Err("peer closed the watch stream".into()),
                 Err(e) => return Err(format!("watch: {e}")),
             },
-            _ = tick.tick() => pull_and_gossip(node, &mut client, url).await?,
+            _ = tick.tick() => pull_and_gossip(node, &mut peer, url).await?,
         }
     }
 }
 
-async fn pull_and_gossip(
-    node: &Arc<Node>,
-    client: &mut FederationClient<Channel>,
-    url: &str,
-) -> Result<(), String> {
+async fn pull_and_gossip(node: &Arc<Node>, peer: &mut Peer, url: &str) -> Result<(), String> {
     let mut req = tonic::Request::new(GetCheckpointsRequest {});
     req.set_timeout(Duration::from_secs(30));
-    let offered = client
-        .get_checkpoints(req)
+    let offered = peer
+        .checkpoints(req)
         .await
-        .map_err(|e| format!("get checkpoints: {e}"))?
-        .into_inner()
-        .checkpoints;
-    for cp in offered.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
-        handle(node, client, cp, url, OfferChannel::Pull).await?;
+        .map_err(|e| format!("get checkpoints: {e}"))?;
+    skipped(url, "GetCheckpoints", offered.skipped);
+    for cp in &offered.checkpoints {
+        handle(node, &mut peer.federation, cp, url, OfferChannel::Pull).await?;
     }
     let mut req = tonic::Request::new(GossipRequest {
         from: node.origin().to_owned(),
         checkpoints: node.held_checkpoints(),
     });
     req.set_timeout(Duration::from_secs(30));
-    let answer = client
-        .gossip(req)
-        .await
-        .map_err(|e| format!("gossip: {e}"))?
-        .into_inner()
-        .checkpoints;
-    for cp in answer.iter().take(MAX_CHECKPOINTS_PER_ANSWER) {
-        handle(node, client, cp, url, OfferChannel::Pull).await?;
+    let answer = peer.gossip(req).await.map_err(|e| format!("gossip: {e}"))?;
+    skipped(url, "Gossip", answer.skipped);
+    for cp in &answer.checkpoints {
+        handle(node, &mut peer.federation, cp, url, OfferChannel::Pull).await?;
     }
     node.peers().ok(url, now_ms());
     Ok(())
+}
+
+fn skipped(url: &str, call: &str, n: u64) {
+    if n > 0 {
+        tracing::warn!(
+            peer = %url,
+            skipped = n,
+            "the peer's {call} answer listed more than {} checkpoints; the rest were ignored",
+            crate::federation::bounded::MAX_CHECKPOINTS
+        );
+    }
 }
 
 /// Considers one offered checkpoint and replicates up to it when it is ahead. A peer that

@@ -2,21 +2,25 @@
 //! receiver verifies itself; nothing received here is merged without the same verification as a
 //! pulled checkpoint (`federation::replicate::consider`).
 
+use crate::federation::bounded::{GossipIn, MAX_CHECKPOINTS, MAX_CHECKPOINT_LIST_BYTES};
 use crate::grpc::audit::{consistency_proof, stream_entries, EntryStream};
 use crate::node::Node;
 use redline_proto::pb::{
-    federation_server::Federation, Checkpoint, ConsistencyProof, GetCheckpointsRequest,
-    GetCheckpointsResponse, GetConsistencyProofRequest, GetEntriesRequest, GossipRequest,
-    GossipResponse, WatchCheckpointsRequest,
+    federation_server::{Federation, FederationServer},
+    Checkpoint, ConsistencyProof, GetCheckpointsRequest, GetCheckpointsResponse,
+    GetConsistencyProofRequest, GetEntriesRequest, GossipRequest, GossipResponse,
+    WatchCheckpointsRequest,
 };
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio_stream::Stream;
+use tonic::body::Body;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
-
-/// Most checkpoints taken from one gossip request.
-const MAX_GOSSIP: usize = 4096;
+use tonic_prost::ProstCodec;
 
 /// Handlers.
 #[derive(Debug, Clone)]
@@ -120,21 +124,116 @@ impl Federation for FederationService {
         &self,
         req: Request<GossipRequest>,
     ) -> Result<Response<GossipResponse>, Status> {
-        let peer = req
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        // Not reached through the router (see [`FederationRoutes`]); kept for direct users.
+        let peer = req.remote_addr();
         let req = req.into_inner();
-        let from = format!(
-            "gossip from {:?} at {peer}",
-            req.from.chars().take(64).collect::<String>()
-        );
-        for cp in req.checkpoints.iter().take(MAX_GOSSIP) {
-            if let Err(e) = crate::federation::replicate::consider(&self.node, cp, &from).await {
-                tracing::error!(error = %e, "considering gossip failed");
-            }
+        let checkpoints = req.checkpoints.into_iter().take(MAX_CHECKPOINTS).collect();
+        Ok(Response::new(
+            gossip(&self.node, peer, &req.from, checkpoints, 0).await,
+        ))
+    }
+}
+
+/// Considers gossiped checkpoints (as a pulled checkpoint would be: nothing is fetched here)
+/// and answers with the checkpoints this node holds.
+async fn gossip(
+    node: &Node,
+    peer: Option<std::net::SocketAddr>,
+    from: &str,
+    checkpoints: Vec<Checkpoint>,
+    skipped: u64,
+) -> GossipResponse {
+    let peer = peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let from = format!(
+        "gossip from {:?} at {peer}",
+        from.chars().take(64).collect::<String>()
+    );
+    if skipped > 0 {
+        tracing::warn!(%from, skipped, "gossip listed more than {MAX_CHECKPOINTS} checkpoints; the rest were ignored");
+    }
+    for cp in &checkpoints {
+        if let Err(e) = crate::federation::replicate::consider(node, cp, &from).await {
+            tracing::error!(error = %e, "considering gossip failed");
         }
-        Ok(Response::new(GossipResponse {
-            checkpoints: self.node.held_checkpoints(),
-        }))
+    }
+    GossipResponse {
+        checkpoints: node.held_checkpoints(),
+    }
+}
+
+/// The generated Federation server, except for `Gossip`: its request is decoded with
+/// [`GossipIn`], which keeps the first [`MAX_CHECKPOINTS`] checkpoints and skips the rest
+/// unread, so a caller cannot make the node decode millions of empty checkpoints (2 bytes
+/// each on the wire, 80 in memory) out of one message.
+#[derive(Debug, Clone)]
+pub struct FederationRoutes {
+    generated: FederationServer<FederationService>,
+    node: Arc<Node>,
+    max_encoding: usize,
+}
+
+impl FederationRoutes {
+    /// Serves `node`: at most `max_decoding` bytes per request (`Gossip`: at most
+    /// [`MAX_CHECKPOINT_LIST_BYTES`]), `max_encoding` per response.
+    pub fn new(node: Arc<Node>, max_decoding: usize, max_encoding: usize) -> Self {
+        Self {
+            generated: FederationServer::new(FederationService::new(node.clone()))
+                .max_decoding_message_size(max_decoding)
+                .max_encoding_message_size(max_encoding),
+            node,
+            max_encoding,
+        }
+    }
+}
+
+impl NamedService for FederationRoutes {
+    const NAME: &'static str = <FederationServer<FederationService> as NamedService>::NAME;
+}
+
+const GOSSIP_PATH: &str = "/redline.v1.Federation/Gossip";
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<Body>> for FederationRoutes {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        tower::Service::<http::Request<Body>>::poll_ready(&mut self.generated, cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if req.uri().path() != GOSSIP_PATH {
+            return Box::pin(self.generated.call(req));
+        }
+        let (node, max_encoding) = (self.node.clone(), self.max_encoding);
+        Box::pin(async move {
+            let mut grpc =
+                tonic::server::Grpc::new(ProstCodec::<GossipResponse, GossipIn>::default())
+                    .apply_max_message_size_config(
+                        Some(MAX_CHECKPOINT_LIST_BYTES),
+                        Some(max_encoding),
+                    );
+            Ok(grpc.unary(GossipHandler(node), req).await)
+        })
+    }
+}
+
+struct GossipHandler(Arc<Node>);
+
+impl tonic::server::UnaryService<GossipIn> for GossipHandler {
+    type Response = GossipResponse;
+    type Future = BoxFuture<Result<Response<GossipResponse>, Status>>;
+
+    fn call(&mut self, req: Request<GossipIn>) -> Self::Future {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let peer = req.remote_addr();
+            let g = req.into_inner();
+            Ok(Response::new(
+                gossip(&node, peer, &g.from, g.checkpoints, g.skipped).await,
+            ))
+        })
     }
 }

@@ -96,7 +96,8 @@ use tonic::Status;
 
 type SubmissionServer = pb::submission_server::SubmissionServer<submission::SubmissionService>;
 type AuditServer = pb::audit_server::AuditServer<audit::AuditService>;
-type FederationServer = pb::federation_server::FederationServer<federation::FederationService>;
+/// The generated Federation server with a capped `Gossip` decoder in front.
+type FederationServer = federation::FederationRoutes;
 type MatchingServer = pb::matching_server::MatchingServer<matching::MatchingService>;
 type NodeServer = pb::node_server::NodeServer<node_status::NodeService>;
 
@@ -131,11 +132,11 @@ impl Services {
                 .max_decoding_message_size(64 * 1024)
                 .max_encoding_message_size(max),
         );
-        self.federation.open(
-            FederationServer::new(federation::FederationService::new(node.clone()))
-                .max_decoding_message_size(4 * 1024 * 1024)
-                .max_encoding_message_size(max.max(64 * 1024 * 1024)),
-        );
+        self.federation.open(federation::FederationRoutes::new(
+            node.clone(),
+            4 * 1024 * 1024,
+            max.max(64 * 1024 * 1024),
+        ));
         self.matching.open(
             MatchingServer::new(matching::MatchingService::new(node.clone()))
                 .max_decoding_message_size(image_max)
@@ -216,6 +217,12 @@ pub async fn router(
         .timeout(config.request_timeout())
         .concurrency_limit_per_connection(256)
         .max_concurrent_streams(Some(config.limits.max_concurrent_streams))
+        .http2_keepalive_interval(Some(std::time::Duration::from_millis(
+            config.limits.keepalive_interval_ms,
+        )))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_millis(
+            config.limits.keepalive_timeout_ms,
+        )))
         .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)
