@@ -40,6 +40,9 @@ fn batch(seed: u32) -> Vec<NewSignal> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_sync_exits_zero_with_a_consistent_store() {
+    // Build redline-node first: A's writer below must not run through a (possibly minutes
+    // long) build, or B starts hundreds of thousands of entries behind.
+    ops_support::node_bin();
     let (da, db, dc) = (temp_dir(), temp_dir(), temp_dir());
     let a = TestNode::start_in(A, da.path()).await;
     // Every checkpoint A ever signed: (size, root).
