@@ -18,6 +18,7 @@
 //! The lies about signed data that [`crate::relay`] tells (altered, dropped, reordered
 //! entries, replays, forgeries, other histories, stalls) are not repeated here.
 
+use crate::crash::NodeProcess;
 use futures::StreamExt;
 use redline_proto::checkpoint::{OriginKey, OriginSigner};
 use redline_proto::merkle::{Hash, MemoryHashes};
@@ -27,12 +28,10 @@ use redline_proto::pb::{
     GetConsistencyProofRequest, GetEntriesRequest, GossipRequest, GossipResponse,
     WatchCheckpointsRequest,
 };
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -43,16 +42,10 @@ use tonic::{Request, Response, Status};
 // ---------------------------------------------------------------------------------------------
 // The node under test, as a child process.
 
-/// Path of the `redline-node` binary, built once per test binary with the same cargo and
-/// profile.
-pub fn node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| crate::cargo_bin("redline-server", "redline-node"))
-}
-
 /// A `redline-node` child process, killed when dropped.
+#[derive(Debug)]
 pub struct ChildNode {
-    child: Child,
+    process: NodeProcess,
     /// Its `http://127.0.0.1:PORT` URL.
     pub url: String,
     /// Its address.
@@ -60,23 +53,6 @@ pub struct ChildNode {
     /// Its stderr (tracing output), kept for post-mortems.
     pub log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for ChildNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChildNode")
-            .field("pid", &self.child.id())
-            .field("url", &self.url)
-            .field("log", &self.log)
-            .finish()
-    }
-}
-
-impl Drop for ChildNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl ChildNode {
@@ -111,42 +87,20 @@ impl ChildNode {
         let config = dir.path().join("node.toml");
         std::fs::write(&config, toml).expect("write config");
         let log = dir.path().join("node.log");
-        let (child, addr) = tokio::task::spawn_blocking({
-            let log = log.clone();
-            move || {
-                let stderr = std::fs::File::create(&log).expect("child log file");
-                let mut child = Command::new(node_bin())
-                    .arg("--config")
-                    .arg(&config)
-                    .env("RUST_LOG", "warn")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::from(stderr))
-                    .spawn()
-                    .expect("spawn redline-node");
-                let stdout = child.stdout.take().expect("stdout");
-                let (tx, rx) = std::sync::mpsc::channel();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines() {
-                        let Ok(line) = line else { return };
-                        if let Some(addr) = line.strip_prefix("listening on ") {
-                            let _ = tx.send(addr.trim().to_owned());
-                        }
-                    }
-                });
-                let addr: std::net::SocketAddr = rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .unwrap_or_else(|_| panic!("redline-node did not start; see {}", log.display()))
-                    .parse()
-                    .expect("listen address");
-                (child, addr)
-            }
-        })
-        .await
-        .expect("join");
+        // The binary may still need building: not on a runtime worker.
+        tokio::task::spawn_blocking(crate::node_bin)
+            .await
+            .expect("join");
+        // `warn`: the floods below would otherwise fill the log with one line per refusal.
+        let mut process = NodeProcess::spawn_logging(&config, &log, "warn");
+        let url = process.serving(Duration::from_secs(60)).await;
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .expect("listen address");
         let node = ChildNode {
-            child,
-            url: format!("http://{addr}"),
+            process,
+            url,
             addr,
             log,
             _dir: dir,
@@ -161,12 +115,12 @@ impl ChildNode {
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.running()
     }
 
     /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in bytes.
@@ -480,18 +434,7 @@ pub fn honest_hash(index: u64) -> [u8; 32] {
 
 /// The leaf at `index` of the hostile origin's honest log.
 pub fn honest_leaf(index: u64) -> Vec<u8> {
-    redline_proto::entry::encode_add(
-        pb::AddEntry {
-            signal_type: "pdq".into(),
-            hash: honest_hash(index).to_vec(),
-            quality: 100,
-            labels: vec!["ncii".into()],
-            legal_basis: "consent withdrawn".into(),
-            case_ref: String::new(),
-        },
-        1,
-    )
-    .expect("valid entry")
+    crate::relay::pdq_add_leaf(honest_hash(index), "consent withdrawn")
 }
 
 /// What `GetCheckpoints` and `Gossip` answers (and the first push of a watch) say.

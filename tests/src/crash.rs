@@ -1,7 +1,7 @@
 //! Crash harness: runs `redline-node` as a child process that can be SIGKILLed at any moment,
 //! and inspects its sled store cold (no node running) after the kill.
 //!
-//! [`NodeProcess`] starts the real binary (built once by [`node_bin`]) on a TOML config written
+//! [`NodeProcess`] starts the real binary (built once by [`crate::node_bin`]) on a TOML config written
 //! by [`ChildConfig`], reports when it is serving (its `listening on` stdout line, printed only
 //! once the catalog is loaded), and [`NodeProcess::kill`]s it with SIGKILL, returning what it
 //! logged since it started so a test can tell where in its life the kill landed.
@@ -15,15 +15,8 @@ use redline_server::store::Store;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// Path of the `redline-node` binary, built once with the same cargo and profile.
-pub fn node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| crate::cargo_bin("redline-server", "redline-node"))
-}
 
 /// The config file of a child node: its origin, data dir, the peers it follows and the origins
 /// it trusts, with sync timing suited to tests.
@@ -103,6 +96,12 @@ impl NodeProcess {
     /// Starts `redline-node --config config`, appending its stderr (`RUST_LOG=info`) to `log`.
     /// Returns at once; [`NodeProcess::serving`] waits until it serves.
     pub fn spawn(config: &Path, log: &Path) -> NodeProcess {
+        Self::spawn_logging(config, log, "info")
+    }
+
+    /// [`NodeProcess::spawn`] with `RUST_LOG=rust_log` (e.g. `warn` where an attack would
+    /// otherwise fill the log).
+    pub fn spawn_logging(config: &Path, log: &Path, rust_log: &str) -> NodeProcess {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -110,10 +109,10 @@ impl NodeProcess {
             .expect("child log file");
         let log_from = stderr.metadata().map(|m| m.len()).unwrap_or(0);
         let started = Instant::now();
-        let mut child = Command::new(node_bin())
+        let mut child = Command::new(crate::node_bin())
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -160,6 +159,16 @@ impl NodeProcess {
                 self.log_since_start()
             ),
         }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// How long ago it was started.

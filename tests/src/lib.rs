@@ -208,6 +208,13 @@ impl TestNode {
     }
 }
 
+/// Path of the `redline-node` binary, built once per test binary by [`cargo_bin`]; every test
+/// that runs the node as a child process starts it from here.
+pub fn node_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| cargo_bin("redline-server", "redline-node"))
+}
+
 /// Builds binary `bin` of workspace package `package` (in the profile the tests run in) and
 /// returns its path. Test crates do not build their dependencies' binaries, so tests that run
 /// `redline` or `redline-node` as child processes build them once through cargo.

@@ -8,6 +8,7 @@
 //! source (same size, same root).
 
 use rand::{Rng, SeedableRng};
+use redline_e2e::crash::NodeProcess;
 use redline_e2e::{eventually, temp_dir, TestNode};
 use redline_proto::merkle;
 use redline_proto::pb::{audit_client::AuditClient, GetCheckpointRequest};
@@ -15,71 +16,19 @@ use redline_proto::signal::SignalType;
 use redline_server::node::{Listing, NewSignal};
 use redline_server::store::Store;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const BATCH: usize = 10_000;
 const BATCHES: usize = 20;
 
-/// Path of the `redline-node` binary, built once with the same cargo and profile.
-fn node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| redline_e2e::cargo_bin("redline-server", "redline-node"))
-}
-
-/// A `redline-node` child process and its URL.
-struct ChildNode {
-    child: Child,
-    url: String,
-}
-
-impl Drop for ChildNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `redline-node --config config` and waits for its "listening on" line.
-async fn spawn_node(config: PathBuf, log: PathBuf) -> ChildNode {
-    tokio::task::spawn_blocking(move || {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("child log file");
-        let mut child = Command::new(node_bin())
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("spawn redline-node");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("redline-node did not start; see {}", log.display()));
-        ChildNode {
-            child,
-            url: format!("http://{addr}"),
-        }
-    })
-    .await
-    .expect("join")
+/// Starts `redline-node --config config` (stderr appended to `log`) and waits until it
+/// serves; returns the process and its URL.
+async fn spawn_node(config: &Path, log: &Path) -> (NodeProcess, String) {
+    let mut child = NodeProcess::spawn(config, log);
+    let url = child.serving(Duration::from_secs(60)).await;
+    (child, url)
 }
 
 /// The child's committed `(size, root)` of `origin`, over gRPC; `None` while unreachable.
@@ -118,7 +67,9 @@ fn check(signed: &Signed, seen: &mut Vec<u64>, obs: (u64, Vec<u8>), when: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_killed_mid_sync_resumes_and_ends_identical() {
     // Built (or found fresh) before anything is timed.
-    tokio::task::spawn_blocking(node_bin).await.unwrap();
+    tokio::task::spawn_blocking(redline_e2e::node_bin)
+        .await
+        .unwrap();
     let (ds, dc) = (temp_dir(), temp_dir());
     let source = TestNode::start_in("source.example", ds.path()).await;
     let origin = source.node.origin().to_owned();
@@ -189,7 +140,7 @@ backoff_max_ms = 500
     )
     .unwrap();
     let log = dc.path().join("follower.log");
-    let child = spawn_node(config.clone(), log.clone()).await;
+    let (child, url) = spawn_node(&config, &log).await;
     println!("{:?}: follower started", t0.elapsed());
     let rest = tokio::spawn(submit_batches(BATCHES / 4..BATCHES));
 
@@ -198,7 +149,7 @@ backoff_max_ms = 500
     let mut seen = Vec::new();
     let observed: Observed = Default::default();
     eventually(Duration::from_secs(120), "the follower replicates", || {
-        let (url, origin, observed) = (child.url.clone(), origin.clone(), observed.clone());
+        let (url, origin, observed) = (url.clone(), origin.clone(), observed.clone());
         async move {
             let Some(o) = observe(&url, &origin).await else {
                 return false;
@@ -209,10 +160,7 @@ backoff_max_ms = 500
         }
     })
     .await;
-    let mut child = child;
-    child.child.kill().expect("SIGKILL");
-    child.child.wait().expect("reaped");
-    drop(child);
+    child.kill();
     println!(
         "{:?}: killed with the follower at {:?}, the source at {}",
         t0.elapsed(),
@@ -261,9 +209,9 @@ backoff_max_ms = 500
     assert_eq!(want.0, (BATCH * BATCHES) as u64);
 
     // Restart on the same data dir: it resumes from what it committed and ends identical.
-    let child = spawn_node(config, log.clone()).await;
+    let (child, url) = spawn_node(&config, &log).await;
     eventually(Duration::from_secs(120), "the follower catches up", || {
-        let (url, origin, observed) = (child.url.clone(), origin.clone(), observed.clone());
+        let (url, origin, observed) = (url.clone(), origin.clone(), observed.clone());
         let want = want.0;
         async move {
             let Some(o) = observe(&url, &origin).await else {
@@ -280,7 +228,7 @@ backoff_max_ms = 500
     }
     assert_eq!(seen.last(), Some(&want.0));
     assert_eq!(
-        observe(&child.url, &origin).await.unwrap().1,
+        observe(&url, &origin).await.unwrap().1,
         want.1.to_vec(),
         "identical root"
     );

@@ -2,15 +2,8 @@
 //! `#[path]`): the binary, built once per test process with the same cargo and profile.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// Path of the `redline-node` binary. A test crate's dependencies do not build their binaries,
-/// so this asks cargo to build it (a no-op when it is fresh) and reads the path from its output.
-pub fn node_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| redline_e2e::cargo_bin("redline-server", "redline-node"))
-}
+pub use redline_e2e::node_bin;
+use std::path::Path;
 
 /// A `redline-node` command with a clean environment (no REDLINE_* or RUST_LOG from the caller).
 pub fn node_cmd() -> std::process::Command {
