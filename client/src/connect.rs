@@ -149,6 +149,15 @@ impl NodeTarget {
         }
     }
 
+    /// The node at `url` with `token` (`None` or empty: no token).
+    pub fn with_token(url: &str, token: Option<&str>) -> Self {
+        Self {
+            url: url.to_owned(),
+            token: token.map(str::to_owned),
+            ca: None,
+        }
+    }
+
     /// The token's interceptor (checked here, before any connection).
     pub fn auth(&self) -> Result<BearerAuth, ClientError> {
         BearerAuth::new(self.token.as_deref())
@@ -220,13 +229,7 @@ pub async fn connect_with_token(
     url: &str,
     token: Option<&str>,
 ) -> Result<AuthChannel, ClientError> {
-    NodeTarget {
-        url: url.to_owned(),
-        token: token.map(str::to_owned),
-        ca: None,
-    }
-    .connect()
-    .await
+    NodeTarget::with_token(url, token).connect().await
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

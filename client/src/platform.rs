@@ -49,8 +49,7 @@ impl PlatformClient {
 
     /// Connects to the node at `url`; every call carries `token` as a bearer token.
     pub async fn connect_with_token(url: &str, token: Option<&str>) -> Result<Self, ClientError> {
-        let auth = BearerAuth::new(token)?;
-        Ok(Self::with_auth(connect(url).await?, auth))
+        Self::connect_to(&NodeTarget::with_token(url, token)).await
     }
 
     /// Connects to `target` (TLS for `https://`, its CA, its token).

@@ -67,18 +67,23 @@ pub fn fabricated_hash(index: u64) -> [u8; 32] {
 
 /// A fabricated, well-formed ADD leaf.
 pub fn fabricated_leaf(index: u64) -> Vec<u8> {
+    pdq_add_leaf(fabricated_hash(index), "made up by a relay")
+}
+
+/// A well-formed ADD leaf listing PDQ `hash` as `ncii` under `legal_basis`.
+pub fn pdq_add_leaf(hash: [u8; 32], legal_basis: &str) -> Vec<u8> {
     redline_proto::entry::encode_add(
         pb::AddEntry {
             signal_type: "pdq".into(),
-            hash: fabricated_hash(index).to_vec(),
+            hash: hash.to_vec(),
             quality: 100,
             labels: vec!["ncii".into()],
-            legal_basis: "made up by a relay".into(),
+            legal_basis: legal_basis.into(),
             case_ref: String::new(),
         },
         1,
     )
-    .expect("valid fabricated entry")
+    .expect("valid entry")
 }
 
 /// The hash of `data` (an ADD leaf) with one bit flipped, as [`Lie::AlterEntry`] sends it.
