@@ -1,6 +1,7 @@
 //! `redline.v1.Audit`: checkpoints, leaves and proofs for anyone who verifies, trusting no node.
 
 use crate::node::Node;
+use futures::StreamExt;
 use redline_proto::pb::{
     audit_server::Audit, Checkpoint, ConsistencyProof, Entry, GetCheckpointRequest,
     GetConsistencyProofRequest, GetEntriesRequest, GetInclusionProofRequest, InclusionProof,
@@ -15,14 +16,19 @@ use tonic::{Request, Response, Status};
 pub type EntryStream = Pin<Box<dyn Stream<Item = Result<Entry, Status>> + Send>>;
 
 /// Leaves read per blocking store read while streaming.
-const CHUNK: u64 = 1024;
+const CHUNK: u64 = 4096;
 
 /// Streams `[start, end)` of an origin's log from the store, a chunk at a time, so a long range
 /// neither blocks the runtime nor sits in memory.
+///
+/// Chunks travel whole through the channel and are flattened on the receiving side: tonic then
+/// finds thousands of messages ready at once and packs them into few large HTTP/2 writes. Sent
+/// one message at a time, the stream went pending between messages and every entry became its
+/// own `writev` (a fifth of a follower's replication time).
 pub fn stream_entries(node: &Node, req: &GetEntriesRequest) -> Result<EntryStream, Status> {
     let (id, start, end) = node.entry_range(&req.origin, req.start, req.end)?;
     let store = node.store().clone();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Result<Entry, Status>>>(2);
     tokio::spawn(async move {
         let mut next = start;
         while next < end {
@@ -36,7 +42,7 @@ pub fn stream_entries(node: &Node, req: &GetEntriesRequest) -> Result<EntryStrea
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "reading leaves");
-                    let _ = tx.send(Err(Status::internal("internal error"))).await;
+                    let _ = tx.send(vec![Err(Status::internal("internal error"))]).await;
                     return;
                 }
                 Err(e) => {
@@ -51,18 +57,22 @@ pub fn stream_entries(node: &Node, req: &GetEntriesRequest) -> Result<EntryStrea
                     hi,
                     "leaves missing below the checkpoint size"
                 );
-                let _ = tx.send(Err(Status::internal("internal error"))).await;
+                let _ = tx.send(vec![Err(Status::internal("internal error"))]).await;
                 return;
             }
-            for (index, data) in chunk {
-                if tx.send(Ok(Entry { index, data })).await.is_err() {
-                    return; // the caller went away
-                }
+            let entries = chunk
+                .into_iter()
+                .map(|(index, data)| Ok(Entry { index, data }))
+                .collect();
+            if tx.send(entries).await.is_err() {
+                return; // the caller went away
             }
             next = hi;
         }
     });
-    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    Ok(Box::pin(
+        tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter),
+    ))
 }
 
 /// Answers a consistency-proof request (served to auditors here and to peers by Federation).

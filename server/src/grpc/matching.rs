@@ -2,6 +2,7 @@
 //! of the origins this node accepts.
 
 use crate::grpc::convert::parse_signals;
+use crate::index::Hit;
 use crate::matching::{radius, search_variants};
 use crate::node::{Node, NodeError};
 use futures::StreamExt;
@@ -25,6 +26,26 @@ impl MatchingService {
     /// Serves `node`.
     pub fn new(node: Arc<Node>) -> Self {
         Self { node }
+    }
+}
+
+/// Requests with at most this many searches (signals times variants) are answered on the runtime
+/// thread; see [`answer`].
+const INLINE_SEARCHES: usize = 4;
+
+fn to_match(signal_type: SignalType, hit: Hit) -> pb::Match {
+    pb::Match {
+        origin: hit.origin,
+        index: hit.index,
+        signal: Some(pb::Signal {
+            signal_type: signal_type.name().to_owned(),
+            value: hex::encode(&hit.hash),
+            quality: hit.quality,
+        }),
+        distance: hit.distance,
+        labels: hit.listing.labels.clone(),
+        legal_basis: hit.listing.legal_basis.clone(),
+        quality: hit.quality,
     }
 }
 
@@ -79,29 +100,18 @@ pub async fn answer(node: &Node, req: MatchRequest) -> Result<MatchResponse, Sta
             ));
         }
     }
-    let node_catalog = node.catalog().clone();
+    let catalog = node.catalog().clone();
     let config = node.config().matching.clone();
     let max_distance = req.max_distance;
-    let results: Vec<QueryResult> = tokio::task::spawn_blocking(move || {
+    let searches: usize = queries.iter().map(|(_, _, variants)| variants.len()).sum();
+    let search_all = move || -> Vec<QueryResult> {
         queries
             .into_iter()
             .map(|(query, signal_type, variants)| {
                 let r = radius(&config, signal_type, max_distance);
-                let matches = search_variants(&node_catalog, signal_type, &variants, r)
+                let matches = search_variants(&catalog, signal_type, &variants, r)
                     .into_iter()
-                    .map(|hit| pb::Match {
-                        origin: hit.origin,
-                        index: hit.index,
-                        signal: Some(pb::Signal {
-                            signal_type: signal_type.name().to_owned(),
-                            value: hex::encode(&hit.hash),
-                            quality: hit.quality,
-                        }),
-                        distance: hit.distance,
-                        labels: hit.listing.labels.clone(),
-                        legal_basis: hit.listing.legal_basis.clone(),
-                        quality: hit.quality,
-                    })
+                    .map(|hit| to_match(signal_type, hit))
                     .collect();
                 QueryResult {
                     query: Some(query),
@@ -109,9 +119,18 @@ pub async fn answer(node: &Node, req: MatchRequest) -> Result<MatchResponse, Sta
                 }
             })
             .collect()
-    })
-    .await
-    .map_err(|_| Status::internal("internal error"))?;
+    };
+    // A platform's upload path sends one or a few hashes per request: each search takes tens of
+    // microseconds, less than handing it to the blocking pool and waking the task again, so those
+    // run on the runtime thread. Larger requests (many signals, dihedral variants) go to the
+    // blocking pool so that they cannot stall the runtime's other connections.
+    let results = if searches <= INLINE_SEARCHES {
+        search_all()
+    } else {
+        tokio::task::spawn_blocking(search_all)
+            .await
+            .map_err(|_| Status::internal("internal error"))?
+    };
     node.metrics()
         .matched(results.len(), results.iter().map(|r| r.matches.len()).sum());
     Ok(MatchResponse { results })
