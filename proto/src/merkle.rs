@@ -161,6 +161,19 @@ pub struct Overlay<'a, R> {
 
 impl<R: HashReader> HashReader for Overlay<'_, R> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
+        // Appending a batch reads mostly its own new hashes: skip the base (a store read)
+        // unless some index lies below the batch.
+        if indexes.iter().all(|&i| i >= self.first) {
+            return indexes
+                .iter()
+                .map(|&i| {
+                    self.added
+                        .get((i - self.first) as usize)
+                        .copied()
+                        .ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)
+                })
+                .collect();
+        }
         let below: Vec<u64> = indexes
             .iter()
             .copied()

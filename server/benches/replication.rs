@@ -84,15 +84,10 @@ fn phases(leaves: &[Vec<u8>]) -> (f64, f64, f64) {
         registered: false,
         checkpoint: None,
     };
+    let leaves = leaves.to_vec();
     let t = Instant::now();
-    let prepared = prepare_append(
-        &store,
-        &catalog,
-        &state,
-        leaves.to_vec(),
-        Validation::Replicated,
-    )
-    .unwrap();
+    let prepared =
+        prepare_append(&store, &catalog, &state, leaves, Validation::Replicated).unwrap();
     let verify = t.elapsed().as_secs_f64();
     let t = Instant::now();
     store.commit_blocking(prepared.commit).unwrap();

@@ -76,11 +76,16 @@ pub struct Hit {
 
 #[derive(Debug, Default)]
 struct Inner {
-    info: HashMap<u64, EntryInfo>,
+    /// Per active entry; millions of u64 keys, so a fast seeded hasher rather than SipHash
+    /// (the keys are log positions, not chosen by anyone).
+    info: HashMap<u64, EntryInfo, foldhash::fast::RandomState>,
     hamming: HashMap<SignalType, HammingIndex>,
     exact: HashMap<SignalType, ExactIndex>,
     listings: Vec<Arc<Listing>>,
     listing_ids: HashMap<Arc<Listing>, u32>,
+    /// The listing interned last: a batch's entries almost always share one, and comparing
+    /// with it avoids building and hashing a `Listing` per entry.
+    last_listing: Option<u32>,
     active_per_origin: HashMap<OriginId, u64>,
     names: HashMap<OriginId, String>,
     matched: HashSet<OriginId>,
@@ -244,16 +249,26 @@ impl Catalog {
 
 impl Inner {
     fn listing_id(&mut self, labels: &[String], legal_basis: &str) -> u32 {
+        if let Some(id) = self.last_listing {
+            let last = &self.listings[id as usize];
+            if last.labels == labels && last.legal_basis == legal_basis {
+                return id;
+            }
+        }
         let l = Arc::new(Listing {
             labels: labels.to_vec(),
             legal_basis: legal_basis.to_owned(),
         });
-        if let Some(&id) = self.listing_ids.get(&l) {
-            return id;
-        }
-        let id = self.listings.len() as u32;
-        self.listings.push(l.clone());
-        self.listing_ids.insert(l, id);
+        let id = match self.listing_ids.get(&l) {
+            Some(&id) => id,
+            None => {
+                let id = self.listings.len() as u32;
+                self.listings.push(l.clone());
+                self.listing_ids.insert(l, id);
+                id
+            }
+        };
+        self.last_listing = Some(id);
         id
     }
 
@@ -262,6 +277,7 @@ impl Inner {
         // builds its segments once for the batch instead of sealing and merging small ones
         // every few thousand inserts (most of a large replication's catalog time).
         let mut batches: HashMap<SignalType, Vec<(u64, &[u8])>> = HashMap::new();
+        self.info.reserve(activate.len());
         for a in activate {
             let id = entry_id(origin, a.index);
             if self.info.contains_key(&id) {
