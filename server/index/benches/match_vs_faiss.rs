@@ -15,16 +15,25 @@
 //! Scenarios: `uniform-1m`, `clustered-1m` (groups of 1..=64 near-duplicates
 //! within 16 bits of a random centre) and `uniform-10m`. Queries alternate:
 //! a stored hash with 0..=16 random bits flipped, then a uniform random hash.
+//!
+//! `freshness [--n N] [--inserts M] [--batch B] [--threshold T]
+//! [--check-queries Q]` is separate from the faiss comparison: it measures
+//! how long inserts into a loaded index hold the caller's write lock (the
+//! time queries are blocked and new hashes are not yet matchable) with
+//! inline merges and with background merges run by a worker thread.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redline_index::{HammingIndex, IndexOptions, Strategy};
+use redline_index::{HammingIndex, IndexOptions, MergeJob, MergeStats, Strategy};
 
 const BYTES: usize = 32;
 /// PDQ's default match radius (distance ≤ 31; faiss radius 32 is strict).
@@ -319,6 +328,359 @@ fn print_table(name: &str, n: usize, rows: &[Row]) {
     }
 }
 
+/// What the `freshness` run of one merge mode measured.
+struct Freshness {
+    label: &'static str,
+    load_s: f64,
+    /// Write-lock hold per insert batch (insert, seal, inline merges, job copy).
+    holds: Vec<Duration>,
+    /// Part of `holds` spent copying a job's hashes out (`take_merge_job`).
+    copies: Vec<Duration>,
+    /// Time each batch waited for the write lock (behind an install).
+    waits: Vec<Duration>,
+    /// Write-lock hold per install of a background merge.
+    installs: Vec<Duration>,
+    /// Time each built merge waited for the write lock before installing.
+    install_waits: Vec<Duration>,
+    insert_s: f64,
+    /// Running and installing what was still pending after the last batch.
+    drain_s: f64,
+    layout_after_inserts: Vec<usize>,
+    layout_final: Vec<usize>,
+    stats: MergeStats,
+    exact_before_drain: bool,
+    exact_final: bool,
+}
+
+impl Freshness {
+    /// Longest time any writer held the lock: what a query could wait.
+    fn max_hold(&self) -> Duration {
+        self.holds
+            .iter()
+            .chain(&self.installs)
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// [`Freshness::max_hold`] without the first batch, which in both modes
+    /// also regrows the store's arrays (`compact` shrinks them to fit), so
+    /// that merges show on their own.
+    fn max_hold_after_first(&self) -> Duration {
+        self.holds
+            .iter()
+            .skip(1)
+            .chain(&self.installs)
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+fn ms_percentile(values: &[Duration], p: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut ms: Vec<f64> = values.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    percentile(&ms, p)
+}
+
+/// Loads `n` hashes with `insert_batch` + `compact`, as a node's start-up does.
+fn load_index(options: IndexOptions, hashes: &[u8], n: usize) -> HammingIndex {
+    let mut index = HammingIndex::with_options(256, options).expect("index");
+    index
+        .insert_batch(
+            hashes[..n * BYTES]
+                .chunks_exact(BYTES)
+                .enumerate()
+                .map(|(i, h)| (i as u64, h)),
+        )
+        .expect("load");
+    index.compact();
+    index
+}
+
+/// Whether every query finds exactly the brute-force ids within `RADIUS`.
+fn exact(index: &HammingIndex, queries: &[u8], truth: &[Vec<u32>]) -> bool {
+    queries.chunks_exact(BYTES).zip(truth).all(|(q, want)| {
+        let mut got: Vec<u32> = index
+            .range_search(q, RADIUS)
+            .expect("search")
+            .iter()
+            .map(|&(id, _)| id as u32)
+            .collect();
+        got.sort_unstable();
+        &got == want
+    })
+}
+
+/// The caller's side of background merges: runs each job without the lock,
+/// then installs it under the write lock. Returns the install hold times
+/// and how long each install waited for the lock.
+///
+/// Raises `installing` while it waits for the lock, for [`yield_to_install`].
+fn merge_worker(
+    index: Arc<RwLock<HammingIndex>>,
+    jobs: mpsc::Receiver<MergeJob>,
+    installing: Arc<AtomicBool>,
+) -> thread::JoinHandle<(Vec<Duration>, Vec<Duration>)> {
+    thread::spawn(move || {
+        let (mut installs, mut waits) = (Vec::new(), Vec::new());
+        for job in jobs {
+            let built = job.run();
+            let asked = Instant::now();
+            installing.store(true, Ordering::Release);
+            let mut guard = index.write().expect("lock");
+            installing.store(false, Ordering::Release);
+            let got = Instant::now();
+            let installed = guard.install_merge(built);
+            installs.push(got.elapsed());
+            waits.push(got - asked);
+            assert!(installed, "nothing compacts while inserting");
+        }
+        (installs, waits)
+    })
+}
+
+/// Lets a waiting install take the lock first.
+///
+/// `std::sync::RwLock` does not hand the lock over: a writer that locks again
+/// right after unlocking wins over the woken waiter, so back-to-back insert
+/// batches kept the worker's install (and every later merge) waiting until
+/// the inserts stopped (1.1 s in a 2M run). A commit path with I/O between
+/// batches leaves gaps; this loop has none, so it yields explicitly.
+fn yield_to_install(installing: &AtomicBool) {
+    while installing.load(Ordering::Acquire) {
+        thread::yield_now();
+    }
+}
+
+/// Inserts `hashes[n..]` in batches under a write lock per batch, handing
+/// any pending merge to a worker thread, then drains what is left.
+fn freshness_mode(
+    label: &'static str,
+    options: IndexOptions,
+    hashes: &[u8],
+    n: usize,
+    batch: usize,
+    queries: &[u8],
+    truth: &[Vec<u32>],
+) -> Freshness {
+    let t = Instant::now();
+    let index = load_index(options, hashes, n);
+    let load_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{label}: loaded {n} in {load_s:.1}s, layout {:?}",
+        sizes(&index)
+    );
+    let index = Arc::new(RwLock::new(index));
+    let (tx, rx) = mpsc::channel();
+    let installing = Arc::new(AtomicBool::new(false));
+    let worker = merge_worker(Arc::clone(&index), rx, Arc::clone(&installing));
+    let (mut holds, mut copies, mut waits) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    for (b, chunk) in hashes[n * BYTES..].chunks(batch * BYTES).enumerate() {
+        let first_id = n + b * batch;
+        let items = chunk
+            .chunks_exact(BYTES)
+            .enumerate()
+            .map(|(i, h)| ((first_id + i) as u64, h));
+        let asked = Instant::now();
+        yield_to_install(&installing);
+        let mut guard = index.write().expect("lock");
+        let got = Instant::now();
+        guard.insert_batch(items).expect("insert");
+        let copy = Instant::now();
+        let job = guard.take_merge_job();
+        if job.is_some() {
+            copies.push(copy.elapsed());
+        }
+        holds.push(got.elapsed());
+        drop(guard);
+        waits.push(got - asked);
+        if let Some(job) = job {
+            tx.send(job).expect("worker alive");
+        }
+    }
+    let insert_s = started.elapsed().as_secs_f64();
+    drop(tx);
+    let (installs, install_waits) = worker.join().expect("worker");
+    let mut index = Arc::into_inner(index)
+        .expect("worker gone")
+        .into_inner()
+        .expect("lock");
+    let layout_after_inserts = sizes(&index);
+    let exact_before_drain = exact(&index, queries, truth);
+    let t = Instant::now();
+    while let Some(job) = index.take_merge_job() {
+        assert!(index.install_merge(job.run()));
+    }
+    let drain_s = t.elapsed().as_secs_f64();
+    Freshness {
+        label,
+        load_s,
+        holds,
+        copies,
+        waits,
+        installs,
+        install_waits,
+        insert_s,
+        drain_s,
+        layout_after_inserts,
+        layout_final: sizes(&index),
+        stats: index.merge_stats(),
+        exact_before_drain,
+        exact_final: exact(&index, queries, truth),
+    }
+}
+
+/// `#batch: ms` of the `k` longest holds, longest first.
+fn slowest(holds: &[Duration], k: usize) -> String {
+    let mut by_time: Vec<(usize, Duration)> = holds.iter().copied().enumerate().collect();
+    by_time.sort_by_key(|&(_, d)| std::cmp::Reverse(d));
+    by_time
+        .iter()
+        .take(k)
+        .map(|(i, d)| format!("#{i}: {:.1} ms", d.as_secs_f64() * 1e3))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sizes(index: &HammingIndex) -> Vec<usize> {
+    index.segments().iter().map(|s| s.0).collect()
+}
+
+fn print_freshness(r: &Freshness) {
+    let max_ms = |v: &[Duration]| v.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    println!("\n### {}\n", r.label);
+    println!("- load (insert_batch + compact): {:.1} s", r.load_s);
+    println!(
+        "- write lock held per batch ({} batches): max {:.1} ms, p99 {:.1} ms, p50 {:.1} ms",
+        r.holds.len(),
+        max_ms(&r.holds),
+        ms_percentile(&r.holds, 0.99),
+        ms_percentile(&r.holds, 0.5)
+    );
+    println!("- slowest batches: {}", slowest(&r.holds, 4));
+    println!(
+        "- of which copying out {} merge jobs: max {:.1} ms",
+        r.copies.len(),
+        max_ms(&r.copies)
+    );
+    println!(
+        "- wait for the write lock per batch: max {:.2} ms, p99 {:.2} ms",
+        max_ms(&r.waits),
+        ms_percentile(&r.waits, 0.99)
+    );
+    println!(
+        "- write lock held per install ({} installs during inserts): max {:.2} ms, p99 {:.2} ms",
+        r.installs.len(),
+        max_ms(&r.installs),
+        ms_percentile(&r.installs, 0.99)
+    );
+    println!(
+        "- wait for the write lock per install: max {:.1} ms",
+        max_ms(&r.install_waits)
+    );
+    println!(
+        "- total: inserts {:.1} s, then draining pending merges {:.1} s",
+        r.insert_s, r.drain_s
+    );
+    println!(
+        "- merges: largest built inline {} slots, {} jobs taken, {} installed, {} rejected",
+        r.stats.largest_inline_merge,
+        r.stats.jobs_taken,
+        r.stats.jobs_installed,
+        r.stats.jobs_rejected
+    );
+    println!("- segments after the inserts: {:?}", r.layout_after_inserts);
+    println!("- segments at the end: {:?}", r.layout_final);
+    println!(
+        "- exact (vs brute force): {} after the inserts, {} at the end",
+        if r.exact_before_drain { "yes" } else { "NO" },
+        if r.exact_final { "yes" } else { "NO" }
+    );
+}
+
+/// The `freshness` subcommand (see the module docs).
+fn freshness(get: impl Fn(&str) -> Option<String>) {
+    let num =
+        |flag: &str, default: usize| get(flag).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let n = num("--n", 10_000_000);
+    let inserts = num("--inserts", 2_000_000);
+    let batch = num("--batch", 10_000);
+    let threshold = num("--threshold", 1 << 18);
+    let check = num("--check-queries", 300);
+    let t = Instant::now();
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut hashes = vec![0u8; (n + inserts) * BYTES];
+    rng.fill(&mut hashes[..]);
+    let mut queries = vec![0u8; check * BYTES];
+    for (i, q) in queries.chunks_exact_mut(BYTES).enumerate() {
+        if i % 2 == 0 {
+            let j = rng.gen_range(0..n + inserts);
+            q.copy_from_slice(&hashes[j * BYTES..(j + 1) * BYTES]);
+            flip_random_bits(q, &mut rng, 16);
+        } else {
+            rng.fill(q);
+        }
+    }
+    let truth = brute_force(&hashes, &queries);
+    eprintln!(
+        "freshness: {n} + {inserts} hashes, {check} queries ({} matches) generated in {:.1}s",
+        truth.iter().map(Vec::len).sum::<usize>(),
+        t.elapsed().as_secs_f64()
+    );
+    let inline = freshness_mode(
+        "inline merges (default options)",
+        IndexOptions::default(),
+        &hashes,
+        n,
+        batch,
+        &queries,
+        &truth,
+    );
+    let background = freshness_mode(
+        "background merges (worker thread)",
+        IndexOptions {
+            background_merge_threshold: Some(threshold),
+            ..IndexOptions::default()
+        },
+        &hashes,
+        n,
+        batch,
+        &queries,
+        &truth,
+    );
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\n## Insert freshness: {n} loaded, {inserts} inserted in batches of {batch}, background threshold {threshold} slots"
+    );
+    println!("\n- load average after: {}", load.trim());
+    for r in [&inline, &background] {
+        print_freshness(r);
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (a, b) = (inline.max_hold(), background.max_hold());
+    println!(
+        "\nmax write-lock hold: inline {:.1} ms, background {:.1} ms: {:.1}x shorter",
+        ms(a),
+        ms(b),
+        ms(a) / ms(b)
+    );
+    let (a, b) = (
+        inline.max_hold_after_first(),
+        background.max_hold_after_first(),
+    );
+    println!(
+        "max write-lock hold after the first batch (which regrows the store in both modes): inline {:.1} ms, background {:.1} ms: {:.1}x shorter",
+        ms(a),
+        ms(b),
+        ms(a) / ms(b)
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -331,6 +693,10 @@ fn main() {
             .cloned()
     };
     let mode = args.first().cloned().unwrap_or_default();
+    if mode == "freshness" {
+        freshness(get);
+        return;
+    }
     let dir = PathBuf::from(get("--dir").unwrap_or_else(|| "/tmp/redline-match-bench".into()));
     let queries: usize = get("--queries")
         .and_then(|v| v.parse().ok())
@@ -428,7 +794,7 @@ fn main() {
                 print_table(s.name, s.n, &rows);
             }
             _ => {
-                eprintln!("usage: match_vs_faiss (gen|run) [--dir D] [--queries N] [--scenarios a,b] [--scan-queries N]");
+                eprintln!("usage: match_vs_faiss (gen|run|sweep) [--dir D] [--queries N] [--scenarios a,b] [--scan-queries N]\n       match_vs_faiss freshness [--n N] [--inserts M] [--batch B] [--threshold T] [--check-queries Q]");
                 std::process::exit(2);
             }
         }

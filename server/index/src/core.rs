@@ -7,9 +7,15 @@
 //! left neighbour while that neighbour is at most `MERGE_FACTOR` times its
 //! size), so a stream of single inserts costs O(log n) rebuild work each and
 //! a query visits O(log n) segments, most of them small and scanned.
+//!
+//! Merges larger than the background threshold (when one is set) are not
+//! built here: one at a time is recorded as deferred and handed out as a
+//! [`Job`] for the caller to build off-lock (see `merge`); until it is
+//! installed, its segments stay searchable and no other merge touches them.
 
 use crate::bits::{from_block, to_block, Words};
 use crate::idmap::IdMap;
+use crate::merge::{fresh_generation, BuiltMerge, Job, MergeStats};
 use crate::segment::{scan, BuildParams, Scratch, Segment};
 use crate::store::Store;
 use crate::table::MAX_SEGMENT;
@@ -21,21 +27,46 @@ const MERGE_FACTOR: usize = 4;
 /// Tombstones are purged once they reach this many and a quarter of slots.
 const COMPACT_MIN_DEAD: usize = 1024;
 
+/// A merge too large to build inline, left for the caller to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deferred {
+    /// Slots `start..end`: exactly the segments the merge replaces.
+    start: usize,
+    end: usize,
+    /// Handed out as a job and not yet installed.
+    taken: bool,
+}
+
 /// Index engine for one block type.
 #[derive(Debug)]
 pub(crate) struct Core<H> {
     store: Store<H>,
     ids: IdMap,
+    /// Tile `0..sealed` in slot order.
     segments: Vec<Segment>,
     /// Slots before this are in segments; the rest is the buffer.
     sealed: usize,
     buffer_capacity: usize,
     params: BuildParams,
     bytes: usize,
+    /// Merges producing more slots than this are deferred; `None` builds
+    /// every merge inline.
+    background_threshold: Option<usize>,
+    /// At most one deferred merge, pending or in flight.
+    deferred: Option<Deferred>,
+    /// Changes whenever slots are renumbered (compaction), which invalidates
+    /// any job in flight.
+    generation: u64,
+    stats: MergeStats,
 }
 
 impl<H: Words> Core<H> {
-    pub(crate) fn new(bytes: usize, params: BuildParams, buffer_capacity: usize) -> Self {
+    pub(crate) fn new(
+        bytes: usize,
+        params: BuildParams,
+        buffer_capacity: usize,
+        background_threshold: Option<usize>,
+    ) -> Self {
         Self {
             store: Store::new(),
             ids: IdMap::new(),
@@ -44,6 +75,10 @@ impl<H: Words> Core<H> {
             buffer_capacity: buffer_capacity.max(1),
             params,
             bytes,
+            background_threshold,
+            deferred: None,
+            generation: fresh_generation(),
+            stats: MergeStats::default(),
         }
     }
 
@@ -101,21 +136,150 @@ impl<H: Words> Core<H> {
     }
 
     /// Turns the buffer into segments and merges small neighbours.
+    ///
+    /// Sealing itself is always inline, whatever the background threshold:
+    /// its cost is proportional to what the caller just inserted.
     fn seal(&mut self) {
         while self.sealed < self.store.slots() {
             let end = self.store.slots().min(self.sealed + MAX_SEGMENT);
             self.segments
                 .push(Segment::build(&self.store, self.sealed, end, &self.params));
             self.sealed = end;
-            while let [.., a, b] = self.segments.as_slice() {
-                if a.len > MERGE_FACTOR * b.len || a.len + b.len > MAX_SEGMENT {
-                    break;
-                }
-                let (start, end) = (a.start, b.start + b.len);
-                self.segments.truncate(self.segments.len() - 2);
-                self.segments
-                    .push(Segment::build(&self.store, start, end, &self.params));
+            self.merge_neighbours();
+        }
+    }
+
+    /// Merges adjacent segments by the size rule, rightmost pair first,
+    /// until no pair qualifies: inline up to the background threshold,
+    /// larger merges recorded as deferred (one at a time).
+    ///
+    /// Without deferrals only the last pair can qualify (every other pair
+    /// was settled when it formed), so this is the plain tail cascade; the
+    /// general search is for pairs left behind by a deferred merge.
+    fn merge_neighbours(&mut self) {
+        while let Some(i) = self.next_merge() {
+            let (start, end) = self.pair_range(i);
+            if self.builds_inline(end - start) {
+                self.merge_inline(i);
+            } else {
+                self.deferred = Some(Deferred {
+                    start,
+                    end,
+                    taken: false,
+                });
             }
+        }
+        self.debug_check_layout();
+    }
+
+    /// The rightmost pair `(i, i + 1)` that should merge and can be merged
+    /// or deferred now.
+    fn next_merge(&self) -> Option<usize> {
+        (0..self.segments.len().saturating_sub(1)).rev().find(|&i| {
+            let (a, b) = (&self.segments[i], &self.segments[i + 1]);
+            let (start, end) = self.pair_range(i);
+            a.len <= MERGE_FACTOR * b.len
+                && a.len + b.len <= MAX_SEGMENT
+                && !self.overlaps_deferred(start, end)
+                && (self.builds_inline(end - start) || self.deferred.is_none())
+        })
+    }
+
+    /// Slots covered by segments `i` and `i + 1`.
+    fn pair_range(&self, i: usize) -> (usize, usize) {
+        let b = &self.segments[i + 1];
+        (self.segments[i].start, b.start + b.len)
+    }
+
+    fn builds_inline(&self, slots: usize) -> bool {
+        self.background_threshold.is_none_or(|t| slots <= t)
+    }
+
+    /// Whether slots `start..end` share a segment with the deferred merge,
+    /// which must stay as it is until the merge is installed.
+    fn overlaps_deferred(&self, start: usize, end: usize) -> bool {
+        self.deferred
+            .is_some_and(|d| start < d.end && d.start < end)
+    }
+
+    /// Replaces segments `i` and `i + 1` by one built now.
+    fn merge_inline(&mut self, i: usize) {
+        let (start, end) = self.pair_range(i);
+        // Dropped before the build, so the old tables and the new ones are
+        // never held at once.
+        self.segments.drain(i..=i + 1);
+        let merged = Segment::build(&self.store, start, end, &self.params);
+        self.segments.insert(i, merged);
+        let largest = &mut self.stats.largest_inline_merge;
+        *largest = (*largest).max(end - start);
+    }
+
+    /// Hands out the deferred merge, with a copy of the hashes it covers.
+    pub(crate) fn take_merge_job(&mut self) -> Option<Job<H>> {
+        let deferred = self.deferred.as_mut().filter(|d| !d.taken)?;
+        deferred.taken = true;
+        self.stats.jobs_taken += 1;
+        let (start, end) = (deferred.start, deferred.end);
+        Some(Job {
+            start,
+            hashes: self.store.hashes[start..end].to_vec(),
+            params: self.params,
+            generation: self.generation,
+        })
+    }
+
+    /// Swaps a built merge in for the segments it replaces and merges on;
+    /// false (dropping it) unless it is the job in flight of this layout.
+    ///
+    /// Tombstones set while the job ran need nothing here: segments list
+    /// slots whatever their liveness, and searches check liveness in the
+    /// store.
+    pub(crate) fn install_merge(&mut self, built: BuiltMerge) -> bool {
+        let Some(replaced) = self.replaced_by(&built) else {
+            self.stats.jobs_rejected += 1;
+            return false;
+        };
+        self.segments.splice(replaced, [built.segment]);
+        self.deferred = None;
+        self.stats.jobs_installed += 1;
+        self.merge_neighbours();
+        true
+    }
+
+    /// Indices of the segments `built` replaces, if it is the job in flight
+    /// and was taken in the current generation.
+    fn replaced_by(&self, built: &BuiltMerge) -> Option<std::ops::RangeInclusive<usize>> {
+        let d = self.deferred.filter(|d| d.taken)?;
+        let seg = &built.segment;
+        if built.generation != self.generation
+            || seg.start != d.start
+            || seg.start + seg.len != d.end
+        {
+            return None;
+        }
+        // Both exist: nothing reshapes a deferred range within a generation.
+        let first = self.segments.iter().position(|s| s.start == d.start)?;
+        let last = self
+            .segments
+            .iter()
+            .position(|s| s.start + s.len == d.end)?;
+        Some(first..=last)
+    }
+
+    pub(crate) fn merge_stats(&self) -> MergeStats {
+        self.stats
+    }
+
+    /// Segments must tile `0..sealed`: every sealed slot searched exactly
+    /// once, whatever merges were deferred or installed.
+    fn debug_check_layout(&self) {
+        if cfg!(debug_assertions) {
+            let mut next = 0;
+            for s in &self.segments {
+                assert_eq!(s.start, next, "segments must be contiguous");
+                next += s.len;
+            }
+            assert_eq!(next, self.sealed, "segments must cover the sealed slots");
         }
     }
 
@@ -132,7 +296,12 @@ impl<H: Words> Core<H> {
 
     /// Drops tombstones, frees spare capacity and rebuilds the segments from
     /// scratch (one segment per `MAX_SEGMENT` slots).
+    ///
+    /// Renumbers slots, so a deferred merge is forgotten and a job in flight
+    /// becomes stale (its result is rejected by generation).
     pub(crate) fn compact(&mut self) {
+        self.generation = fresh_generation();
+        self.deferred = None;
         self.store.compact();
         self.ids = IdMap::with_capacity(self.store.slots());
         for slot in 0..self.store.slots() {

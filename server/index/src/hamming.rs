@@ -2,6 +2,7 @@
 
 use crate::bits::{W1, W16, W2, W32, W4, W8};
 use crate::core::Core;
+use crate::merge::{BuiltMerge, MergeJob, MergeStats};
 use crate::segment::BuildParams;
 use crate::IndexError;
 
@@ -34,6 +35,13 @@ pub struct IndexOptions {
     /// Force this many substring tables (1..=16) instead of the cost model's
     /// choice. For tests and tuning.
     pub tables: Option<usize>,
+    /// Merges whose result would exceed this many slots are not built inside
+    /// `insert`/`insert_batch` but left for the caller to build off-lock
+    /// ([`HammingIndex::take_merge_job`]), so no insert stalls queries for
+    /// the seconds a multi-million-slot build takes. `None` builds every
+    /// merge inline (the caller then never needs to drive jobs). Sealing
+    /// the insert buffer and compaction stay inline either way.
+    pub background_merge_threshold: Option<usize>,
 }
 
 impl Default for IndexOptions {
@@ -43,6 +51,7 @@ impl Default for IndexOptions {
             buffer_capacity: 2048,
             strategy: Strategy::Auto,
             tables: None,
+            background_merge_threshold: None,
         }
     }
 }
@@ -114,13 +123,14 @@ impl HammingIndex {
         };
         let bytes = (bits / 8) as usize;
         let cap = options.buffer_capacity;
+        let bg = options.background_merge_threshold;
         let engine = match bits.div_ceil(64) {
-            1 => Engine::W1(Core::new(bytes, params, cap)),
-            2 => Engine::W2(Core::new(bytes, params, cap)),
-            3..=4 => Engine::W4(Core::new(bytes, params, cap)),
-            5..=8 => Engine::W8(Core::new(bytes, params, cap)),
-            9..=16 => Engine::W16(Core::new(bytes, params, cap)),
-            _ => Engine::W32(Core::new(bytes, params, cap)),
+            1 => Engine::W1(Core::new(bytes, params, cap, bg)),
+            2 => Engine::W2(Core::new(bytes, params, cap, bg)),
+            3..=4 => Engine::W4(Core::new(bytes, params, cap, bg)),
+            5..=8 => Engine::W8(Core::new(bytes, params, cap, bg)),
+            9..=16 => Engine::W16(Core::new(bytes, params, cap, bg)),
+            _ => Engine::W32(Core::new(bytes, params, cap, bg)),
         };
         Ok(Self { bits, engine })
     }
@@ -210,5 +220,33 @@ impl HammingIndex {
     /// `(hashes, substring tables)` per sealed segment, for diagnostics.
     pub fn segments(&self) -> Vec<(usize, usize)> {
         dispatch!(&self.engine, c => c.layout_summary())
+    }
+
+    /// The merge left over by
+    /// [`IndexOptions::background_merge_threshold`], if one is waiting and
+    /// none is in flight; `None` otherwise (always without the option).
+    ///
+    /// Copies the hashes the merge covers (32 bytes a slot for PDQ, far
+    /// cheaper than the build) so the job can run on another thread without
+    /// any lock. Call it after inserts and after
+    /// [`HammingIndex::install_merge`], which may leave the next merge.
+    pub fn take_merge_job(&mut self) -> Option<MergeJob> {
+        dispatch!(&mut self.engine, c => c.take_merge_job().map(MergeJob::from))
+    }
+
+    /// Puts a merge built by [`MergeJob::run`] in place of the segments it
+    /// replaces, then merges on (building small merges inline, possibly
+    /// leaving the next large one for [`HammingIndex::take_merge_job`]).
+    ///
+    /// Returns false and drops it if it is stale: the index was compacted
+    /// since the job was taken (slots were renumbered), or the job came from
+    /// another index. Removals since the job was taken are fine.
+    pub fn install_merge(&mut self, built: BuiltMerge) -> bool {
+        dispatch!(&mut self.engine, c => c.install_merge(built))
+    }
+
+    /// Merge counters, for diagnostics.
+    pub fn merge_stats(&self) -> MergeStats {
+        dispatch!(&self.engine, c => c.merge_stats())
     }
 }

@@ -55,7 +55,14 @@ impl Segment {
         end: usize,
         p: &BuildParams,
     ) -> Self {
-        let n = end - start;
+        Self::build_over(&store.hashes[start..end], start, p)
+    }
+
+    /// Builds the segment over slots `start..start + hashes.len()` from their
+    /// hashes alone, so that a merge can be built away from the store (see
+    /// `merge`).
+    pub(crate) fn build_over<H: Words>(hashes: &[H], start: usize, p: &BuildParams) -> Self {
+        let n = hashes.len();
         let model = CostModel::for_width(H::WORDS * 8);
         let specs = if p.linear_only {
             None
@@ -70,7 +77,6 @@ impl Segment {
             )
         }
         .unwrap_or_default();
-        let hashes = &store.hashes[start..end];
         let tables: Vec<Table> = specs.iter().map(|&s| Table::build(s, hashes)).collect();
         let (plans, _) = Plans::build(&specs, n, p.bits, &model, p.prefer_probe);
         Self {

@@ -1,11 +1,16 @@
 //! Model-based tests: the index must return exactly what a brute-force scan
 //! over a plain list returns, for every radius, after any interleaving of
-//! inserts (including duplicate hashes), removals and compactions.
+//! inserts (including duplicate hashes), removals, compactions and
+//! background merges (taken, run — sometimes on another thread — and
+//! installed late, out of order or after a compaction made them stale).
 
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use redline_index::{hamming_distance, HammingIndex, IndexError, IndexOptions, Strategy as Search};
+use redline_index::{
+    hamming_distance, BuiltMerge, HammingIndex, IndexError, IndexOptions, MergeJob,
+    Strategy as Search,
+};
 
 /// Brute-force reference: every live `(id, hash)`.
 #[derive(Default)]
@@ -43,7 +48,20 @@ enum Op {
     Remove(usize),
     RemoveUnknown,
     Compact,
-    Check { seed: u64 },
+    Check {
+        seed: u64,
+    },
+    /// Take the pending merge job, if any.
+    TakeJob,
+    /// Run the oldest (or newest) taken job, maybe on another thread.
+    RunJob {
+        newest: bool,
+        thread: bool,
+    },
+    /// Install the oldest (or newest) built merge.
+    InstallJob {
+        newest: bool,
+    },
 }
 
 fn op_strategy(bytes: usize, clustered: bool, max_flips: usize) -> impl Strategy<Value = Op> {
@@ -69,6 +87,9 @@ fn op_strategy(bytes: usize, clustered: bool, max_flips: usize) -> impl Strategy
         1 => Just(Op::RemoveUnknown),
         1 => Just(Op::Compact),
         1 => any::<u64>().prop_map(|seed| Op::Check { seed }),
+        2 => Just(Op::TakeJob),
+        2 => (any::<bool>(), any::<bool>()).prop_map(|(newest, thread)| Op::RunJob { newest, thread }),
+        2 => any::<bool>().prop_map(|newest| Op::InstallJob { newest }),
     ]
 }
 
@@ -112,6 +133,103 @@ fn check_radii(index: &HammingIndex, model: &Model, centres: &[Vec<u8>], seed: u
     assert_eq!(index.len(), model.entries.len());
 }
 
+/// Background merges the test holds, each tagged with the number of
+/// compactions before it was taken: installing it must succeed exactly when
+/// no compaction happened since.
+struct Jobs {
+    /// The index's `background_merge_threshold`.
+    threshold: Option<usize>,
+    taken: Vec<(MergeJob, usize)>,
+    built: Vec<(BuiltMerge, usize)>,
+    compactions: usize,
+}
+
+impl Jobs {
+    fn new(threshold: Option<usize>) -> Self {
+        Self {
+            threshold,
+            taken: Vec::new(),
+            built: Vec::new(),
+            compactions: 0,
+        }
+    }
+
+    fn take(&mut self, index: &mut HammingIndex) {
+        if let Some(job) = index.take_merge_job() {
+            assert!(self.threshold.is_some(), "no jobs without the option");
+            assert!(index.take_merge_job().is_none(), "one job in flight");
+            self.taken.push((job, self.compactions));
+        }
+    }
+
+    fn run(&mut self, newest: bool, thread: bool) {
+        let Some((job, epoch)) = pick(&mut self.taken, newest) else {
+            return;
+        };
+        let built = if thread {
+            std::thread::spawn(move || job.run()).join().unwrap()
+        } else {
+            job.run()
+        };
+        self.built.push((built, epoch));
+    }
+
+    fn install(&mut self, index: &mut HammingIndex, newest: bool) {
+        let Some((built, epoch)) = pick(&mut self.built, newest) else {
+            return;
+        };
+        let debug = format!("{built:?}");
+        let fresh = epoch == self.compactions;
+        assert_eq!(index.install_merge(built), fresh, "{debug}");
+    }
+
+    /// Runs and installs everything held, then every merge the index still
+    /// has to give, the way a caller's worker would.
+    fn drain(&mut self, index: &mut HammingIndex) {
+        while !self.taken.is_empty() {
+            self.run(false, false);
+        }
+        while !self.built.is_empty() {
+            self.install(index, false);
+        }
+        while let Some(job) = index.take_merge_job() {
+            assert!(index.install_merge(job.run()));
+        }
+    }
+}
+
+fn pick<T>(list: &mut Vec<T>, newest: bool) -> Option<T> {
+    if list.is_empty() {
+        None
+    } else if newest {
+        list.pop()
+    } else {
+        Some(list.remove(0))
+    }
+}
+
+/// Checks that hold after every step: exact results on a few radii, and no
+/// merge above the background threshold built inline.
+fn check_step(index: &HammingIndex, model: &Model, centres: &[Vec<u8>], jobs: &Jobs, step: usize) {
+    if let Some(t) = jobs.threshold {
+        let largest = index.merge_stats().largest_inline_merge;
+        assert!(largest <= t, "inline merge of {largest} slots > {t}");
+    }
+    let radii = [0, 3, 31, index.bits() / 2];
+    check_radii(index, model, centres, step as u64, &radii);
+}
+
+/// After every merge is run and installed, no two neighbours are left that
+/// the size rule would merge: the same few, geometrically sized segments as
+/// with inline merges.
+fn assert_converged(index: &HammingIndex) {
+    let sizes: Vec<usize> = index.segments().iter().map(|s| s.0).collect();
+    assert!(
+        sizes.windows(2).all(|w| w[0] > 4 * w[1]),
+        "unmerged neighbours left: {sizes:?}"
+    );
+}
+
 fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
     let bytes = (bits / 8) as usize;
     let mut rng = StdRng::seed_from_u64(centre_seed);
@@ -120,8 +238,9 @@ fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
         .collect();
     let mut index = HammingIndex::with_options(bits, options).unwrap();
     let mut model = Model::default();
+    let mut jobs = Jobs::new(options.background_merge_threshold);
     let mut next_id = 0u64;
-    for op in ops {
+    for (step, op) in ops.iter().enumerate() {
         match op {
             Op::Insert(spec) => {
                 let hash = match spec {
@@ -150,11 +269,21 @@ fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
                 assert!(!index.remove(id));
             }
             Op::Remove(_) | Op::RemoveUnknown => assert!(!index.remove(u64::MAX)),
-            Op::Compact => index.compact(),
+            Op::Compact => {
+                index.compact();
+                jobs.compactions += 1;
+            }
             Op::Check { seed } => check(&index, &model, &centres, *seed),
+            Op::TakeJob => jobs.take(&mut index),
+            Op::RunJob { newest, thread } => jobs.run(*newest, *thread),
+            Op::InstallJob { newest } => jobs.install(&mut index, *newest),
         }
+        check_step(&index, &model, &centres, &jobs, step);
     }
     check(&index, &model, &centres, 0);
+    jobs.drain(&mut index);
+    assert_converged(&index);
+    check(&index, &model, &centres, 1);
 }
 
 fn options() -> impl Strategy<Value = IndexOptions> {
@@ -166,13 +295,17 @@ fn options() -> impl Strategy<Value = IndexOptions> {
         ],
         prop::option::of(1usize..=16),
         1usize..40,
+        prop::option::of(0usize..=80),
     )
-        .prop_map(|(strategy, tables, buffer_capacity)| IndexOptions {
-            strategy,
-            tables,
-            buffer_capacity,
-            tuning_radius: None,
-        })
+        .prop_map(
+            |(strategy, tables, buffer_capacity, background_merge_threshold)| IndexOptions {
+                strategy,
+                tables,
+                buffer_capacity,
+                tuning_radius: None,
+                background_merge_threshold,
+            },
+        )
 }
 
 proptest! {
@@ -357,4 +490,111 @@ fn removal_triggers_compaction_and_stays_exact() {
     assert!(index.heap_bytes() < before, "compaction should free memory");
     let centres = vec![model.entries[0].1.clone()];
     check(&index, &model, &centres, 1);
+}
+
+fn background(threshold: usize, buffer_capacity: usize) -> IndexOptions {
+    IndexOptions {
+        buffer_capacity,
+        background_merge_threshold: Some(threshold),
+        ..IndexOptions::default()
+    }
+}
+
+fn random_hashes(rng: &mut StdRng, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| (0..32).map(|_| rng.gen()).collect())
+        .collect()
+}
+
+/// Without anyone running jobs, inserts build nothing above the threshold
+/// and stay exact; once a worker thread runs and installs the jobs, the
+/// layout converges to the few segments of inline merging.
+#[test]
+fn background_merges_stay_small_inline_then_converge() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut index = HammingIndex::with_options(256, background(64, 8)).unwrap();
+    let mut model = Model::default();
+    for (id, h) in random_hashes(&mut rng, 2_000).into_iter().enumerate() {
+        index.insert(id as u64, &h).unwrap();
+        model.entries.push((id as u64, h));
+    }
+    let stats = index.merge_stats();
+    assert!(stats.largest_inline_merge <= 64, "{stats:?}");
+    let before = index.segments().len();
+    assert!(
+        before > 2_000 / 64,
+        "merges were deferred: {before} segments"
+    );
+    let centres = vec![model.entries[0].1.clone()];
+    check_radii(&index, &model, &centres, 2, &[0, 7, 31, 64]);
+
+    let index = std::sync::Arc::new(std::sync::RwLock::new(index));
+    let worker = {
+        let index = std::sync::Arc::clone(&index);
+        std::thread::spawn(move || loop {
+            let Some(job) = index.write().unwrap().take_merge_job() else {
+                break;
+            };
+            let built = job.run();
+            assert!(index.write().unwrap().install_merge(built));
+        })
+    };
+    worker.join().unwrap();
+    let index = std::sync::Arc::into_inner(index)
+        .unwrap()
+        .into_inner()
+        .unwrap();
+    assert_converged(&index);
+    assert!(index.segments().len() <= 6, "{:?}", index.segments());
+    assert!(index.merge_stats().largest_inline_merge <= 64);
+    assert!(index.merge_stats().jobs_installed > 0);
+    check_radii(&index, &model, &centres, 3, &[0, 7, 31, 64]);
+}
+
+/// Removals while a job runs are respected after it is installed (liveness
+/// lives in the store, not in the segment), and a compaction makes the job
+/// in flight stale.
+#[test]
+fn removals_during_a_job_count_and_compaction_rejects_it() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let mut index = HammingIndex::with_options(256, background(16, 4)).unwrap();
+    let hashes = random_hashes(&mut rng, 200);
+    for (id, h) in hashes.iter().enumerate() {
+        index.insert(id as u64, h).unwrap();
+    }
+    let job = index.take_merge_job().expect("a deferred merge");
+    assert!(index.take_merge_job().is_none());
+    for id in (0..200).step_by(3) {
+        assert!(index.remove(id));
+    }
+    assert!(index.install_merge(job.run()));
+    for (id, h) in hashes.iter().enumerate() {
+        let found = index.range_search(h, 0).unwrap();
+        assert_eq!(found.contains(&(id as u64, 0)), id % 3 != 0, "id {id}");
+    }
+
+    let job = index.take_merge_job().expect("the next merge");
+    let built = job.run();
+    index.compact();
+    assert!(!index.install_merge(built));
+    assert_eq!(index.merge_stats().jobs_rejected, 1);
+    assert!(index.take_merge_job().is_none(), "compaction left no merge");
+}
+
+/// A merge built for one index is never installed into another, even one
+/// with the same content and the same merge in flight.
+#[test]
+fn merge_from_another_index_is_rejected() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let hashes = random_hashes(&mut rng, 100);
+    let mut a = HammingIndex::with_options(256, background(16, 4)).unwrap();
+    let mut b = HammingIndex::with_options(256, background(16, 4)).unwrap();
+    for (id, h) in hashes.iter().enumerate() {
+        a.insert(id as u64, h).unwrap();
+        b.insert(id as u64, h).unwrap();
+    }
+    let from_a = a.take_merge_job().expect("a deferred merge");
+    let from_b = b.take_merge_job().expect("a deferred merge");
+    assert!(!b.install_merge(from_a.run()));
+    assert!(b.install_merge(from_b.run()));
 }
