@@ -7,10 +7,10 @@
 //! a commit is durable, so a hash is matchable as soon as its submit or sync call returns.
 
 use crate::store::OriginId;
-use redline_index::{ExactIndex, HammingIndex};
+use redline_index::{ExactIndex, HammingIndex, IndexOptions, MergeJob};
 use redline_proto::signal::{Distance, SignalType};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 /// Bits of an entry id holding the log index; the origin id sits above them.
 const INDEX_BITS: u32 = 40;
@@ -95,10 +95,27 @@ struct Inner {
     own: HashMap<(SignalType, Box<[u8]>), u64>,
 }
 
+/// Index merges producing more slots than this are built on a background thread. Merging keeps
+/// queries fast, but at 10M hashes one merge took seconds to build, and built inline it held the
+/// catalog's write lock — every Match query and every commit — for all of it.
+const BACKGROUND_MERGE_SLOTS: usize = 1 << 18;
+
 /// The catalog (thread-safe).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
-    inner: RwLock<Inner>,
+    /// Shared with the background merge threads, which hold it weakly.
+    inner: Arc<RwLock<Inner>>,
+    /// See [`BACKGROUND_MERGE_SLOTS`].
+    merge_threshold: usize,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            merge_threshold: BACKGROUND_MERGE_SLOTS,
+        }
+    }
 }
 
 impl Catalog {
@@ -127,8 +144,14 @@ impl Catalog {
 
     /// Applies one committed batch of `origin`.
     pub fn apply(&self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
-        let mut inner = self.inner.write().expect("catalog lock");
-        inner.apply(origin, activate, deactivate);
+        let jobs = {
+            let mut inner = self.inner.write().expect("catalog lock");
+            inner.apply(origin, activate, deactivate, self.merge_threshold);
+            inner.take_merge_jobs()
+        };
+        for (signal_type, job) in jobs {
+            spawn_merges(Arc::downgrade(&self.inner), signal_type, job);
+        }
     }
 
     /// Whether the ADD at `index` of `origin` is active.
@@ -247,6 +270,44 @@ impl Catalog {
     }
 }
 
+/// Builds `job` on a thread of its own, without the catalog lock, installs it under the write
+/// lock (a pointer swap), and goes on with the merge the install may have made due, until none
+/// is. The index keeps answering exactly from the segments being merged meanwhile. Should no
+/// thread be available, the merge is built here instead: late, but never lost.
+fn spawn_merges(inner: Weak<RwLock<Inner>>, signal_type: SignalType, job: MergeJob) {
+    let run = move |mut job: MergeJob| loop {
+        let built = job.run();
+        let Some(inner) = inner.upgrade() else { return };
+        let mut guard = inner.write().expect("catalog lock");
+        let Some(ix) = guard.hamming.get_mut(&signal_type) else {
+            return;
+        };
+        // Refused only when the index was compacted meanwhile: the merge is moot then.
+        ix.install_merge(built);
+        match ix.take_merge_job() {
+            Some(next) => job = next,
+            None => return,
+        }
+    };
+    // The job waits here until the thread takes it, so a failed spawn can take it back.
+    let handoff = Arc::new(std::sync::Mutex::new(Some(job)));
+    let taken = handoff.clone();
+    let thread_run = run.clone();
+    let spawned = std::thread::Builder::new()
+        .name("catalog-merge".into())
+        .spawn(move || {
+            if let Some(job) = taken.lock().expect("merge handoff").take() {
+                thread_run(job);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread for an index merge; building it inline");
+        if let Some(job) = handoff.lock().expect("merge handoff").take() {
+            run(job);
+        }
+    }
+}
+
 impl Inner {
     fn listing_id(&mut self, labels: &[String], legal_basis: &str) -> u32 {
         if let Some(id) = self.last_listing {
@@ -272,7 +333,21 @@ impl Inner {
         id
     }
 
-    fn apply(&mut self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
+    /// Merge jobs waiting in any Hamming index (at most one per index is handed out at a time).
+    fn take_merge_jobs(&mut self) -> Vec<(SignalType, MergeJob)> {
+        self.hamming
+            .iter_mut()
+            .filter_map(|(&t, ix)| ix.take_merge_job().map(|job| (t, job)))
+            .collect()
+    }
+
+    fn apply(
+        &mut self,
+        origin: OriginId,
+        activate: &[Activation],
+        deactivate: &[u64],
+        merge_threshold: usize,
+    ) {
         // Hamming-indexed hashes go in with one `insert_batch` per type: the index then
         // builds its segments once for the batch instead of sealing and merging small ones
         // every few thousand inserts (most of a large replication's catalog time).
@@ -328,7 +403,11 @@ impl Inner {
         }
         for (signal_type, items) in batches {
             let ix = self.hamming.entry(signal_type).or_insert_with(|| {
-                HammingIndex::new(signal_type.byte_len() as u32 * 8)
+                let options = IndexOptions {
+                    background_merge_threshold: Some(merge_threshold),
+                    ..IndexOptions::default()
+                };
+                HammingIndex::with_options(signal_type.byte_len() as u32 * 8, options)
                     .expect("signal types have supported widths")
             });
             if let Err(e) = ix.insert_batch(items.iter().copied()) {
@@ -455,6 +534,71 @@ mod tests {
         c.apply(1, &[], &[0]);
         assert!(c.search(SignalType::Pdq, &h, 31).is_empty());
         assert_eq!(c.active_count(0), 0);
+    }
+
+    /// Large merges run on background threads: while they run and after they are installed,
+    /// searches return exactly the brute-force answer, and retractions made meanwhile hold.
+    #[test]
+    fn background_merges_keep_searches_exact() {
+        use rand::{Rng, SeedableRng};
+        let c = Catalog {
+            merge_threshold: 64,
+            ..Catalog::default()
+        };
+        c.set_origin(0, "uk.example", true);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut stored: Vec<(u64, [u8; 32])> = Vec::new();
+        let queries: Vec<[u8; 32]> = (0..20).map(|_| rng.gen()).collect();
+        let check = |stored: &[(u64, [u8; 32])]| {
+            for q in &queries {
+                let mut want: Vec<(u32, u64)> = stored
+                    .iter()
+                    .map(|(i, h)| (redline_index::hamming_distance(q, h).unwrap(), *i))
+                    .filter(|&(d, _)| d <= 110)
+                    .collect();
+                want.sort_unstable();
+                let got: Vec<(u32, u64)> = c
+                    .search(SignalType::Pdq, q, 110)
+                    .iter()
+                    .map(|h| (h.distance, h.index))
+                    .collect();
+                assert_eq!(got, want);
+            }
+        };
+        for batch in 0..60u64 {
+            let adds: Vec<Activation> = (0..100).map(|i| act(batch * 100 + i, rng.gen())).collect();
+            stored.extend(
+                adds.iter()
+                    .map(|a| (a.index, a.hash.clone().try_into().unwrap())),
+            );
+            let retract: Vec<u64> = if batch % 5 == 4 {
+                let gone = stored.remove(rng.gen_range(0..stored.len())).0;
+                vec![gone]
+            } else {
+                vec![]
+            };
+            c.apply(0, &adds, &retract);
+            check(&stored);
+        }
+        let stats = || c.inner.read().unwrap().hamming[&SignalType::Pdq].merge_stats();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while stats().jobs_installed + stats().jobs_rejected < stats().jobs_taken {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "merges never finished"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let s = stats();
+        assert!(
+            s.jobs_installed > 0,
+            "no merge ran in the background: {s:?}"
+        );
+        assert!(
+            s.largest_inline_merge <= 64,
+            "a large merge ran inline: {s:?}"
+        );
+        check(&stored);
     }
 
     #[test]
