@@ -9,13 +9,15 @@
 //! most `T_j` bits; inside that window, probing its halves with thresholds
 //! `t_a + t_b ≥ T_j - 1` (a threshold of -1 means "not probed") finds it.
 //!
-//! The pairing buys a free filter. Each 4-byte table entry has 8 spare bits
-//! next to the slot; those not taken by the substring's own low bits hold
+//! The pairing buys a free filter. Each 4-byte table entry has 8 to 16 spare
+//! bits next to the slot (what the segment's slot numbers leave free, see
+//! `entry_spare_bits`); those not taken by the substring's own low bits hold
 //! the first bits of the *partner* substring. A candidate from half `a` can
 //! only be in a window within `T` if `d(a) + d(partner bits) ≤ T`, so most
 //! random candidates are rejected while scanning the bucket, before the
 //! random access that verifies the full hash. For PDQ at d ≤ 31 with 16
-//! tables of 16 bits that cuts verifications about six-fold at no memory cost.
+//! tables of 16 bits, 8 filter bits cut verifications about six-fold and the
+//! 12 of a 1M-slot segment about twenty-fold, at no memory cost.
 //!
 //! Which allocation is used only affects speed, decided with a cost model in
 //! nanoseconds. Window costs grow with `T` faster than linearly, so handing
@@ -35,8 +37,10 @@ pub(crate) struct TableSpec {
     pub(crate) dir_bits: u32,
     /// First bit of the partner bits kept in each entry as a filter.
     pub(crate) filter_start: u32,
-    /// Number of partner bits kept (`low_bits + filter_bits ≤ 8`).
+    /// Number of partner bits kept (`low_bits + filter_bits ≤ spare_bits`).
     pub(crate) filter_bits: u32,
+    /// Bits of each entry below the relative slot (see [`entry_spare_bits`]).
+    pub(crate) spare_bits: u32,
 }
 
 impl TableSpec {
@@ -63,8 +67,22 @@ pub(crate) struct Probe {
 pub(crate) const MAX_TABLES: usize = 16;
 /// Largest directory, in bits (16 MiB of offsets a table).
 const MAX_DIR_BITS: u32 = 22;
-/// Bits of an entry shared by substring low bits and partner filter bits.
-pub(crate) const ENTRY_SPARE_BITS: u32 = 8;
+/// Fewest bits of an entry left for substring low bits and partner filter
+/// bits: segments hold at most 2^24 slots (`table::MAX_SEGMENT`).
+pub(crate) const MIN_SPARE_BITS: u32 = 8;
+/// Most spare bits an entry gets (its slot keeps at least 16 bits).
+const MAX_SPARE_BITS: u32 = 16;
+
+/// Bits of a 4-byte entry that a segment of `n` slots does not need for the
+/// relative slot, shared by the substring's low bits and partner filter bits.
+///
+/// Every spare bit is filter: a 1M-slot segment needs 20 slot bits, and its
+/// 12 spare bits reject about four times more random candidates than 8
+/// would, before the cache miss that verifies a candidate's full hash.
+pub(crate) fn entry_spare_bits(n: usize) -> u32 {
+    let slot_bits = usize::BITS - n.saturating_sub(1).leading_zeros();
+    (32 - slot_bits).clamp(MIN_SPARE_BITS, MAX_SPARE_BITS)
+}
 
 /// Rough costs in nanoseconds, calibrated on the PDQ benchmark.
 #[derive(Debug, Clone, Copy)]
@@ -201,17 +219,18 @@ fn windows(specs: &[TableSpec]) -> Vec<Window> {
 ///
 /// The directory gets about `log2(2n / tables)` bits so it costs at most
 /// ~8 bytes a hash over all tables; a substring is never wider than the
-/// directory plus the 8 spare entry bits, so tables of a small segment may
+/// directory plus the entry's spare bits, so tables of a small segment may
 /// cover only part of the hash (still correct, see module docs).
 pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
     let m = tables as u32;
     let per = (2 * n / tables).max(1) as u64;
     let k0 = (63 - per.leading_zeros()).min(MAX_DIR_BITS);
+    let spare = entry_spare_bits(n);
     let mut specs = Vec::with_capacity(tables);
     let mut start = 0;
     for i in 0..m {
         let even = bits / m + u32::from(i < bits % m);
-        let width = even.min(32).min(k0 + ENTRY_SPARE_BITS);
+        let width = even.min(32).min(k0 + spare);
         if width > 0 {
             specs.push(TableSpec {
                 start,
@@ -219,6 +238,7 @@ pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
                 dir_bits: k0.min(width),
                 filter_start: 0,
                 filter_bits: 0,
+                spare_bits: spare,
             });
         }
         start += even;
@@ -227,7 +247,7 @@ pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
         if let Window::Pair(a, b) = w {
             for (x, y) in [(a, b), (b, a)] {
                 specs[x].filter_start = specs[y].start;
-                specs[x].filter_bits = (ENTRY_SPARE_BITS - specs[x].low_bits()).min(specs[y].width);
+                specs[x].filter_bits = (spare - specs[x].low_bits()).min(specs[y].width);
             }
         }
     }
@@ -394,10 +414,33 @@ mod tests {
                 assert!(w[0].start + w[0].width <= w[1].start);
             }
             for s in &specs {
-                assert!(s.low_bits() + s.filter_bits <= ENTRY_SPARE_BITS);
+                assert!(s.low_bits() + s.filter_bits <= s.spare_bits);
+                assert!(s.spare_bits >= MIN_SPARE_BITS);
                 assert!(s.width <= 32 && s.start + s.width <= 256);
                 assert!(s.filter_bits == 0 || s.filter_start != s.start);
             }
+        }
+    }
+
+    #[test]
+    fn spare_bits_leave_room_for_every_slot() {
+        assert_eq!(entry_spare_bits(0), 16);
+        assert_eq!(entry_spare_bits(1 << 16), 16);
+        assert_eq!(entry_spare_bits((1 << 16) + 1), 15);
+        assert_eq!(entry_spare_bits(1_000_000), 12);
+        assert_eq!(entry_spare_bits(1 << 24), 8);
+        for n in [
+            1usize,
+            2,
+            1000,
+            1 << 16,
+            65_537,
+            1 << 20,
+            3_000_001,
+            1 << 24,
+        ] {
+            let spare = entry_spare_bits(n);
+            assert!(((n - 1) as u64) << spare < 1 << 32, "n = {n}");
         }
     }
 

@@ -10,10 +10,9 @@
 use crate::bits::{extract, Words};
 use crate::plan::TableSpec;
 
-/// Bits of an entry that hold the substring's low bits.
-const LOW_BITS: u32 = 8;
-/// Largest segment a table can address (24-bit relative slots).
-pub(crate) const MAX_SEGMENT: usize = 1 << (32 - LOW_BITS);
+/// Largest segment a table can address (24-bit relative slots, leaving
+/// `plan::MIN_SPARE_BITS` for low and filter bits).
+pub(crate) const MAX_SEGMENT: usize = 1 << (32 - crate::plan::MIN_SPARE_BITS);
 
 /// Substring table over a contiguous run of slots.
 #[derive(Debug)]
@@ -21,7 +20,8 @@ pub(crate) struct Table {
     pub(crate) spec: TableSpec,
     /// `offsets[b]..offsets[b + 1]` are the entries of bucket `b`.
     offsets: Vec<u32>,
-    /// `relative_slot << 8 | low_bits`, grouped by bucket.
+    /// `relative_slot << spare_bits | filter_bits << low_bits | low_bits`,
+    /// grouped by bucket.
     entries: Vec<u32>,
 }
 
@@ -30,6 +30,8 @@ impl Table {
     /// with a two-pass counting sort.
     pub(crate) fn build<H: Words>(spec: TableSpec, hashes: &[H]) -> Self {
         debug_assert!(hashes.len() <= MAX_SEGMENT);
+        debug_assert!(spec.spare_bits >= crate::plan::entry_spare_bits(hashes.len()));
+        let spare = spec.spare_bits;
         let low = spec.low_bits();
         let buckets = 1usize << spec.dir_bits;
         let keys: Vec<u32> = hashes
@@ -55,8 +57,7 @@ impl Table {
         let low_mask = (1u32 << low) - 1;
         for (rel, (&k, h)) in keys.iter().zip(hashes).enumerate() {
             let b = (k >> low) as usize;
-            entries[fill[b] as usize] =
-                (rel as u32) << LOW_BITS | filter(h) << low | (k & low_mask);
+            entries[fill[b] as usize] = (rel as u32) << spare | filter(h) << low | (k & low_mask);
             fill[b] += 1;
         }
         Self {
@@ -113,15 +114,17 @@ impl Table {
     ) {
         let entries = &self.entries[run.0 as usize..run.1 as usize];
         let low = self.spec.low_bits();
+        let spare = self.spec.spare_bits;
         if rest >= low && budget >= low + self.spec.filter_bits {
-            out.extend(entries.iter().map(|&e| e & !0xFF | tag));
+            out.extend(entries.iter().map(|&e| (e >> spare) << 8 | tag));
         } else {
             let low_mask = (1u32 << low) - 1;
+            let spare_mask = (1u32 << spare) - 1;
             for &e in entries {
-                let x = (e ^ q_packed) & 0xFF;
+                let x = (e ^ q_packed) & spare_mask;
                 let low_d = (x & low_mask).count_ones();
                 if low_d <= rest && x.count_ones() <= budget {
-                    out.push(e & !0xFF | tag);
+                    out.push((e >> spare) << 8 | tag);
                 }
             }
         }

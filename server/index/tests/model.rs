@@ -410,6 +410,41 @@ fn default_options_large_clustered_set() {
     }
 }
 
+/// A segment past 2^16 slots packs fewer spare filter bits into each table
+/// entry (14 here, 16 in the small sets above): results must stay exact
+/// with the narrower filter, on near-duplicate clusters and random hashes.
+#[test]
+fn segment_with_narrower_entry_filter_stays_exact() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut hashes: Vec<(u64, Vec<u8>)> = Vec::new();
+    while hashes.len() < 150_000 {
+        let centre: Vec<u8> = (0..32).map(|_| rng.gen()).collect();
+        for _ in 0..rng.gen_range(1..8) {
+            let mut h = centre.clone();
+            for _ in 0..rng.gen_range(0..=16) {
+                flip(&mut h, rng.gen_range(0..256));
+            }
+            hashes.push((hashes.len() as u64, h));
+        }
+    }
+    let mut index = HammingIndex::new(256).unwrap();
+    let batch: Vec<(u64, &[u8])> = hashes.iter().map(|(id, h)| (*id, h.as_slice())).collect();
+    index.insert_batch(batch).unwrap();
+    index.compact();
+    assert_eq!(index.segments().len(), 1, "{:?}", index.segments());
+    assert!(index.segments()[0].1 > 0, "{:?}", index.segments());
+    let model = Model { entries: hashes };
+    let centres: Vec<Vec<u8>> = model
+        .entries
+        .iter()
+        .step_by(9_973)
+        .map(|(_, h)| h.clone())
+        .collect();
+    for seed in 0..4 {
+        check_radii(&index, &model, &centres, seed, &[0, 4, 16, 31, 32]);
+    }
+}
+
 #[test]
 fn empty_index_finds_nothing() {
     let index = HammingIndex::new(256).unwrap();
