@@ -11,7 +11,7 @@
 //!
 //! The pairing buys a free filter. Each 4-byte table entry has 8 to 16 spare
 //! bits next to the slot (what the segment's slot numbers leave free, see
-//! `entry_spare_bits`); those not taken by the substring's own low bits hold
+//! `entry_layout`); those not taken by the substring's own low bits hold
 //! the first bits of the *partner* substring. A candidate from half `a` can
 //! only be in a window within `T` if `d(a) + d(partner bits) ≤ T`, so most
 //! random candidates are rejected while scanning the bucket, before the
@@ -39,8 +39,10 @@ pub(crate) struct TableSpec {
     pub(crate) filter_start: u32,
     /// Number of partner bits kept (`low_bits + filter_bits ≤ spare_bits`).
     pub(crate) filter_bits: u32,
-    /// Bits of each entry below the relative slot (see [`entry_spare_bits`]).
+    /// Bits of each entry below the relative slot (see [`entry_layout`]).
     pub(crate) spare_bits: u32,
+    /// Bytes per entry (4 or 5, see [`entry_layout`]).
+    pub(crate) entry_bytes: u32,
 }
 
 impl TableSpec {
@@ -62,26 +64,39 @@ pub(crate) struct Probe {
     pub(crate) window: u16,
 }
 
-/// Most substring tables a segment gets: 4 bytes a hash each, so 16 tables
-/// keep the tables at 64 bytes a hash.
+/// Most substring tables a segment gets: 4 or 5 bytes a hash each (see
+/// [`entry_layout`]), so 16 tables keep the tables at 64–80 bytes a hash.
 pub(crate) const MAX_TABLES: usize = 16;
 /// Largest directory, in bits (16 MiB of offsets a table).
 const MAX_DIR_BITS: u32 = 22;
 /// Fewest bits of an entry left for substring low bits and partner filter
-/// bits: segments hold at most 2^24 slots (`table::MAX_SEGMENT`).
+/// bits.
 pub(crate) const MIN_SPARE_BITS: u32 = 8;
-/// Most spare bits an entry gets (its slot keeps at least 16 bits).
+/// Most spare bits an entry gets.
 const MAX_SPARE_BITS: u32 = 16;
+/// Segments whose slot numbers fit in this many bits get 4-byte entries;
+/// larger ones get 5-byte entries.
+const FOUR_BYTE_SLOT_BITS: u32 = 20;
 
-/// Bits of a 4-byte entry that a segment of `n` slots does not need for the
-/// relative slot, shared by the substring's low bits and partner filter bits.
+/// How a segment of `n` slots packs its table entries: `(bytes, spare)`,
+/// the entry size and the bits below the relative slot, shared by the
+/// substring's low bits and the partner filter bits.
 ///
-/// Every spare bit is filter: a 1M-slot segment needs 20 slot bits, and its
-/// 12 spare bits reject about four times more random candidates than 8
-/// would, before the cache miss that verifies a candidate's full hash.
-pub(crate) fn entry_spare_bits(n: usize) -> u32 {
+/// Every spare bit is filter, and each filtered-out random candidate saves
+/// the cache miss that verifies its full hash. 4 bytes leave a 1M-slot
+/// segment (20 slot bits) 12 spare bits; a 10M-slot segment (24 slot bits)
+/// would keep only 8 and verify ~3x as many candidates, so segments past
+/// 2^20 slots spend a fifth byte per entry (13 tables at 10M: +13 bytes a
+/// hash) to keep 16.
+pub(crate) fn entry_layout(n: usize) -> (u32, u32) {
     let slot_bits = usize::BITS - n.saturating_sub(1).leading_zeros();
-    (32 - slot_bits).clamp(MIN_SPARE_BITS, MAX_SPARE_BITS)
+    let bytes = if slot_bits <= FOUR_BYTE_SLOT_BITS {
+        4
+    } else {
+        5
+    };
+    let spare = (8 * bytes - slot_bits).clamp(MIN_SPARE_BITS, MAX_SPARE_BITS);
+    (bytes, spare)
 }
 
 /// Rough costs in nanoseconds, calibrated on the PDQ benchmark.
@@ -225,7 +240,7 @@ pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
     let m = tables as u32;
     let per = (2 * n / tables).max(1) as u64;
     let k0 = (63 - per.leading_zeros()).min(MAX_DIR_BITS);
-    let spare = entry_spare_bits(n);
+    let (entry_bytes, spare) = entry_layout(n);
     let mut specs = Vec::with_capacity(tables);
     let mut start = 0;
     for i in 0..m {
@@ -239,6 +254,7 @@ pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
                 filter_start: 0,
                 filter_bits: 0,
                 spare_bits: spare,
+                entry_bytes,
             });
         }
         start += even;
@@ -423,12 +439,15 @@ mod tests {
     }
 
     #[test]
-    fn spare_bits_leave_room_for_every_slot() {
-        assert_eq!(entry_spare_bits(0), 16);
-        assert_eq!(entry_spare_bits(1 << 16), 16);
-        assert_eq!(entry_spare_bits((1 << 16) + 1), 15);
-        assert_eq!(entry_spare_bits(1_000_000), 12);
-        assert_eq!(entry_spare_bits(1 << 24), 8);
+    fn entries_leave_room_for_every_slot() {
+        assert_eq!(entry_layout(0), (4, 16));
+        assert_eq!(entry_layout(1 << 16), (4, 16));
+        assert_eq!(entry_layout((1 << 16) + 1), (4, 15));
+        assert_eq!(entry_layout(1_000_000), (4, 12));
+        assert_eq!(entry_layout(1 << 20), (4, 12));
+        assert_eq!(entry_layout((1 << 20) + 1), (5, 16));
+        assert_eq!(entry_layout(10_000_000), (5, 16));
+        assert_eq!(entry_layout(1 << 24), (5, 16));
         for n in [
             1usize,
             2,
@@ -436,11 +455,12 @@ mod tests {
             1 << 16,
             65_537,
             1 << 20,
+            (1 << 20) + 1,
             3_000_001,
             1 << 24,
         ] {
-            let spare = entry_spare_bits(n);
-            assert!(((n - 1) as u64) << spare < 1 << 32, "n = {n}");
+            let (bytes, spare) = entry_layout(n);
+            assert!(((n - 1) as u64) << spare < 1 << (8 * bytes), "n = {n}");
         }
     }
 

@@ -15,9 +15,6 @@ use prefetch_index::prefetch_index;
 /// How many items ahead the search passes prefetch.
 const PREFETCH_AHEAD: usize = 32;
 
-/// Bytes per cache line.
-const CACHE_LINE: usize = 64;
-
 /// Reusable buffers of one search, so a query allocates once.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
@@ -142,16 +139,7 @@ impl Segment {
             }
             let table = table_of(pi);
             let run = table.run(bucket);
-            // Fetch every cache line of the run: at ~15 entries (60 bytes)
-            // a run usually spans two, and on clustered data many more.
-            let entries = table.entries();
-            let mut at = run.0 as usize;
-            while at < run.1 as usize {
-                prefetch_index(entries, at);
-                // First entry of the next cache line.
-                let into_line = (entries.as_ptr() as usize + at * 4) % CACHE_LINE;
-                at += (CACHE_LINE - into_line) / 4;
-            }
+            table.prefetch_run(run);
             runs.push(run);
         }
         for (&(_, pi, rest, budget), &run) in probes.iter().zip(runs.iter()) {

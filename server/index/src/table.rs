@@ -1,18 +1,22 @@
 //! One substring table of a segment: a flat bucket directory (CSR layout)
-//! over the high bits of one substring, and 4-byte entries packing the
+//! over the high bits of one substring, and 4- or 5-byte entries packing the
 //! segment-relative slot with the substring's low bits and the partner
-//! filter bits (see `plan`).
+//! filter bits (see `plan::entry_layout`).
 //!
 //! Flat sorted arrays instead of hash maps: a probe is one offset read and a
 //! sequential scan of a short run, no hashing and no pointer chasing, and the
-//! table costs 4 bytes a hash plus the directory.
+//! table costs 4 (or 5) bytes a hash plus the directory. Entries are packed
+//! bytes rather than `u32`/`u64` so that the 5-byte size costs no padding.
 
 use crate::bits::{extract, Words};
 use crate::plan::TableSpec;
+use prefetch_index::prefetch_index;
 
-/// Largest segment a table can address (24-bit relative slots, leaving
-/// `plan::MIN_SPARE_BITS` for low and filter bits).
-pub(crate) const MAX_SEGMENT: usize = 1 << (32 - crate::plan::MIN_SPARE_BITS);
+/// Largest segment a table can address: a search packs a candidate as
+/// `relative_slot << 8 | plan position` in a `u32`.
+pub(crate) const MAX_SEGMENT: usize = 1 << 24;
+/// Bytes per cache line.
+const CACHE_LINE: usize = 64;
 
 /// Substring table over a contiguous run of slots.
 #[derive(Debug)]
@@ -21,8 +25,8 @@ pub(crate) struct Table {
     /// `offsets[b]..offsets[b + 1]` are the entries of bucket `b`.
     offsets: Vec<u32>,
     /// `relative_slot << spare_bits | filter_bits << low_bits | low_bits`,
-    /// grouped by bucket.
-    entries: Vec<u32>,
+    /// `spec.entry_bytes` little-endian bytes each, grouped by bucket.
+    entries: Vec<u8>,
 }
 
 impl Table {
@@ -30,8 +34,10 @@ impl Table {
     /// with a two-pass counting sort.
     pub(crate) fn build<H: Words>(spec: TableSpec, hashes: &[H]) -> Self {
         debug_assert!(hashes.len() <= MAX_SEGMENT);
-        debug_assert!(spec.spare_bits >= crate::plan::entry_spare_bits(hashes.len()));
-        let spare = spec.spare_bits;
+        debug_assert!(
+            (spec.entry_bytes, spec.spare_bits) == crate::plan::entry_layout(hashes.len())
+        );
+        let (spare, stride) = (spec.spare_bits, spec.entry_bytes as usize);
         let low = spec.low_bits();
         let buckets = 1usize << spec.dir_bits;
         let keys: Vec<u32> = hashes
@@ -53,11 +59,13 @@ impl Table {
             offsets[b + 1] += offsets[b];
         }
         let mut fill = offsets.clone();
-        let mut entries = vec![0u32; hashes.len()];
+        let mut entries = vec![0u8; hashes.len() * stride];
         let low_mask = (1u32 << low) - 1;
         for (rel, (&k, h)) in keys.iter().zip(hashes).enumerate() {
             let b = (k >> low) as usize;
-            entries[fill[b] as usize] = (rel as u32) << spare | filter(h) << low | (k & low_mask);
+            let entry = (rel as u64) << spare | u64::from(filter(h) << low | (k & low_mask));
+            let at = fill[b] as usize * stride;
+            entries[at..at + stride].copy_from_slice(&entry.to_le_bytes()[..stride]);
             fill[b] += 1;
         }
         Self {
@@ -112,21 +120,59 @@ impl Table {
         tag: u32,
         out: &mut Vec<u32>,
     ) {
-        let entries = &self.entries[run.0 as usize..run.1 as usize];
+        // The entry size as a constant, so each entry is one fixed-size load.
+        if self.spec.entry_bytes == 4 {
+            self.scan::<4>(run, q_packed, rest, budget, tag, out);
+        } else {
+            self.scan::<5>(run, q_packed, rest, budget, tag, out);
+        }
+    }
+
+    #[inline(always)]
+    fn scan<const BYTES: usize>(
+        &self,
+        run: (u32, u32),
+        q_packed: u32,
+        rest: u32,
+        budget: u32,
+        tag: u32,
+        out: &mut Vec<u32>,
+    ) {
+        let entries = self.entries[run.0 as usize * BYTES..run.1 as usize * BYTES]
+            .chunks_exact(BYTES)
+            .map(|c| {
+                let mut word = [0u8; 8];
+                word[..BYTES].copy_from_slice(c);
+                u64::from_le_bytes(word)
+            });
         let low = self.spec.low_bits();
         let spare = self.spec.spare_bits;
+        let candidate = |e: u64| ((e >> spare) as u32) << 8 | tag;
         if rest >= low && budget >= low + self.spec.filter_bits {
-            out.extend(entries.iter().map(|&e| (e >> spare) << 8 | tag));
+            out.extend(entries.map(candidate));
         } else {
             let low_mask = (1u32 << low) - 1;
             let spare_mask = (1u32 << spare) - 1;
-            for &e in entries {
-                let x = (e ^ q_packed) & spare_mask;
+            for e in entries {
+                let x = (e as u32 ^ q_packed) & spare_mask;
                 let low_d = (x & low_mask).count_ones();
                 if low_d <= rest && x.count_ones() <= budget {
-                    out.push((e >> spare) << 8 | tag);
+                    out.push(candidate(e));
                 }
             }
+        }
+    }
+
+    /// Asks the CPU to fetch every cache line of `run`'s entries: at ~15
+    /// entries a run usually spans two lines, and on clustered data many more.
+    #[inline]
+    pub(crate) fn prefetch_run(&self, run: (u32, u32)) {
+        let stride = self.spec.entry_bytes as usize;
+        let (mut at, end) = (run.0 as usize * stride, run.1 as usize * stride);
+        while at < end {
+            prefetch_index(&self.entries, at);
+            // First byte of the next cache line.
+            at += CACHE_LINE - (self.entries.as_ptr() as usize + at) % CACHE_LINE;
         }
     }
 
@@ -135,14 +181,9 @@ impl Table {
         &self.offsets
     }
 
-    /// Entries, for prefetching.
-    pub(crate) fn entries(&self) -> &[u32] {
-        &self.entries
-    }
-
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.offsets.capacity() + self.entries.capacity()) * 4
+        self.offsets.capacity() * 4 + self.entries.capacity()
     }
 }
 

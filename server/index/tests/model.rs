@@ -410,14 +410,11 @@ fn default_options_large_clustered_set() {
     }
 }
 
-/// A segment past 2^16 slots packs fewer spare filter bits into each table
-/// entry (14 here, 16 in the small sets above): results must stay exact
-/// with the narrower filter, on near-duplicate clusters and random hashes.
-#[test]
-fn segment_with_narrower_entry_filter_stays_exact() {
+/// One segment of `n` near-duplicate clusters, checked against brute force.
+fn single_segment_stays_exact(n: usize, seeds: u64) {
     let mut rng = StdRng::seed_from_u64(11);
-    let mut hashes: Vec<(u64, Vec<u8>)> = Vec::new();
-    while hashes.len() < 150_000 {
+    let mut hashes: Vec<(u64, Vec<u8>)> = Vec::with_capacity(n + 8);
+    while hashes.len() < n {
         let centre: Vec<u8> = (0..32).map(|_| rng.gen()).collect();
         for _ in 0..rng.gen_range(1..8) {
             let mut h = centre.clone();
@@ -437,12 +434,27 @@ fn segment_with_narrower_entry_filter_stays_exact() {
     let centres: Vec<Vec<u8>> = model
         .entries
         .iter()
-        .step_by(9_973)
+        .step_by(n / 16)
         .map(|(_, h)| h.clone())
         .collect();
-    for seed in 0..4 {
+    for seed in 0..seeds {
         check_radii(&index, &model, &centres, seed, &[0, 4, 16, 31, 32]);
     }
+}
+
+/// A segment past 2^16 slots packs fewer spare filter bits into each 4-byte
+/// table entry (14 here, 16 in the small sets above): results must stay
+/// exact with the narrower filter.
+#[test]
+fn segment_with_narrower_entry_filter_stays_exact() {
+    single_segment_stays_exact(150_000, 4);
+}
+
+/// A segment past 2^20 slots switches to 5-byte table entries (relative slot
+/// above 16 filter bits): results must stay exact across the switch.
+#[test]
+fn segment_with_five_byte_entries_stays_exact() {
+    single_segment_stays_exact((1 << 20) + 50_000, 2);
 }
 
 #[test]
