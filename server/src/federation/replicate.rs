@@ -323,7 +323,9 @@ pub async fn replicate(
     let mut commit = prepared.commit;
     commit.checkpoint = StoredCheckpoint::from(&target);
     let verified = started.elapsed();
-    let cp = node.commit(&log, state, commit, &prepared.plan).await?;
+    let cp = node
+        .commit_replicated(&log, state, commit, prepared.plan)
+        .await?;
     tracing::info!(
         origin = %target.origin,
         size = cp.size,
