@@ -537,6 +537,10 @@ impl Node {
         checkpoint
     }
 
+    /// Replicated batches with fewer activations are committed like own ones: a thread costs
+    /// more than the overlap saves.
+    const OVERLAP_MIN_ACTIVATIONS: usize = 8192;
+
     /// [`Node::commit`] for a verified batch of another origin's log, with the catalog's
     /// activations built while the store writes the batch instead of after it: for a follower
     /// catching up on a million entries the two take about as long as each other, and they run
@@ -558,27 +562,34 @@ impl Node {
         let first_index = commit.first_index;
         let (store, catalog, id) = (self.store.clone(), self.catalog.clone(), state.id);
         blocking(move || {
-            let written = std::thread::scope(|scope| {
-                let activating = scope.spawn(|| catalog.apply(id, &plan.activate, &[]));
+            let early = plan.activate.len() >= Self::OVERLAP_MIN_ACTIVATIONS;
+            let (written, activated) = std::thread::scope(|scope| {
+                // Without a thread (small batch, or none to be had), activate after the write.
+                let activating = early
+                    .then(|| {
+                        std::thread::Builder::new()
+                            .name("catalog-apply".into())
+                            .spawn_scoped(scope, || catalog.apply(id, &plan.activate, &[]))
+                            .ok()
+                    })
+                    .flatten();
                 let written = store.commit_blocking(commit);
-                if activating.join().is_err() {
-                    // Catalog::apply does not panic on valid plans; if it did, the catalog no
-                    // longer matches the store and only a restart (replay) repairs it.
-                    tracing::error!(origin = id, "catalog update panicked");
-                }
-                written
+                let activated = activating
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .is_some();
+                (written, activated)
             });
-            match written {
-                Ok(()) => {
-                    catalog.apply(id, &[], &plan.deactivate);
-                    Ok(())
-                }
-                Err(e) => {
+            match (written, activated) {
+                (Ok(()), true) => catalog.apply(id, &[], &plan.deactivate),
+                (Ok(()), false) => catalog.apply(id, &plan.activate, &plan.deactivate),
+                (Err(e), true) => {
                     let added: Vec<u64> = plan.activate.iter().map(|a| a.index).collect();
                     catalog.apply(id, &[], &added);
-                    Err(e)
+                    return Err(e);
                 }
+                (Err(e), false) => return Err(e),
             }
+            Ok(())
         })
         .await??;
         Ok(self.publish(log, state, checkpoint, first_index))
