@@ -225,21 +225,45 @@ pub fn prepare_append(
         par_map(&leaves, |l| (entry::decode(l), leaf_hash(l)))
             .into_iter()
             .unzip();
-    let plan = plan_decoded(
-        store, catalog, state.id, first, &leaves, decoded, validation,
-    )?;
-    let base = store.hashes(state.id);
-    let hashes = merkle::append_leaves(first, &leaf_hashes, &base)?;
     let size = first + leaves.len() as u64;
     let first_hash_index = merkle::stored_hash_index(0, first);
-    let root = merkle::tree_root(
-        size,
-        &Overlay {
-            base: &base,
-            first: first_hash_index,
-            added: &hashes,
-        },
-    )?;
+    let tree = || -> Result<(Vec<Hash>, Hash), LogError> {
+        let base = store.hashes(state.id);
+        let hashes = merkle::append_leaves(first, &leaf_hashes, &base)?;
+        let root = merkle::tree_root(
+            size,
+            &Overlay {
+                base: &base,
+                first: first_hash_index,
+                added: &hashes,
+            },
+        )?;
+        Ok((hashes, root))
+    };
+    let plan = || {
+        plan_decoded(
+            store, catalog, state.id, first, &leaves, decoded, validation,
+        )
+    };
+    // The tree hashes and the plan are independent; a large batch computes them side by side.
+    let (plan, tree) = if leaves.len() >= PARALLEL_MIN {
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("tree-hashes".into())
+                .spawn_scoped(scope, tree);
+            let plan = plan();
+            let tree = match spawned {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(_) => tree(),
+            };
+            (plan, tree)
+        })
+    } else {
+        (plan(), tree())
+    };
+    let (plan, (hashes, root)) = (plan?, tree?);
     Ok(PreparedAppend {
         root,
         size,
