@@ -208,6 +208,30 @@ impl TestNode {
     }
 }
 
+/// Submits `hashes` as PDQ ADDs (quality 100, label `ncii`, legal basis "consent withdrawn")
+/// through `node`'s own API, in one batch: the white-box way tests and their background
+/// writers grow an origin's log.
+pub async fn submit_pdq(
+    node: &redline_server::Node,
+    hashes: &[[u8; 32]],
+) -> redline_server::node::Submitted {
+    use redline_server::node::{Listing, NewSignal};
+    let signals = hashes
+        .iter()
+        .map(|h| NewSignal {
+            signal_type: redline_proto::signal::SignalType::Pdq,
+            hash: h.to_vec(),
+            quality: 100,
+        })
+        .collect();
+    let listing = Listing {
+        labels: vec!["ncii".into()],
+        legal_basis: "consent withdrawn".into(),
+        case_ref: String::new(),
+    };
+    node.submit(signals, listing).await.expect("submit")
+}
+
 /// Path of the `redline-node` binary, built once per test binary by [`cargo_bin`]; every test
 /// that runs the node as a child process starts it from here.
 pub fn node_bin() -> &'static Path {

@@ -38,13 +38,11 @@ use redline_client::audit::verify_log;
 use redline_client::{Auditor, HotlineClient, MatchOptions, PlatformClient, TrustedSize};
 use redline_e2e::crash::{inspect_cold, ChildConfig, ColdLog, NodeProcess};
 use redline_e2e::node_bin;
-use redline_e2e::{eventually, identity, temp_dir, TestNode};
+use redline_e2e::{eventually, identity, submit_pdq, temp_dir, TestNode};
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::entry::{self, Decoded};
 use redline_proto::merkle::{self, Hash};
 use redline_proto::pb::{RetractResponse, Signal, SubmitResponse};
-use redline_proto::signal::SignalType;
-use redline_server::node::{Listing, NewSignal};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -333,19 +331,8 @@ impl Source {
         let task = tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             for b in 1..=batches {
-                let signals = (0..per)
-                    .map(|_| NewSignal {
-                        signal_type: SignalType::Pdq,
-                        hash: rng.gen::<[u8; 32]>().to_vec(),
-                        quality: 100,
-                    })
-                    .collect();
-                let listing = Listing {
-                    labels: vec!["ncii".into()],
-                    legal_basis: "consent withdrawn".into(),
-                    case_ref: String::new(),
-                };
-                let cp = node.submit(signals, listing).await.unwrap().checkpoint;
+                let hashes: Vec<[u8; 32]> = (0..per).map(|_| rng.gen()).collect();
+                let cp = submit_pdq(&node, &hashes).await.checkpoint;
                 signed.lock().unwrap().insert(cp.size, cp.root);
                 let _ = tx.send(b);
             }

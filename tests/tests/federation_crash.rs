@@ -9,11 +9,9 @@
 
 use rand::{Rng, SeedableRng};
 use redline_e2e::crash::NodeProcess;
-use redline_e2e::{eventually, temp_dir, TestNode};
+use redline_e2e::{eventually, submit_pdq, temp_dir, TestNode};
 use redline_proto::merkle;
 use redline_proto::pb::{audit_client::AuditClient, GetCheckpointRequest};
-use redline_proto::signal::SignalType;
-use redline_server::node::{Listing, NewSignal};
 use redline_server::store::Store;
 use std::collections::HashMap;
 use std::path::Path;
@@ -86,20 +84,8 @@ async fn a_follower_killed_mid_sync_resumes_and_ends_identical() {
             async move {
                 for b in range {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(b as u64);
-                    let signals = (0..BATCH)
-                        .map(|_| NewSignal {
-                            signal_type: SignalType::Pdq,
-                            hash: rng.gen::<[u8; 32]>().to_vec(),
-                            quality: 100,
-                        })
-                        .collect();
-                    let listing = Listing {
-                        labels: vec!["ncii".into()],
-                        legal_basis: "consent withdrawn".into(),
-                        case_ref: String::new(),
-                    };
-                    let done = node.submit(signals, listing).await.unwrap();
-                    let cp = done.checkpoint;
+                    let hashes: Vec<[u8; 32]> = (0..BATCH).map(|_| rng.gen()).collect();
+                    let cp = submit_pdq(&node, &hashes).await.checkpoint;
                     signed.lock().unwrap().insert(cp.size, cp.root.0.to_vec());
                 }
             }

@@ -6,11 +6,9 @@
 //! later in a small batch removes its hash too.
 
 use rand::{Rng, SeedableRng};
-use redline_e2e::{eventually, federated_config, temp_dir, trust_of, TestNode};
+use redline_e2e::{eventually, federated_config, submit_pdq, temp_dir, trust_of, TestNode};
 use redline_proto::pb::{matching_client::MatchingClient, MatchRequest, Signal};
-use redline_proto::signal::SignalType;
 use redline_server::config::Policy;
-use redline_server::node::{Listing, NewSignal};
 use std::time::Duration;
 
 const ORIGIN: &str = "source.example";
@@ -46,20 +44,7 @@ async fn follower_catching_up_on_a_large_batch_matches_exactly_the_active_entrie
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     let hashes: Vec<[u8; 32]> = (0..ADDS).map(|_| rng.gen()).collect();
     for chunk in hashes.chunks(10_000) {
-        let signals = chunk
-            .iter()
-            .map(|h| NewSignal {
-                signal_type: SignalType::Pdq,
-                hash: h.to_vec(),
-                quality: 100,
-            })
-            .collect();
-        let listing = Listing {
-            labels: vec!["ncii".into()],
-            legal_basis: "consent withdrawn".into(),
-            case_ref: String::new(),
-        };
-        source.node.submit(signals, listing).await.unwrap();
+        submit_pdq(&source.node, chunk).await;
     }
     for index in [7, 11_000] {
         source.node.retract(index, "false positive").await.unwrap();
