@@ -2,7 +2,7 @@
 //! tree and stored and sent verbatim. Receivers decode and validate leaves but never re-encode
 //! them, so a signature over the root covers exactly what every party stores.
 
-use crate::merkle::{leaf_hash, Hash};
+use crate::merkle::Hash;
 use crate::pb::{entry_body::Kind, AddEntry, EntryBody, RetractEntry};
 use crate::signal::{SignalError, SignalType};
 use prost::Message;
@@ -18,7 +18,7 @@ pub const MAX_LABELS: usize = 16;
 pub const MAX_TEXT_BYTES: usize = 1024;
 
 /// A leaf that is not a valid entry.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum EntryError {
     #[error("entry is {0} bytes, over the {MAX_ENTRY_BYTES}-byte limit")]
     TooLarge(usize),
@@ -84,6 +84,11 @@ pub fn validate_add(add: &AddEntry) -> Result<SignalType, EntryError> {
 
 /// Decodes and validates one leaf.
 pub fn decode(data: &[u8]) -> Result<Decoded, EntryError> {
+    decode_leaf(data).map(|(_, decoded)| decoded)
+}
+
+/// Decodes and validates one leaf, with its `created_at_ms`.
+pub fn decode_leaf(data: &[u8]) -> Result<(u64, Decoded), EntryError> {
     if data.len() > MAX_ENTRY_BYTES {
         return Err(EntryError::TooLarge(data.len()));
     }
@@ -91,20 +96,21 @@ pub fn decode(data: &[u8]) -> Result<Decoded, EntryError> {
     if body.format_version != FORMAT_VERSION {
         return Err(EntryError::Version(body.format_version));
     }
-    match body.kind {
-        Some(Kind::Add(add)) => Ok(Decoded::Add {
+    let decoded = match body.kind {
+        Some(Kind::Add(add)) => Decoded::Add {
             signal_type: validate_add(&add)?,
             add,
-        }),
+        },
         Some(Kind::Retract(r)) => {
             if r.target_leaf_hash.len() != 32 {
                 return Err(EntryError::TargetHash(r.target_leaf_hash.len()));
             }
             check_text("reason", &r.reason)?;
-            Ok(Decoded::Retract(r))
+            Decoded::Retract(r)
         }
-        None => Err(EntryError::NoKind),
-    }
+        None => return Err(EntryError::NoKind),
+    };
+    Ok((body.created_at_ms, decoded))
 }
 
 /// Encodes an ADD leaf after validating it.
@@ -136,42 +142,6 @@ pub fn encode_retract(
         })),
     }
     .encode_to_vec())
-}
-
-/// Checks a retraction against the log it appears in: it must name an earlier ADD of the same
-/// log by index and leaf hash. `leaf_at` reads earlier leaves.
-pub fn check_retraction(
-    retract_index: u64,
-    r: &RetractEntry,
-    target_data: Option<&[u8]>,
-) -> Result<(), RetractionError> {
-    if r.target_index >= retract_index {
-        return Err(RetractionError::NotEarlier {
-            target: r.target_index,
-            at: retract_index,
-        });
-    }
-    let data = target_data.ok_or(RetractionError::Missing(r.target_index))?;
-    if leaf_hash(data).0.as_slice() != r.target_leaf_hash.as_slice() {
-        return Err(RetractionError::HashMismatch(r.target_index));
-    }
-    match decode(data) {
-        Ok(Decoded::Add { .. }) => Ok(()),
-        _ => Err(RetractionError::NotAnAdd(r.target_index)),
-    }
-}
-
-/// A retraction that does not name an earlier ADD of its own log.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum RetractionError {
-    #[error("retraction at {at} targets index {target}, which is not earlier")]
-    NotEarlier { target: u64, at: u64 },
-    #[error("retraction targets index {0}, which does not exist")]
-    Missing(u64),
-    #[error("retraction of index {0} names a different leaf hash")]
-    HashMismatch(u64),
-    #[error("retraction targets index {0}, which is not an ADD")]
-    NotAnAdd(u64),
 }
 
 #[cfg(test)]
@@ -221,28 +191,5 @@ mod tests {
             Err(EntryError::Decode(_))
         ));
         assert_eq!(decode(&[]), Err(EntryError::Version(0)));
-    }
-
-    #[test]
-    fn retraction_must_name_an_earlier_add_by_hash() {
-        let target = encode_add(add(), 1).unwrap();
-        let th = leaf_hash(&target);
-        let r = match decode(&encode_retract(0, &th, "false positive", 2).unwrap()).unwrap() {
-            Decoded::Retract(r) => r,
-            other => panic!("decoded {other:?}"),
-        };
-        assert_eq!(check_retraction(5, &r, Some(&target)), Ok(()));
-        assert_eq!(
-            check_retraction(0, &r, Some(&target)),
-            Err(RetractionError::NotEarlier { target: 0, at: 0 })
-        );
-        assert_eq!(
-            check_retraction(5, &r, Some(b"other")),
-            Err(RetractionError::HashMismatch(0))
-        );
-        assert_eq!(
-            check_retraction(5, &r, None),
-            Err(RetractionError::Missing(0))
-        );
     }
 }

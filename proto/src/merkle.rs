@@ -14,7 +14,7 @@ pub use tlog_tiles::{
 };
 
 /// A proof did not verify, or its inputs were not a valid question.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ProofError {
     #[error("leaf index {index} is not below tree size {size}")]
     IndexOutOfRange { index: u64, size: u64 },
@@ -198,6 +198,54 @@ impl<R: HashReader> HashReader for Overlay<'_, R> {
     }
 }
 
+/// The right edge of a tree: one hash per perfect subtree (O(log n) hashes), enough to append
+/// leaves and compute the root without keeping the tree. An auditor streaming a log of any
+/// size hashes each leaf into it as it arrives instead of collecting the leaves.
+///
+/// Written here rather than taken from `tlog_tiles`, which has no compact range: it is the
+/// RFC 9162 §2.1.1 recursion folded over the perfect subtrees, and the tests check it against
+/// `tlog_tiles::tree_hash` at every size.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompactRange {
+    size: u64,
+    /// Roots of the perfect subtrees covering `[0, size)`, largest (leftmost) first.
+    frontier: Vec<Hash>,
+}
+
+impl CompactRange {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends one leaf by its leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut n = self.size;
+        while n & 1 == 1 {
+            let left = self.frontier.pop().expect("one subtree per set bit of size");
+            hash = node_hash(left, hash);
+            n >>= 1;
+        }
+        self.frontier.push(hash);
+        self.size += 1;
+    }
+
+    /// RFC 9162 root of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.frontier.iter().rev();
+        let Some(&last) = subtrees.next() else {
+            return EMPTY_HASH;
+        };
+        subtrees.fold(last, |right, &left| node_hash(left, right))
+    }
+}
+
 /// A whole tree's stored hashes in memory: what an auditor builds from the leaves it fetched.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryHashes {
@@ -325,6 +373,21 @@ mod tests {
             stored_hash_index(0, 7) + added.len() as u64,
             stored_hash_count(20)
         );
+    }
+
+    #[test]
+    fn compact_range_root_matches_the_full_tree_at_every_size() {
+        let mut full = MemoryHashes::new();
+        let mut compact = CompactRange::new();
+        assert_eq!(compact.root(), EMPTY_HASH);
+        for i in 0..300u32 {
+            let leaf = leaf_hash(&i.to_be_bytes());
+            full.push_leaf_hash(leaf);
+            compact.push(leaf);
+            assert_eq!(compact.size(), full.size());
+            assert_eq!(compact.root(), full.root(), "size {}", i + 1);
+            assert!(compact.frontier.len() <= 64);
+        }
     }
 
     #[test]

@@ -20,13 +20,14 @@ use redline_hashing::{
 };
 use redline_proto::checkpoint::{OriginKey, OriginSigner, SignedCheckpoint};
 use redline_proto::entry::{
-    self, check_retraction, Decoded, EntryError, RetractionError, MAX_ENTRY_BYTES, MAX_LABELS,
+    self, Decoded, EntryError, MAX_ENTRY_BYTES, MAX_LABELS,
     MAX_TEXT_BYTES,
 };
 use redline_proto::merkle::{
     self, consistency_proof, hash_from_slice, inclusion_proof, leaf_hash, Hash, MemoryHashes,
 };
 use redline_proto::pb::{entry_body::Kind, EntryBody, RetractEntry};
+use redline_proto::replay::{Effect, LeafError, Never, Prior, PriorLeaf, Replay, RetractionError};
 use redline_server::Config;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -126,6 +127,39 @@ impl<'a> Input<'a> {
 // ---------------------------------------------------------------------------------------------
 // entry_decode
 
+/// A log holding one earlier leaf (or none) at `index`, for the retraction rule.
+struct OneEarlier {
+    index: u64,
+    data: Option<Vec<u8>>,
+}
+
+impl Prior for OneEarlier {
+    type Error = Never;
+    fn leaf(&self, index: u64) -> Result<Option<PriorLeaf>, Never> {
+        Ok(self
+            .data
+            .as_deref()
+            .filter(|_| index == self.index)
+            .map(|d| PriorLeaf::of_stored(d, true)))
+    }
+}
+
+/// What the protocol's replay makes of RETRACT `r` at index `at` when the log's only earlier
+/// leaf is `target` at `r.target_index`: `Ok(())` when it retracts, else the rule it breaks.
+fn check_retraction(at: u64, r: &RetractEntry, target: Option<&[u8]>) -> Result<(), LeafError> {
+    let hash = hash_from_slice(&r.target_leaf_hash).expect("32-byte target hash");
+    let leaf = entry::encode_retract(r.target_index, &hash, &r.reason, 0).expect("valid RETRACT");
+    let prior = OneEarlier {
+        index: r.target_index,
+        data: target.map(<[u8]>::to_vec),
+    };
+    match Replay::new(prior, at).push(at, &leaf).expect("in order").effect {
+        Effect::Deactivate { .. } => Ok(()),
+        Effect::Invalid(i) => Err(i.reason),
+        Effect::Activate { .. } => panic!("a RETRACT activated something"),
+    }
+}
+
 /// `redline_proto::entry::decode` on arbitrary leaf bytes.
 ///
 /// Checks: no panic; a leaf over [`MAX_ENTRY_BYTES`] is `TooLarge`; an accepted leaf obeys
@@ -201,17 +235,18 @@ pub fn entry_decode(data: &[u8]) {
                 Err(RetractionError::NotEarlier {
                     target: target_index,
                     at: target_index
-                })
+                }
+                .into())
             );
             assert_eq!(
                 check_retraction(target_index + 1, &r, None),
-                Err(RetractionError::Missing(target_index))
+                Err(RetractionError::Missing(target_index).into())
             );
             // The same entry in another encoding is another leaf: the hash no longer matches.
             if canonical != data {
                 assert_eq!(
                     check_retraction(target_index + 1, &r, Some(&canonical)),
-                    Err(RetractionError::HashMismatch(target_index))
+                    Err(RetractionError::HashMismatch(target_index).into())
                 );
             }
         }

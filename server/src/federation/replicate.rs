@@ -15,6 +15,7 @@ use crate::node::{Node, NodeError};
 use crate::store::StoredCheckpoint;
 use futures::StreamExt;
 use redline_proto::checkpoint::SignedCheckpoint;
+use redline_proto::consistency::{self, Judgement, TreeHead};
 use redline_proto::entry::MAX_ENTRY_BYTES;
 use redline_proto::merkle;
 use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
@@ -125,24 +126,39 @@ pub async fn consider(node: &Node, cp: &pb::Checkpoint, peer: &str) -> Result<Ve
     judge(node, &state, verified, peer).await
 }
 
-/// Compares a verified checkpoint with the committed state of its log.
+/// Compares a verified checkpoint with the committed state of its log
+/// (`redline_proto::consistency::judge`), and acts on what it proves.
 async fn judge(
     node: &Node,
     state: &LogState,
     verified: SignedCheckpoint,
     peer: &str,
 ) -> Result<Verdict, NodeError> {
-    let local = state.size();
     let Some(ours) = state.checkpoint.clone() else {
         return Ok(Verdict::Ahead(verified));
     };
-    if verified.size > local {
-        if state.name == node.origin() {
+    let held = TreeHead {
+        size: ours.size,
+        root: ours.root,
+    };
+    let own = state.name == node.origin();
+    let reader = node.store().hashes(state.id);
+    let offered = TreeHead::from(&verified);
+    let judgement = tokio::task::spawn_blocking(move || {
+        consistency::judge(held, offered, own, |size| merkle::tree_root(size, &reader))
+    })
+    .await
+    .map_err(|e| NodeError::Join(e.to_string()))??;
+    match judgement {
+        Judgement::Current => Ok(Verdict::Current),
+        Judgement::Stale => Ok(Verdict::Stale),
+        Judgement::Ahead => Ok(Verdict::Ahead(verified)),
+        Judgement::OwnOriginAhead => {
             // Only this node signs its own origin: a bigger validly signed tree means the key
             // was used elsewhere.
             let detail = format!(
-                "a checkpoint of our own origin at size {} (we are at {local}): the identity key is in use elsewhere",
-                verified.size
+                "a checkpoint of our own origin at size {} (we are at {}): the identity key is in use elsewhere",
+                verified.size, ours.size
             );
             tracing::error!(%peer, "{detail}");
             evidence(
@@ -153,46 +169,29 @@ async fn judge(
                 detail.clone(),
                 vec![verified.note],
             )?;
-            return Ok(Verdict::Refused(detail));
+            Ok(Verdict::Refused(detail))
         }
-        return Ok(Verdict::Ahead(verified));
+        Judgement::Equivocation(why) => {
+            let detail = format!(
+                "two checkpoints signed by {}: size {} root {} (held) and size {} root {} (from {peer}), which is not a prefix of it ({why})",
+                state.name,
+                ours.size,
+                hex::encode(ours.root.0),
+                verified.size,
+                hex::encode(verified.root.0)
+            );
+            evidence(
+                node,
+                &state.name,
+                peer,
+                "equivocation",
+                detail,
+                vec![ours.note.clone(), verified.note.clone()],
+            )?;
+            node.freeze(&state.name)?;
+            Ok(Verdict::Equivocation)
+        }
     }
-    let root_then = if verified.size == local {
-        ours.root
-    } else if verified.size == 0 {
-        merkle::EMPTY_HASH
-    } else {
-        let reader = node.store().hashes(state.id);
-        let size = verified.size;
-        tokio::task::spawn_blocking(move || merkle::tree_root(size, &reader))
-            .await
-            .map_err(|e| NodeError::Join(e.to_string()))??
-    };
-    if root_then == verified.root {
-        return Ok(if verified.size == local {
-            Verdict::Current
-        } else {
-            Verdict::Stale
-        });
-    }
-    let detail = format!(
-        "two checkpoints signed by {}: size {} root {} (held) and size {} root {} (from {peer}), which is not a prefix of it",
-        state.name,
-        ours.size,
-        hex::encode(ours.root.0),
-        verified.size,
-        hex::encode(verified.root.0)
-    );
-    evidence(
-        node,
-        &state.name,
-        peer,
-        "equivocation",
-        detail,
-        vec![ours.note.clone(), verified.note.clone()],
-    )?;
-    node.freeze(&state.name)?;
-    Ok(Verdict::Equivocation)
 }
 
 /// Fetches the entries between what we hold and `target` from `peer`, verifies that they give

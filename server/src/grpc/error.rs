@@ -1,6 +1,7 @@
 //! The one mapping from domain errors to gRPC statuses. Client mistakes get a message that says
 //! what is wrong; internal failures are logged here and reach the caller only as "internal error".
 
+use crate::log::LogError;
 use crate::node::NodeError;
 use tonic::Status;
 
@@ -17,12 +18,9 @@ impl From<NodeError> for Status {
             NotAnAdd(_) | AlreadyRetracted(_) | Frozen(_) => {
                 Status::failed_precondition(e.to_string())
             }
-            Log(crate::log::LogError::Entry { .. })
-            | Log(crate::log::LogError::Retraction { .. })
-            | Log(crate::log::LogError::AlreadyRetracted { .. }) => {
-                Status::invalid_argument(e.to_string())
-            }
-            Log(_) | Store(_) | Checkpoint(_) | Proof(_) | Identity(_) | Join(_) => {
+            Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
+            Log(LogError::Replay(_) | LogError::Proof(_) | LogError::Store(_))
+            | Store(_) | Checkpoint(_) | Proof(_) | Identity(_) | Join(_) => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal("internal error; see the node's log")
             }

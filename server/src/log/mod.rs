@@ -5,19 +5,22 @@
 
 use crate::index::{Activation, Catalog};
 use crate::store::{Commit, OriginId, Store, StoreError, StoredCheckpoint};
-use redline_proto::entry::{self, Decoded, EntryError, RetractionError};
+use redline_proto::entry::{self, Decoded, EntryError};
 use redline_proto::merkle::{self, leaf_hash, Hash, Overlay, ProofError};
+use redline_proto::replay::{
+    Effect, InvalidLeaf, Prior, PriorLeaf, Replay, ReplayError,
+};
 use thiserror::Error;
 
 /// A batch could not be appended.
 #[derive(Debug, Error)]
 pub enum LogError {
-    #[error("leaf {index}: {source}")]
-    Entry { index: u64, source: EntryError },
-    #[error("leaf {index}: {source}")]
-    Retraction { index: u64, source: RetractionError },
-    #[error("leaf {index}: retraction of index {target}, which is already retracted")]
-    AlreadyRetracted { index: u64, target: u64 },
+    /// A leaf breaks a rule of the log (refuses a strict batch).
+    #[error(transparent)]
+    Invalid(#[from] InvalidLeaf),
+    /// The leaves are not a continuation of the log, or the stored log could not be read.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
     #[error("tree hashing: {0}")]
     Proof(#[from] ProofError),
     #[error(transparent)]
@@ -70,7 +73,25 @@ pub struct Plan {
     /// Earlier ADDs that the run retracts.
     pub deactivate: Vec<u64>,
     /// Invalid leaves accepted under [`Validation::Replicated`].
-    pub invalid: Vec<LogError>,
+    pub invalid: Vec<InvalidLeaf>,
+}
+
+/// The committed part of a log, as the replay's rules see it: leaf hashes from the stored tree,
+/// and whether an ADD is still active from the catalog (which holds every origin's active set).
+struct Committed<'a> {
+    store: &'a Store,
+    catalog: &'a Catalog,
+    origin: OriginId,
+}
+
+impl Prior for Committed<'_> {
+    type Error = StoreError;
+
+    fn leaf(&self, index: u64) -> Result<Option<PriorLeaf>, StoreError> {
+        Ok(self.store.leaf(self.origin, index)?.map(|data| {
+            PriorLeaf::of_stored(&data, self.catalog.is_active(self.origin, index))
+        }))
+    }
 }
 
 /// Decides what leaves `first..` of `origin` do to the active set. Retraction targets before
@@ -83,8 +104,8 @@ pub fn plan_leaves(
     leaves: &[Vec<u8>],
     validation: Validation,
 ) -> Result<Plan, LogError> {
-    let decoded = par_map(leaves, entry::decode);
-    plan_decoded(store, catalog, origin, first, leaves, decoded, validation)
+    let decoded = par_map(leaves, |l| (entry::decode_leaf(l), leaf_hash(l)));
+    plan_decoded(store, catalog, origin, first, decoded, validation)
 }
 
 /// Batches at least this long are decoded and hashed on every core.
@@ -112,33 +133,43 @@ fn par_map<T: Send>(leaves: &[Vec<u8>], f: impl Fn(&[u8]) -> T + Sync) -> Vec<T>
     })
 }
 
-/// [`plan_leaves`] with every leaf already decoded (`decoded[i]` is `leaves[i]`).
+/// [`plan_leaves`] with every leaf already decoded and hashed (`decoded[i]` is leaf
+/// `first + i`): the rules are the protocol's [`Replay`]; this turns its effects into catalog
+/// changes.
 fn plan_decoded(
     store: &Store,
     catalog: &Catalog,
     origin: OriginId,
     first: u64,
-    leaves: &[Vec<u8>],
-    decoded: Vec<Result<Decoded, EntryError>>,
+    decoded: Vec<(Result<(u64, Decoded), EntryError>, Hash)>,
     validation: Validation,
 ) -> Result<Plan, LogError> {
     let mut plan = Plan::default();
     plan.activate.reserve(decoded.len());
-    // Position in `plan.activate` of the ADD at each offset of this run (`NOT_ADD` for other
-    // leaves), and whether a later leaf of the run retracts it. Plain vectors indexed by offset:
-    // a follower catching up plans a million leaves at once, and a hash map keyed by index was
-    // a third of its verification time.
+    // Position in `plan.activate` of the ADD at each offset of this run, so a retraction later
+    // in the run drops it. Plain vectors indexed by offset: a follower catching up plans a
+    // million leaves at once, and a hash map keyed by index was a third of its verification time.
     const NOT_ADD: u32 = u32::MAX;
     let mut add_at: Vec<u32> = Vec::with_capacity(decoded.len());
-    let mut retracted: Vec<bool> = Vec::new();
-    for (offset, decoded) in decoded.into_iter().enumerate() {
+    let mut dropped: Vec<bool> = Vec::new();
+    let mut replay = Replay::new(
+        Committed {
+            store,
+            catalog,
+            origin,
+        },
+        first,
+    );
+    replay.reserve(decoded.len());
+    for (offset, (decoded, hash)) in decoded.into_iter().enumerate() {
         let index = first + offset as u64;
         add_at.push(NOT_ADD);
-        let outcome = match decoded {
-            Err(source) => Err(LogError::Entry { index, source }),
-            Ok(Decoded::Add { signal_type, add }) => {
+        match replay.push_decoded(index, hash, decoded)?.effect {
+            Effect::Activate {
+                signal_type, add, ..
+            } => {
                 add_at[offset] = plan.activate.len() as u32;
-                retracted.push(false);
+                dropped.push(false);
                 plan.activate.push(Activation {
                     index,
                     signal_type,
@@ -147,53 +178,23 @@ fn plan_decoded(
                     labels: add.labels,
                     legal_basis: add.legal_basis,
                 });
-                Ok(())
             }
-            Ok(Decoded::Retract(r)) => {
-                let target = r.target_index;
-                let target_data = if target >= first && target < index {
-                    Some(leaves[(target - first) as usize].clone())
-                } else if target < first {
-                    store.leaf(origin, target)?
-                } else {
-                    None
-                };
-                match entry::check_retraction(index, &r, target_data.as_deref()) {
-                    Err(source) => Err(LogError::Retraction { index, source }),
-                    Ok(()) if target >= first => {
-                        // `check_retraction` accepted it, so the target is an earlier leaf of
-                        // this run.
-                        match add_at[(target - first) as usize] {
-                            NOT_ADD => Err(LogError::AlreadyRetracted { index, target }),
-                            pos if retracted[pos as usize] => {
-                                Err(LogError::AlreadyRetracted { index, target })
-                            }
-                            pos => {
-                                retracted[pos as usize] = true;
-                                Ok(())
-                            }
-                        }
-                    }
-                    Ok(()) => {
-                        if catalog.is_active(origin, target) && !plan.deactivate.contains(&target) {
-                            plan.deactivate.push(target);
-                            Ok(())
-                        } else {
-                            Err(LogError::AlreadyRetracted { index, target })
-                        }
-                    }
+            Effect::Deactivate {
+                target,
+                in_run: true,
+                ..
+            } => dropped[add_at[(target - first) as usize] as usize] = true,
+            Effect::Deactivate { target, .. } => plan.deactivate.push(target),
+            Effect::Invalid(invalid) => {
+                if validation == Validation::Strict {
+                    return Err(invalid.into());
                 }
+                plan.invalid.push(invalid);
             }
-        };
-        if let Err(e) = outcome {
-            if matches!(e, LogError::Store(_)) || validation == Validation::Strict {
-                return Err(e);
-            }
-            plan.invalid.push(e);
         }
     }
-    if retracted.contains(&true) {
-        let mut gone = retracted.into_iter();
+    if dropped.contains(&true) {
+        let mut gone = dropped.into_iter();
         plan.activate.retain(|_| !gone.next().unwrap_or(false));
     }
     Ok(plan)
@@ -221,29 +222,28 @@ pub fn prepare_append(
     validation: Validation,
 ) -> Result<PreparedAppend, LogError> {
     let first = state.size();
-    let (decoded, leaf_hashes): (Vec<_>, Vec<Hash>) =
-        par_map(&leaves, |l| (entry::decode(l), leaf_hash(l)))
-            .into_iter()
-            .unzip();
+    let decoded = par_map(&leaves, |l| (entry::decode_leaf(l), leaf_hash(l)));
+    let leaf_hashes: Vec<Hash> = decoded.iter().map(|(_, h)| *h).collect();
     let size = first + leaves.len() as u64;
     let first_hash_index = merkle::stored_hash_index(0, first);
+    // A failed read of the stored tree is a store error, not a hashing one.
     let tree = || -> Result<(Vec<Hash>, Hash), LogError> {
-        let base = store.hashes(state.id);
-        let hashes = merkle::append_leaves(first, &leaf_hashes, &base)?;
-        let root = merkle::tree_root(
-            size,
-            &Overlay {
-                base: &base,
-                first: first_hash_index,
-                added: &hashes,
-            },
-        )?;
-        Ok((hashes, root))
+        let computed = store.with_hashes(state.id, |base| -> Result<_, ProofError> {
+            let hashes = merkle::append_leaves(first, &leaf_hashes, base)?;
+            let root = merkle::tree_root(
+                size,
+                &Overlay {
+                    base,
+                    first: first_hash_index,
+                    added: &hashes,
+                },
+            )?;
+            Ok((hashes, root))
+        })?;
+        Ok(computed?)
     };
     let plan = || {
-        plan_decoded(
-            store, catalog, state.id, first, &leaves, decoded, validation,
-        )
+        plan_decoded(store, catalog, state.id, first, decoded, validation)
     };
     // The tree hashes and the plan are independent; a large batch computes them side by side.
     let (plan, tree) = if leaves.len() >= PARALLEL_MIN {
@@ -318,6 +318,7 @@ mod tests {
     //! plans ADDs and their RETRACTs in a single batch, so both paths must agree.
     use super::*;
     use redline_proto::pb::AddEntry;
+    use redline_proto::replay::LeafError;
 
     fn add(n: u8) -> Vec<u8> {
         let add = AddEntry {
@@ -372,10 +373,10 @@ mod tests {
         assert!(
             matches!(
                 err,
-                LogError::AlreadyRetracted {
+                LogError::Invalid(InvalidLeaf {
                     index: 2,
-                    target: 0
-                }
+                    reason: LeafError::AlreadyRetracted(0)
+                })
             ),
             "{err}"
         );
@@ -384,9 +385,9 @@ mod tests {
         assert_eq!(plan.invalid.len(), 1);
         assert!(matches!(
             plan.invalid[0],
-            LogError::AlreadyRetracted {
+            InvalidLeaf {
                 index: 2,
-                target: 0
+                reason: LeafError::AlreadyRetracted(0)
             }
         ));
     }
@@ -401,7 +402,13 @@ mod tests {
         assert!(active(&plan).is_empty());
         assert_eq!(plan.invalid.len(), 1);
         assert!(
-            matches!(plan.invalid[0], LogError::Retraction { index: 2, .. }),
+            matches!(
+                plan.invalid[0],
+                InvalidLeaf {
+                    index: 2,
+                    reason: LeafError::Retraction(_)
+                }
+            ),
             "{}",
             plan.invalid[0]
         );
@@ -439,9 +446,9 @@ mod tests {
         assert_eq!(plan.invalid.len(), 1);
         assert!(matches!(
             plan.invalid[0],
-            LogError::AlreadyRetracted {
+            InvalidLeaf {
                 index: 4,
-                target: 0
+                reason: LeafError::AlreadyRetracted(0)
             }
         ));
         let next =
