@@ -3,20 +3,31 @@
 //! root, every RETRACT must name an earlier ADD of the same log, and the log must extend what
 //! the previous audit saw (so a rewritten history is caught between audits).
 //!
-//! [`verify_log`] is the offline core (leaves and a checkpoint in hand); [`Auditor`] fetches
-//! them over gRPC and also checks the node's own inclusion and consistency proofs.
+//! The order is what makes distrust hold: the signed note is verified *first*, and from then
+//! on only its size and root count. Leaves are fetched up to the signed size and no further,
+//! pushed through [`LogVerifier`] (the protocol's one replay, `redline_proto::replay`, plus a
+//! compact range for the root) as they arrive and then dropped, so memory does not grow with
+//! what a node sends or claims: the verifier keeps 33 bytes per leaf of the *signed* log (each
+//! leaf's hash and state, which later retractions may name), about 33 MB for a million entries.
+//! Every proof the node serves is checked against the signed root. The checkpoint's unsigned
+//! `tree_size` and `root_hash` are compared with the signed ones only to report a node that
+//! misstates them.
+//!
+//! [`LogVerifier`] is the offline core (also used for dumps); [`Auditor`] streams from a node.
 
 use crate::connect::{connect, with_auth, AuthChannel, BearerAuth, ClientError, NodeTarget};
 use futures::{StreamExt, TryStreamExt};
 use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
-use redline_proto::entry::{self, Decoded};
-use redline_proto::merkle::{self, MemoryHashes};
+use redline_proto::consistency::{self, TreeHead};
+use redline_proto::entry::MAX_ENTRY_BYTES;
+use redline_proto::merkle::{self, CompactRange, Hash};
 use redline_proto::pb::{
     audit_client::AuditClient, Checkpoint, GetCheckpointRequest, GetConsistencyProofRequest,
     GetEntriesRequest, GetInclusionProofRequest, ListOriginsRequest, OriginInfo,
 };
+use redline_proto::replay::{Effect, Empty, Replay, Replayed};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::time::Duration;
 use thiserror::Error;
 use tonic::transport::Channel;
 
@@ -48,6 +59,24 @@ pub struct AuditReport {
     pub extends_previous: Option<u64>,
     /// Inclusion proofs from the node that were checked.
     pub inclusion_proofs_checked: u64,
+    /// Leaves the origin signed that break a rule of the log: kept in the log, never active
+    /// (the same rule every node applies). Counted in full, listed up to [`MAX_LISTED_INVALID`].
+    pub invalid: u64,
+    /// The first invalid leaves, by index, with the rule each breaks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_leaves: Vec<InvalidLeafReport>,
+}
+
+/// Invalid leaves listed by index in a report; the rest are only counted.
+pub const MAX_LISTED_INVALID: usize = 100;
+
+/// One invalid leaf of a verified log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvalidLeafReport {
+    /// Log index.
+    pub index: u64,
+    /// The rule it breaks.
+    pub reason: String,
 }
 
 impl AuditReport {
@@ -65,6 +94,8 @@ impl AuditReport {
 pub enum AuditError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Dump(#[from] crate::dump::DumpError),
     #[error("{origin}: checkpoint does not verify against the given key: {detail}")]
     BadCheckpoint { origin: String, detail: String },
     #[error("{origin}: expected leaf {expected}, the node sent {got}")]
@@ -105,12 +136,22 @@ pub enum AuditError {
         previous_size: u64,
         detail: String,
     },
-    #[error("{origin}: index {index}: inclusion proof from the node does not verify: {detail}")]
+    #[error("{origin}: index {index}: inclusion proof from the node does not verify against the signed root: {detail}")]
     Inclusion {
         origin: String,
         index: u64,
         detail: String,
     },
+    #[error("{origin}: the node sent more than the {asked} leaves asked for (entries from {from}); a node must stop at the range asked")]
+    ExtraEntries { origin: String, from: u64, asked: u64 },
+    #[error("{origin}: the node sent leaf {index}, past the signed tree size {size}")]
+    PastSignedSize { origin: String, index: u64, size: u64 },
+    #[error("{origin}: leaf {index} is {len} bytes, over the {MAX_ENTRY_BYTES}-byte limit")]
+    OversizedLeaf { origin: String, index: u64, len: usize },
+    #[error("{origin}: the node sent nothing for {secs} s while streaming entries from {index}")]
+    Stalled { origin: String, index: u64, secs: u64 },
+    #[error("{origin}: the node misstates its checkpoint: {detail} (only the signed note counts; everything was verified against it)")]
+    Misreported { origin: String, detail: String },
 }
 
 fn tampered_hint(first_bad: &Option<u64>) -> String {
@@ -120,141 +161,242 @@ fn tampered_hint(first_bad: &Option<u64>) -> String {
     }
 }
 
-/// Verifies a whole log offline: `note` against `key`, `leaves` (in order from 0) against the
-/// signed root, retractions, and extension of `previous`. Returns the report and the tree.
-pub fn verify_log(
-    key: &OriginKey,
-    note: &[u8],
-    leaves: impl IntoIterator<Item = (u64, Vec<u8>)>,
-    previous: Option<&TrustedSize>,
-) -> Result<(AuditReport, MemoryHashes), AuditError> {
-    let origin = key.name().to_owned();
-    let checkpoint = key.verify(note).map_err(|e| AuditError::BadCheckpoint {
-        origin: origin.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut tree = MemoryHashes::new();
-    let mut adds = 0u64;
-    let mut retracts = 0u64;
-    let mut active: HashSet<u64> = HashSet::new();
-    let mut leaf_data: Vec<Vec<u8>> = Vec::new();
-    for (index, data) in leaves {
-        if index != tree.size() {
+/// Streams one origin's log through the protocol's rules, trusting only the origin's key.
+///
+/// Made from the signed note (verified first); then each leaf `0..size` is [`LogVerifier::push`]ed
+/// in order — never more than the signed size — and [`LogVerifier::finish`] checks the root
+/// and the extension of the previous audit.
+#[derive(Debug)]
+pub struct LogVerifier {
+    origin: String,
+    checkpoint: SignedCheckpoint,
+    previous: Option<TrustedSize>,
+    replay: Replay<Empty>,
+    tree: CompactRange,
+    root_at_previous: Option<Hash>,
+    invalid_leaves: Vec<InvalidLeafReport>,
+}
+
+/// A log that verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedLog {
+    /// What was verified.
+    pub report: AuditReport,
+    /// The signed checkpoint.
+    pub checkpoint: SignedCheckpoint,
+    /// Every leaf hash, by index (for checking a node's inclusion proofs).
+    pub leaf_hashes: Vec<Hash>,
+}
+
+impl LogVerifier {
+    /// Verifies `note` against `key` before anything else; `previous` is what the last audit
+    /// verified of this origin.
+    pub fn new(
+        key: &OriginKey,
+        note: &[u8],
+        previous: Option<&TrustedSize>,
+    ) -> Result<Self, AuditError> {
+        let origin = key.name().to_owned();
+        let checkpoint = key.verify(note).map_err(|e| AuditError::BadCheckpoint {
+            origin: origin.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Some(prev) = previous {
+            if prev.size > checkpoint.size {
+                return Err(AuditError::Rollback {
+                    origin,
+                    previous: prev.size,
+                    now: checkpoint.size,
+                });
+            }
+        }
+        let mut replay = Replay::from_start();
+        // Reserve no more than a leaf count that fits the signed size (a signed size is what
+        // the origin committed to, but memory is only taken as leaves arrive).
+        replay.reserve(checkpoint.size.min(1 << 16) as usize);
+        let root_at_previous = previous.filter(|p| p.size == 0).map(|_| merkle::EMPTY_HASH);
+        Ok(Self {
+            origin,
+            checkpoint,
+            previous: previous.cloned(),
+            replay,
+            tree: CompactRange::new(),
+            root_at_previous,
+            invalid_leaves: Vec::new(),
+        })
+    }
+
+    /// The signed checkpoint.
+    pub fn checkpoint(&self) -> &SignedCheckpoint {
+        &self.checkpoint
+    }
+
+    /// The signed tree size: how many leaves to push.
+    pub fn size(&self) -> u64 {
+        self.checkpoint.size
+    }
+
+    /// Leaves pushed so far.
+    pub fn pushed(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Replays leaf `index`, which must be the next one and below the signed size.
+    pub fn push(&mut self, index: u64, data: &[u8]) -> Result<Replayed, AuditError> {
+        let origin = || self.origin.clone();
+        if index != self.tree.size() {
             return Err(AuditError::WrongIndex {
-                origin,
-                expected: tree.size(),
+                origin: origin(),
+                expected: self.tree.size(),
                 got: index,
             });
         }
-        if index >= checkpoint.size {
-            break;
+        if index >= self.checkpoint.size {
+            return Err(AuditError::PastSignedSize {
+                origin: origin(),
+                index,
+                size: self.checkpoint.size,
+            });
         }
-        let bad = |detail: String| AuditError::BadEntry {
-            origin: origin.clone(),
-            index,
-            detail,
-        };
-        match entry::decode(&data).map_err(|e| bad(e.to_string()))? {
-            Decoded::Add { .. } => {
-                adds += 1;
-                active.insert(index);
+        // The index was checked above and a replay from leaf 0 reads no prior, so the replay
+        // cannot refuse to go on; map its error for completeness.
+        let expected = self.replay.next_index();
+        let replayed = self
+            .replay
+            .push(index, data)
+            .map_err(|_| AuditError::WrongIndex {
+                origin: origin(),
+                expected,
+                got: index,
+            })?;
+        self.tree.push(replayed.leaf_hash);
+        if let Effect::Invalid(invalid) = &replayed.effect {
+            if self.invalid_leaves.len() < MAX_LISTED_INVALID {
+                self.invalid_leaves.push(InvalidLeafReport {
+                    index,
+                    reason: invalid.reason.to_string(),
+                });
             }
-            Decoded::Retract(r) => {
-                retracts += 1;
-                let target = leaf_data.get(r.target_index as usize).map(Vec::as_slice);
-                entry::check_retraction(index, &r, target).map_err(|e| bad(e.to_string()))?;
-                if !active.remove(&r.target_index) {
-                    return Err(bad(format!(
-                        "retraction of index {}, which is already retracted",
-                        r.target_index
-                    )));
+        }
+        if self.previous.as_ref().map(|p| p.size) == Some(self.tree.size()) {
+            self.root_at_previous = Some(self.tree.root());
+        }
+        Ok(replayed)
+    }
+
+    /// Checks that every signed leaf came, that they give the signed root, and that the log
+    /// extends the previous audit's.
+    pub fn finish(self) -> Result<VerifiedLog, AuditError> {
+        let Self {
+            origin,
+            checkpoint,
+            previous,
+            replay,
+            tree,
+            root_at_previous,
+            invalid_leaves,
+        } = self;
+        if tree.size() != checkpoint.size {
+            return Err(AuditError::MissingEntries {
+                origin,
+                expected: checkpoint.size,
+                got: tree.size(),
+            });
+        }
+        if tree.root() != checkpoint.root {
+            return Err(AuditError::RootMismatch {
+                origin,
+                size: checkpoint.size,
+                first_bad: None,
+            });
+        }
+        let mut extends_previous = None;
+        if let Some(prev) = &previous {
+            let old_root = hex::decode(&prev.root)
+                .ok()
+                .and_then(|b| merkle::hash_from_slice(&b).ok());
+            let (Some(old_root), Some(root_then)) = (old_root, root_at_previous) else {
+                return Err(AuditError::Inconsistent {
+                    origin,
+                    previous_size: prev.size,
+                    detail: format!("the saved root {:?} is not a 32-byte hex hash", prev.root),
+                });
+            };
+            let older = TreeHead {
+                size: prev.size,
+                root: old_root,
+            };
+            let prefix = TreeHead {
+                size: prev.size,
+                root: root_then,
+            };
+            consistency::extends(older, prefix, &[] as &[&[u8]]).map_err(|e| {
+                AuditError::Inconsistent {
+                    origin: origin.clone(),
+                    previous_size: prev.size,
+                    detail: format!(
+                        "the first {} leaves now hash to {}, the previous audit verified {} ({e})",
+                        prev.size,
+                        hex::encode(root_then.0),
+                        prev.root
+                    ),
                 }
-            }
+            })?;
+            extends_previous = Some(prev.size);
         }
-        tree.push_leaf(&data);
-        leaf_data.push(data);
+        let (leaf_hashes, tally) = replay.finish();
+        Ok(VerifiedLog {
+            report: AuditReport {
+                origin,
+                size: checkpoint.size,
+                root: hex::encode(checkpoint.root.0),
+                adds: tally.adds,
+                retracts: tally.retracts,
+                active: tally.active_in_run,
+                extends_previous,
+                inclusion_proofs_checked: 0,
+                invalid: tally.invalid,
+                invalid_leaves,
+            },
+            checkpoint,
+            leaf_hashes,
+        })
     }
-    if tree.size() != checkpoint.size {
-        return Err(AuditError::MissingEntries {
-            origin,
-            expected: checkpoint.size,
-            got: tree.size(),
-        });
-    }
-    if tree.root() != checkpoint.root {
-        return Err(AuditError::RootMismatch {
-            origin,
-            size: checkpoint.size,
-            first_bad: None,
-        });
-    }
-    let mut extends_previous = None;
-    if let Some(prev) = previous {
-        check_extends(&origin, &tree, &checkpoint, prev)?;
-        extends_previous = Some(prev.size);
-    }
-    Ok((
-        AuditReport {
-            origin,
-            size: checkpoint.size,
-            root: hex::encode(checkpoint.root.0),
-            adds,
-            retracts,
-            active: active.len() as u64,
-            extends_previous,
-            inclusion_proofs_checked: 0,
-        },
-        tree,
-    ))
 }
 
-/// The verified tree must contain the previously verified one as a prefix.
-fn check_extends(
-    origin: &str,
-    tree: &MemoryHashes,
-    checkpoint: &SignedCheckpoint,
-    prev: &TrustedSize,
-) -> Result<(), AuditError> {
-    if prev.size > checkpoint.size {
-        return Err(AuditError::Rollback {
-            origin: origin.to_owned(),
-            previous: prev.size,
-            now: checkpoint.size,
-        });
+/// Verifies a whole log offline: `note` against `key`, `leaves` (in order from 0) against the
+/// signed root, retractions, and extension of `previous`. Leaves past the signed size are an
+/// error, not ignored.
+pub fn verify_log<E>(
+    key: &OriginKey,
+    note: &[u8],
+    leaves: impl IntoIterator<Item = Result<(u64, Vec<u8>), E>>,
+    previous: Option<&TrustedSize>,
+) -> Result<VerifiedLog, AuditError>
+where
+    AuditError: From<E>,
+{
+    let mut v = LogVerifier::new(key, note, previous)?;
+    for item in leaves {
+        let (index, data) = item?;
+        v.push(index, &data)?;
     }
-    if prev.size == 0 {
-        return Ok(());
-    }
-    let root_then = tree
-        .root_at(prev.size)
-        .map_err(|e| AuditError::Inconsistent {
-            origin: origin.to_owned(),
-            previous_size: prev.size,
-            detail: e.to_string(),
-        })?;
-    if hex::encode(root_then.0) != prev.root {
-        return Err(AuditError::Inconsistent {
-            origin: origin.to_owned(),
-            previous_size: prev.size,
-            detail: format!(
-                "the first {} leaves now hash to {}, the previous audit verified {}",
-                prev.size,
-                hex::encode(root_then.0),
-                prev.root
-            ),
-        });
-    }
-    Ok(())
+    v.finish()
 }
 
-/// What a node served for one origin: its checkpoint and the leaves it covers, unverified.
-#[derive(Debug, Clone)]
-pub struct FetchedLog {
-    /// The checkpoint as served (the signed note inside is what counts).
-    pub checkpoint: Checkpoint,
-    /// Leaves `[0, checkpoint.tree_size)` as served: `(index, exact bytes)`.
-    pub leaves: Vec<(u64, Vec<u8>)>,
+impl From<std::convert::Infallible> for AuditError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
+
+/// How long a node may go quiet in the middle of an entries stream.
+const STALL_LIMIT: Duration = Duration::from_secs(30);
+/// Entries asked for per GetEntries call.
+const ENTRIES_PER_CALL: u64 = 65_536;
+/// Largest message the auditor accepts from a node: an entry is at most `MAX_ENTRY_BYTES`, a
+/// proof 64 hashes, a note 16 KiB; an origin list of thousands of origins fits.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Audits logs on a live node.
 #[derive(Debug, Clone)]
@@ -288,19 +430,8 @@ impl Auditor {
     pub fn with_auth(channel: Channel, auth: BearerAuth) -> Self {
         Self {
             audit: AuditClient::new(with_auth(channel, auth))
-                .max_decoding_message_size(64 * 1024 * 1024),
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
         }
-    }
-
-    /// The node's latest checkpoint of `origin` and the leaves it covers, unverified.
-    pub async fn fetch(&mut self, origin: &str) -> Result<FetchedLog, ClientError> {
-        let checkpoint = self.checkpoint(origin).await?;
-        let leaves = if checkpoint.tree_size == 0 {
-            Vec::new()
-        } else {
-            self.entries(origin, 0, checkpoint.tree_size).await?
-        };
-        Ok(FetchedLog { checkpoint, leaves })
     }
 
     /// Origins the node holds (what it *claims*: keys here are not trusted by [`Auditor`]).
@@ -313,7 +444,7 @@ impl Auditor {
             .origins)
     }
 
-    /// The node's latest checkpoint of `origin`.
+    /// The node's latest checkpoint of `origin`, as served (unverified).
     pub async fn checkpoint(&mut self, origin: &str) -> Result<Checkpoint, ClientError> {
         Ok(self
             .audit
@@ -324,26 +455,73 @@ impl Auditor {
             .into_inner())
     }
 
-    /// Leaves `[start, end)` of `origin`.
-    pub async fn entries(
+    /// Streams leaves `[start, end)` of `origin` into `each`, one at a time, in calls of at
+    /// most [`ENTRIES_PER_CALL`]: exactly `end - start` leaves are read, a stream that goes on
+    /// past its range is refused, and a node quiet for [`STALL_LIMIT`] is given up on.
+    /// Nothing is collected here.
+    pub async fn stream_entries(
         &mut self,
         origin: &str,
         start: u64,
         end: u64,
-    ) -> Result<Vec<(u64, Vec<u8>)>, ClientError> {
-        let stream = self
-            .audit
-            .get_entries(GetEntriesRequest {
+        mut each: impl FnMut(u64, Vec<u8>) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        let stalled = |index| AuditError::Stalled {
+            origin: origin.to_owned(),
+            index,
+            secs: STALL_LIMIT.as_secs(),
+        };
+        let mut next = start;
+        while next < end {
+            let hi = end.min(next.saturating_add(ENTRIES_PER_CALL));
+            let call = self.audit.get_entries(GetEntriesRequest {
                 origin: origin.to_owned(),
-                start,
-                end,
-            })
-            .await?
-            .into_inner();
-        Ok(stream
-            .map_ok(|e| (e.index, e.data))
-            .try_collect::<Vec<_>>()
-            .await?)
+                start: next,
+                end: hi,
+            });
+            let mut stream = tokio::time::timeout(STALL_LIMIT, call)
+                .await
+                .map_err(|_| stalled(next))?
+                .map_err(ClientError::from)?
+                .into_inner();
+            let from = next;
+            while next < hi {
+                let entry = tokio::time::timeout(STALL_LIMIT, stream.next())
+                    .await
+                    .map_err(|_| stalled(next))?;
+                let Some(entry) = entry else {
+                    return Err(AuditError::MissingEntries {
+                        origin: origin.to_owned(),
+                        expected: end,
+                        got: next,
+                    });
+                };
+                let entry = entry.map_err(ClientError::from)?;
+                if entry.data.len() > MAX_ENTRY_BYTES {
+                    return Err(AuditError::OversizedLeaf {
+                        origin: origin.to_owned(),
+                        index: entry.index,
+                        len: entry.data.len(),
+                    });
+                }
+                each(entry.index, entry.data)?;
+                next += 1;
+            }
+            // The range is complete: the node must end the stream now, not send more.
+            match tokio::time::timeout(STALL_LIMIT, stream.next()).await {
+                Ok(None) => {}
+                Ok(Some(Ok(_))) => {
+                    return Err(AuditError::ExtraEntries {
+                        origin: origin.to_owned(),
+                        from,
+                        asked: hi - from,
+                    })
+                }
+                Ok(Some(Err(status))) => return Err(ClientError::from(status).into()),
+                Err(_) => return Err(stalled(hi)),
+            }
+        }
+        Ok(())
     }
 
     /// Fetches and verifies `key`'s log, then checks the node's inclusion proofs for
@@ -355,30 +533,34 @@ impl Auditor {
         previous: Option<&TrustedSize>,
         inclusion_sample: Option<u64>,
     ) -> Result<AuditReport, AuditError> {
-        let fetched = self.fetch(key.name()).await?;
-        self.audit_fetched(key, fetched, previous, inclusion_sample)
+        self.audit_origin_with(key, previous, inclusion_sample, |_, _, _| Ok(()))
             .await
+            .map(|v| v.report)
     }
 
-    /// Verifies what [`Auditor::fetch`] returned (as [`verify_log`] does), then checks the
-    /// node's inclusion proofs for `inclusion_sample` leaves spread over the log (all when
-    /// `None`) and its consistency proof from `previous`.
-    pub async fn audit_fetched(
+    /// [`Auditor::audit_origin`], handing every leaf and what the protocol makes of it to
+    /// `each` as it is verified (an exporter collects the active hashes, a dump writes the
+    /// leaf); nothing of `each`'s is kept if the audit then fails, so `each` must not act on
+    /// leaves before this returns `Ok`.
+    pub async fn audit_origin_with(
         &mut self,
         key: &OriginKey,
-        fetched: FetchedLog,
         previous: Option<&TrustedSize>,
         inclusion_sample: Option<u64>,
-    ) -> Result<AuditReport, AuditError> {
+        mut each: impl FnMut(u64, &[u8], &Replayed) -> Result<(), AuditError>,
+    ) -> Result<VerifiedLog, AuditError> {
         let origin = key.name().to_owned();
-        let FetchedLog {
-            checkpoint: cp,
-            leaves,
-        } = fetched;
-        let result = verify_log(key, &cp.signed_note, leaves, previous);
-        let (mut report, tree) = match result {
+        let served = self.checkpoint(&origin).await?;
+        let mut verifier = LogVerifier::new(key, &served.signed_note, previous)?;
+        let (size, root) = (verifier.size(), verifier.checkpoint().root);
+        self.stream_entries(&origin, 0, size, |index, data| {
+            let replayed = verifier.push(index, &data)?;
+            each(index, &data, &replayed)
+        })
+        .await?;
+        let mut verified = match verifier.finish() {
             Err(AuditError::RootMismatch { origin, size, .. }) => {
-                let first_bad = self.locate_bad_leaf(&origin, size, &cp).await;
+                let first_bad = self.locate_bad_leaf(&origin, size, root).await;
                 return Err(AuditError::RootMismatch {
                     origin,
                     size,
@@ -387,7 +569,6 @@ impl Auditor {
             }
             other => other?,
         };
-        let size = report.size;
         let indexes: Vec<u64> = match inclusion_sample {
             None => (0..size).collect(),
             Some(n) if n == 0 || size == 0 => Vec::new(),
@@ -396,15 +577,11 @@ impl Auditor {
                 (0..size).step_by(step as usize).chain([size - 1]).collect()
             }
         };
-        let root =
-            merkle::hash_from_slice(&cp.root_hash).map_err(|e| AuditError::BadCheckpoint {
-                origin: origin.clone(),
-                detail: e.to_string(),
-            })?;
+        let leaf_hashes = &verified.leaf_hashes;
         let checked = futures::stream::iter(indexes.into_iter().map(|index| {
             let mut client = self.audit.clone();
             let origin = origin.clone();
-            let leaf = tree.leaf_hash(index).expect("index below size");
+            let leaf = leaf_hashes[index as usize];
             async move {
                 let proof = client
                     .get_inclusion_proof(GetInclusionProofRequest {
@@ -427,7 +604,7 @@ impl Auditor {
         .buffer_unordered(32)
         .try_fold(0u64, |n, ()| async move { Ok(n + 1) })
         .await?;
-        report.inclusion_proofs_checked = checked;
+        verified.report.inclusion_proofs_checked = checked;
         if let Some(prev) = previous.filter(|p| p.size > 0 && p.size < size) {
             let proof = self
                 .audit
@@ -439,22 +616,38 @@ impl Auditor {
                 .await
                 .map_err(ClientError::from)?
                 .into_inner();
-            let old_root = hex::decode(&prev.root).unwrap_or_default();
-            merkle::verify_consistency(prev.size, size, &old_root, &root.0, &proof.hashes)
-                .map_err(|e| AuditError::Inconsistent {
+            let old_root = hex::decode(&prev.root)
+                .ok()
+                .and_then(|b| merkle::hash_from_slice(&b).ok())
+                .unwrap_or(merkle::EMPTY_HASH);
+            let older = TreeHead {
+                size: prev.size,
+                root: old_root,
+            };
+            consistency::extends(older, TreeHead { size, root }, &proof.hashes).map_err(|e| {
+                AuditError::Inconsistent {
                     origin: origin.clone(),
                     previous_size: prev.size,
                     detail: format!("node's consistency proof: {e}"),
-                })?;
+                }
+            })?;
         }
-        Ok(report)
+        misreported(&origin, &served, &verified.checkpoint)?;
+        Ok(verified)
     }
 
     /// After a root mismatch: the first leaf whose bytes the node's own inclusion proof does
-    /// not support, which is where the stored log was altered.
-    async fn locate_bad_leaf(&mut self, origin: &str, size: u64, cp: &Checkpoint) -> Option<u64> {
-        let leaves = self.entries(origin, 0, size).await.ok()?;
-        for (index, data) in leaves {
+    /// not support against the signed root, which is where the stored log was altered.
+    async fn locate_bad_leaf(&mut self, origin: &str, size: u64, root: Hash) -> Option<u64> {
+        let mut hashes = Vec::new();
+        self.stream_entries(origin, 0, size, |_, data| {
+            hashes.push(merkle::leaf_hash(&data));
+            Ok(())
+        })
+        .await
+        .ok()?;
+        for (index, leaf) in hashes.into_iter().enumerate() {
+            let index = index as u64;
             let proof = self
                 .audit
                 .get_inclusion_proof(GetInclusionProofRequest {
@@ -465,12 +658,47 @@ impl Auditor {
                 .await
                 .ok()?
                 .into_inner();
-            let leaf = merkle::leaf_hash(&data);
-            if merkle::verify_inclusion(index, size, &leaf.0, &proof.hashes, &cp.root_hash).is_err()
-            {
+            if merkle::verify_inclusion(index, size, &leaf.0, &proof.hashes, &root.0).is_err() {
                 return Some(index);
             }
         }
         None
+    }
+}
+
+/// The served checkpoint's unsigned fields must say what the signed note says; a node that
+/// states another size or root is reported (after everything was verified against the note).
+fn misreported(
+    origin: &str,
+    served: &Checkpoint,
+    signed: &SignedCheckpoint,
+) -> Result<(), AuditError> {
+    let mut wrong = Vec::new();
+    if served.origin != signed.origin {
+        wrong.push(format!(
+            "origin {:?}, the signed note names {:?}",
+            served.origin, signed.origin
+        ));
+    }
+    if served.tree_size != signed.size {
+        wrong.push(format!(
+            "tree_size {}, the signed note says {}",
+            served.tree_size, signed.size
+        ));
+    }
+    if served.root_hash != signed.root.0 {
+        wrong.push(format!(
+            "root_hash {}, the signed note says {}",
+            hex::encode(&served.root_hash),
+            hex::encode(signed.root.0)
+        ));
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(AuditError::Misreported {
+            origin: origin.to_owned(),
+            detail: format!("it serves {}", wrong.join("; ")),
+        })
     }
 }

@@ -56,8 +56,73 @@ pub struct DumpedLog {
     pub origin: String,
     /// Exact signed-note bytes.
     pub signed_note: Vec<u8>,
-    /// `(index, bytes)` from 0.
-    pub leaves: Vec<(u64, Vec<u8>)>,
+    /// The `leaves` file, read one leaf at a time by [`DumpedLog::leaves`].
+    pub leaves_path: PathBuf,
+}
+
+impl DumpedLog {
+    /// The leaves `(index, bytes)` from 0, read lazily: a dump of any size is verified in
+    /// memory that does not grow with it.
+    pub fn leaves(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(u64, Vec<u8>), DumpError>> + '_, DumpError> {
+        let lp = &self.leaves_path;
+        let file = std::fs::File::open(lp).map_err(io(lp))?;
+        Ok(BufReader::new(file)
+            .lines()
+            .enumerate()
+            .map(move |(i, line)| {
+                let line = line.map_err(io(lp))?;
+                let data = BASE64_STANDARD
+                    .decode(line.trim_end())
+                    .map_err(|e| DumpError::Bad {
+                        path: lp.clone(),
+                        line: i + 1,
+                        detail: format!("leaf {i} is not base64: {e}"),
+                    })?;
+                Ok((i as u64, data))
+            }))
+    }
+}
+
+/// Writes one origin's leaves into a dump as they arrive ([`LogWriter::push`]), so exporting
+/// a log never holds it in memory.
+#[derive(Debug)]
+pub struct LogWriter {
+    dir: PathBuf,
+    path: PathBuf,
+    out: BufWriter<std::fs::File>,
+}
+
+impl LogWriter {
+    /// Creates `dir/<origin>/` with its `checkpoint` and an empty `leaves` file.
+    pub fn create(dir: &Path, origin: &str, signed_note: &[u8]) -> Result<Self, DumpError> {
+        let odir = dir.join(folder_name(origin));
+        std::fs::create_dir_all(&odir).map_err(io(&odir))?;
+        let cp = odir.join("checkpoint");
+        std::fs::write(&cp, signed_note).map_err(io(&cp))?;
+        let path = odir.join("leaves");
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
+        Ok(Self {
+            dir: odir,
+            path,
+            out: BufWriter::new(file),
+        })
+    }
+
+    /// Appends the next leaf.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), DumpError> {
+        self.out
+            .write_all(BASE64_STANDARD.encode(data).as_bytes())
+            .map_err(io(&self.path))?;
+        self.out.write_all(b"\n").map_err(io(&self.path))
+    }
+
+    /// Flushes the file; returns the origin's folder.
+    pub fn finish(mut self) -> Result<PathBuf, DumpError> {
+        self.out.flush().map_err(io(&self.path))?;
+        Ok(self.dir)
+    }
 }
 
 /// Folder name of an origin inside a dump.
@@ -84,26 +149,17 @@ pub fn init(dir: &Path) -> Result<(), DumpError> {
 }
 
 /// Writes one origin's checkpoint and leaves into `dir/<origin>/`.
-pub fn write_log(
+pub fn write_log<'a>(
     dir: &Path,
     origin: &str,
     signed_note: &[u8],
-    leaves: &[(u64, Vec<u8>)],
+    leaves: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<PathBuf, DumpError> {
-    let odir = dir.join(folder_name(origin));
-    std::fs::create_dir_all(&odir).map_err(io(&odir))?;
-    let cp = odir.join("checkpoint");
-    std::fs::write(&cp, signed_note).map_err(io(&cp))?;
-    let lp = odir.join("leaves");
-    let file = std::fs::File::create(&lp).map_err(io(&lp))?;
-    let mut w = BufWriter::new(file);
-    for (_, data) in leaves {
-        w.write_all(BASE64_STANDARD.encode(data).as_bytes())
-            .map_err(io(&lp))?;
-        w.write_all(b"\n").map_err(io(&lp))?;
+    let mut w = LogWriter::create(dir, origin, signed_note)?;
+    for data in leaves {
+        w.push(data)?;
     }
-    w.flush().map_err(io(&lp))?;
-    Ok(odir)
+    w.finish()
 }
 
 /// Reads every origin of a dump, sorted by folder name.
@@ -138,25 +194,18 @@ pub fn read_log(odir: &Path) -> Result<DumpedLog, DumpError> {
             detail: "no origin line".into(),
         })?
         .to_owned();
-    let lp = odir.join("leaves");
-    let file = std::fs::File::open(&lp).map_err(io(&lp))?;
-    let mut leaves = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io(&lp))?;
-        let data = BASE64_STANDARD
-            .decode(line.trim_end())
-            .map_err(|e| DumpError::Bad {
-                path: lp.clone(),
-                line: i + 1,
-                detail: format!("leaf {i} is not base64: {e}"),
-            })?;
-        leaves.push((i as u64, data));
+    let leaves_path = odir.join("leaves");
+    if !leaves_path.is_file() {
+        return Err(DumpError::Io {
+            path: leaves_path,
+            detail: "missing".into(),
+        });
     }
     Ok(DumpedLog {
         dir: odir.to_owned(),
         origin,
         signed_note,
-        leaves,
+        leaves_path,
     })
 }
 
@@ -180,13 +229,14 @@ mod tests {
             dir.path(),
             "a.example/x",
             b"a.example/x\n3\nroot\n\n- sig\n",
-            &leaves,
+            leaves.iter().map(|(_, l)| l.as_slice()),
         )
         .unwrap();
         let logs = read_dump(dir.path()).unwrap();
         assert_eq!(logs.len(), 1);
         assert_eq!(logs[0].origin, "a.example/x");
-        assert_eq!(logs[0].leaves, leaves);
+        let read: Vec<(u64, Vec<u8>)> = logs[0].leaves().unwrap().map(Result::unwrap).collect();
+        assert_eq!(read, leaves);
         assert!(matches!(
             read_dump(&dir.path().join("a.example%2Fx")),
             Err(DumpError::NotADump(_))

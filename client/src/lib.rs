@@ -14,7 +14,7 @@ pub mod lists;
 pub mod platform;
 pub mod trust;
 
-pub use audit::{AuditError, AuditReport, Auditor, FetchedLog, TrustedSize};
+pub use audit::{AuditError, AuditReport, Auditor, LogVerifier, TrustedSize, VerifiedLog};
 pub use connect::{connect, connect_with_token, AuthChannel, BearerAuth, ClientError, NodeTarget};
 pub use hotline::HotlineClient;
 pub use platform::{MatchOptions, PlatformClient};

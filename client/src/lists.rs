@@ -16,25 +16,31 @@
 //!
 //! Every imported hash is validated with the protocol's own rules
 //! (`redline_proto::entry::validate_add`) before anything is sent.
+//!
+//! The CSV functions need the `csv` feature (on by default, through `cli`); without it
+//! [`read_list`] refuses [`ListFormat::ThreatExchangeCsv`] with an [`ImportError::Format`].
 
-use prost::Message;
-use redline_proto::entry::{self, Decoded, EntryError};
-use redline_proto::pb::{AddEntry, EntryBody, Signal};
+use redline_proto::entry;
+use redline_proto::pb::{AddEntry, Signal};
+use redline_proto::replay::{Effect, Replay, ReplayError, Replayed};
 use redline_proto::signal::SignalType;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[cfg(feature = "csv")]
+use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use thiserror::Error;
 
 /// A list format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ListFormat {
     /// python-threatexchange `dataset --csv`: signal_type,signal_str,collab,category,tags.
-    #[value(name = "threatexchange-csv")]
+    #[cfg_attr(feature = "cli", value(name = "threatexchange-csv"))]
     ThreatExchangeCsv,
     /// StopNCII.org FetchHashes JSON: hashRecords with signalType, hashValue, hashStatus, caseNumbers.
-    #[value(name = "stopncii-json")]
+    #[cfg_attr(feature = "cli", value(name = "stopncii-json"))]
     StopNciiJson,
 }
 
@@ -68,38 +74,67 @@ impl ListedHash {
     }
 }
 
-/// The ADDs of a log (already verified) with their retractions applied, in index order.
-pub fn hashes_from_leaves(leaves: &[(u64, Vec<u8>)]) -> Result<Vec<ListedHash>, (u64, EntryError)> {
-    let mut out: Vec<ListedHash> = Vec::new();
-    let mut pos: HashMap<u64, usize> = HashMap::new();
-    for (index, data) in leaves {
-        let decoded = entry::decode(data).map_err(|e| (*index, e))?;
-        let created_at_ms = EntryBody::decode(data.as_slice())
-            .map(|b| b.created_at_ms)
-            .unwrap_or(0);
-        match decoded {
-            Decoded::Add { signal_type, add } => {
-                pos.insert(*index, out.len());
-                out.push(ListedHash {
-                    index: *index,
+/// Collects a log's ADDs with their retractions, from what the protocol's replay makes of each
+/// leaf ([`Replayed`], as [`crate::audit::Auditor::audit_origin_with`] hands them out). Invalid
+/// leaves are skipped: an invalid ADD is never active and an invalid RETRACT retracts nothing,
+/// the same rule the node matches by.
+#[derive(Debug, Default)]
+pub struct ListBuilder {
+    hashes: Vec<ListedHash>,
+    /// Position in `hashes` of the ADD at each log index.
+    position: HashMap<u64, usize>,
+}
+
+impl ListBuilder {
+    /// Takes one replayed leaf.
+    pub fn take(&mut self, replayed: &Replayed) {
+        match &replayed.effect {
+            Effect::Activate {
+                signal_type,
+                add,
+                created_at_ms,
+            } => {
+                self.position.insert(replayed.index, self.hashes.len());
+                self.hashes.push(ListedHash {
+                    index: replayed.index,
                     signal_type: signal_type.name().to_owned(),
                     value: hex::encode(&add.hash),
                     quality: add.quality,
-                    labels: add.labels,
-                    legal_basis: add.legal_basis,
-                    case_ref: add.case_ref,
-                    created_at_ms,
+                    labels: add.labels.clone(),
+                    legal_basis: add.legal_basis.clone(),
+                    case_ref: add.case_ref.clone(),
+                    created_at_ms: *created_at_ms,
                     retracted_at_ms: None,
                 });
             }
-            Decoded::Retract(r) => {
-                if let Some(&i) = pos.get(&r.target_index) {
-                    out[i].retracted_at_ms = Some(created_at_ms);
+            Effect::Deactivate {
+                target,
+                created_at_ms,
+                ..
+            } => {
+                if let Some(&i) = self.position.get(target) {
+                    self.hashes[i].retracted_at_ms = Some(*created_at_ms);
                 }
             }
+            Effect::Invalid(_) => {}
         }
     }
-    Ok(out)
+
+    /// The ADDs in index order.
+    pub fn finish(self) -> Vec<ListedHash> {
+        self.hashes
+    }
+}
+
+/// The ADDs of a log (leaves in order from 0) with their retractions applied, in index order,
+/// by the protocol's replay ([`ListBuilder`]).
+pub fn hashes_from_leaves(leaves: &[(u64, Vec<u8>)]) -> Result<Vec<ListedHash>, ReplayError> {
+    let mut replay = Replay::from_start();
+    let mut list = ListBuilder::default();
+    for (index, data) in leaves {
+        list.take(&replay.push(*index, data)?);
+    }
+    Ok(list.finish())
 }
 
 /// What an export left out.
@@ -111,11 +146,13 @@ pub struct ExportSummary {
     pub unsupported: usize,
 }
 
+#[cfg(feature = "csv")]
 fn tag_of(label: &str) -> String {
     label.split_whitespace().collect::<Vec<_>>().join("_")
 }
 
 /// Writes the active hashes as python-threatexchange CSV.
+#[cfg(feature = "csv")]
 pub fn write_threatexchange_csv(
     w: impl Write,
     collab: &str,
@@ -303,6 +340,7 @@ fn checked(
     })
 }
 
+#[cfg(feature = "csv")]
 fn threatexchange_type(name: &str) -> Option<SignalType> {
     match name.trim() {
         "video_md5" | "photo_md5" => Some(SignalType::Md5),
@@ -311,6 +349,7 @@ fn threatexchange_type(name: &str) -> Option<SignalType> {
 }
 
 /// Reads python-threatexchange CSV.
+#[cfg(feature = "csv")]
 pub fn read_threatexchange_csv(text: &str) -> Result<ImportPlan, ImportError> {
     let fmt = |detail: String| ImportError::Format {
         format: "threatexchange-csv",
@@ -464,7 +503,13 @@ pub fn read_stopncii_json(text: &str) -> Result<ImportPlan, ImportError> {
 /// Reads `text` in `format`.
 pub fn read_list(format: ListFormat, text: &str) -> Result<ImportPlan, ImportError> {
     match format {
+        #[cfg(feature = "csv")]
         ListFormat::ThreatExchangeCsv => read_threatexchange_csv(text),
+        #[cfg(not(feature = "csv"))]
+        ListFormat::ThreatExchangeCsv => Err(ImportError::Format {
+            format: "threatexchange-csv",
+            detail: "this build of redline-client has no CSV support (feature `csv`)".into(),
+        }),
         ListFormat::StopNciiJson => read_stopncii_json(text),
     }
 }
@@ -499,6 +544,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "csv")]
     fn csv_round_trips_the_active_set() {
         let h = hashes_from_leaves(&log()).unwrap();
         let mut buf = Vec::new();
@@ -521,6 +567,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "csv")]
     fn csv_import_validates_and_dedups() {
         let pdq = "ab".repeat(32);
         let text = format!(

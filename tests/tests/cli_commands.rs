@@ -227,9 +227,9 @@ async fn hash_reports_bad_files_and_goes_on() {
 
 /// The active set of an origin as `(type, hex)`, read through the Audit service.
 async fn active_set(url: &str, key: &OriginKey) -> BTreeSet<(String, String)> {
-    let mut a = Auditor::connect(url).await.unwrap();
-    let fetched = a.fetch(key.name()).await.unwrap();
-    let hashes = redline_client::lists::hashes_from_leaves(&fetched.leaves).unwrap();
+    let (_, leaves) = redline_e2e::audited_log(url, key, None).await.unwrap();
+    let leaves: Vec<(u64, Vec<u8>)> = (0..).zip(leaves).collect();
+    let hashes = redline_client::lists::hashes_from_leaves(&leaves).unwrap();
     hashes
         .into_iter()
         .filter(|h| h.active())

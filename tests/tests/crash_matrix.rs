@@ -34,11 +34,10 @@
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use redline_client::audit::verify_log;
 use redline_client::{Auditor, HotlineClient, MatchOptions, PlatformClient, TrustedSize};
 use redline_e2e::crash::{inspect_cold, ChildConfig, ColdLog, NodeProcess};
 use redline_e2e::node_bin;
-use redline_e2e::{eventually, identity, submit_pdq, temp_dir, TestNode};
+use redline_e2e::{audited_log, eventually, identity, submit_pdq, temp_dir, TestNode};
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::entry::{self, Decoded};
 use redline_proto::merkle::{self, Hash};
@@ -594,25 +593,20 @@ async fn check_live(
     source: &Source,
     rng: &mut StdRng,
 ) {
-    let mut auditor = Auditor::connect(url).await.expect("auditor connects");
-    let fetched = auditor.fetch(OWN).await.expect("own log served");
     let previous = TrustedSize {
         size: model.known.len() as u64,
         root: hex::encode(model.known_root.0),
     };
-    let (report, _) = verify_log(
-        own_key,
-        &fetched.checkpoint.signed_note,
-        fetched.leaves.iter().cloned(),
-        Some(&previous),
-    )
-    .expect("the restarted node's own log audits");
+    let (verified, served_leaves) = audited_log(url, own_key, Some(&previous))
+        .await
+        .expect("the restarted node's own log audits");
+    let report = verified.report;
     assert_eq!(
         report.size,
         model.known.len() as u64,
         "the restarted node does not serve exactly what was on disk"
     );
-    for ((_, served), known) in fetched.leaves.iter().zip(&model.known) {
+    for (served, known) in served_leaves.iter().zip(&model.known) {
         assert_eq!(served, known);
     }
 

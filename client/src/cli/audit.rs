@@ -5,9 +5,10 @@
 use super::{Global, Out};
 use anyhow::{Context, Result};
 use clap::Args;
-use redline_client::audit::verify_log;
+use redline_client::audit::{verify_log, AuditError};
 use redline_client::dump;
-use redline_client::{AuditReport, AuditState, Auditor, KeyRing};
+use redline_client::{AuditReport, AuditState, Auditor, KeyRing, TrustedSize};
+use redline_proto::checkpoint::{self, OriginKey};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -205,31 +206,23 @@ async fn audit_online(
     let mut outcomes = Vec::new();
     for info in origins {
         let origin = info.origin.clone();
-        let fetched = match auditor.fetch(&origin).await {
-            Ok(f) => f,
-            Err(e) => {
-                outcomes.push(OriginOutcome::failed(
-                    &origin,
-                    format!("{origin}: cannot fetch the log: {e}"),
-                ));
-                continue;
-            }
-        };
         let mut notes = Vec::new();
-        if let Some(dir) = &a.export {
-            let path = dump::write_log(
-                dir,
-                &origin,
-                &fetched.checkpoint.signed_note,
-                &fetched.leaves,
-            )?;
-            notes.push(format!("exported to {}", path.display()));
-        }
         let Some(key) = ring.get(&origin) else {
-            let status = if a.export.is_some() {
-                "exported"
-            } else {
-                "unverified"
+            let status = match &a.export {
+                Some(dir) => match export_unverified(&mut auditor, dir, &origin).await {
+                    Ok(path) => {
+                        notes.push(format!("exported to {}", path.display()));
+                        "exported"
+                    }
+                    Err(e) => {
+                        outcomes.push(OriginOutcome::failed(
+                            &origin,
+                            format!("{origin}: cannot export the log: {e}"),
+                        ));
+                        continue;
+                    }
+                },
+                None => "unverified",
             };
             outcomes.push(OriginOutcome {
                 notes,
@@ -247,20 +240,81 @@ async fn audit_online(
             notes.push("the node froze this origin after evidence of equivocation".into());
         }
         let prev = previous.origins.get(&origin);
-        let mut o = match auditor
-            .audit_fetched(key, fetched, prev, Some(a.inclusion_proofs))
-            .await
-        {
-            Ok(report) => OriginOutcome {
-                report: Some(report),
-                ..OriginOutcome::new(&origin, "verified")
-            },
+        let mut o = match audit_one(&mut auditor, a, key, prev).await {
+            Ok((report, exported)) => {
+                if let Some(path) = exported {
+                    notes.push(format!("exported to {}", path.display()));
+                }
+                OriginOutcome {
+                    report: Some(report),
+                    ..OriginOutcome::new(&origin, "verified")
+                }
+            }
             Err(e) => OriginOutcome::failed(&origin, e.to_string()),
         };
-        o.notes = notes;
+        o.notes.extend(notes);
         outcomes.push(o);
     }
     Ok(outcomes)
+}
+
+/// Audits one origin on the node, writing each verified leaf to the dump with --export.
+async fn audit_one(
+    auditor: &mut Auditor,
+    a: &AuditArgs,
+    key: &OriginKey,
+    prev: Option<&TrustedSize>,
+) -> Result<(AuditReport, Option<PathBuf>), AuditError> {
+    let mut writer: Option<dump::LogWriter> = None;
+    let verified = auditor
+        .audit_origin_with(key, prev, Some(a.inclusion_proofs), |_, data, _| {
+            if let Some(dir) = &a.export {
+                if writer.is_none() {
+                    // The note is written first; a failed audit leaves its dump incomplete.
+                    writer = Some(dump::LogWriter::create(dir, key.name(), &[])?);
+                }
+                writer.as_mut().expect("created above").push(data)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let exported = match (&a.export, writer) {
+        (Some(_), Some(w)) => Some(w.finish()?),
+        (Some(dir), None) => Some(dump::write_log(dir, key.name(), &[], std::iter::empty())?),
+        (None, _) => None,
+    };
+    if let Some(odir) = &exported {
+        // The signed note last, so a dump only ever names a checkpoint whose leaves are all in it.
+        let cp = odir.join("checkpoint");
+        std::fs::write(&cp, &verified.checkpoint.note).map_err(|e| {
+            AuditError::Dump(dump::DumpError::Io {
+                path: cp.clone(),
+                detail: e.to_string(),
+            })
+        })?;
+    }
+    Ok((verified.report, exported))
+}
+
+/// Dumps an origin no key was given for: its note as served and the leaves up to the size the
+/// note states (read, not verified: the dump is verified later, offline, with a key).
+async fn export_unverified(
+    auditor: &mut Auditor,
+    dir: &Path,
+    origin: &str,
+) -> Result<PathBuf, AuditError> {
+    let served = auditor.checkpoint(origin).await?;
+    let size = checkpoint::unverified_size(&served.signed_note).map_err(|e| {
+        AuditError::BadCheckpoint {
+            origin: origin.to_owned(),
+            detail: e.to_string(),
+        }
+    })?;
+    let mut w = dump::LogWriter::create(dir, origin, &served.signed_note)?;
+    auditor
+        .stream_entries(origin, 0, size, |_, data| Ok(w.push(&data)?))
+        .await?;
+    Ok(w.finish()?)
 }
 
 fn audit_offline(dir: &Path, ring: &KeyRing, previous: &AuditState) -> Result<Vec<OriginOutcome>> {
@@ -281,9 +335,13 @@ fn audit_offline(dir: &Path, ring: &KeyRing, previous: &AuditState) -> Result<Ve
             continue;
         };
         let prev = previous.origins.get(&log.origin);
-        outcomes.push(match verify_log(key, &log.signed_note, log.leaves, prev) {
-            Ok((report, _)) => OriginOutcome {
-                report: Some(report),
+        let verified = log
+            .leaves()
+            .map_err(AuditError::from)
+            .and_then(|leaves| verify_log(key, &log.signed_note, leaves, prev));
+        outcomes.push(match verified {
+            Ok(v) => OriginOutcome {
+                report: Some(v.report),
                 ..OriginOutcome::new(&log.origin, "verified")
             },
             Err(e) => OriginOutcome::failed(&log.origin, e.to_string()),
@@ -310,9 +368,15 @@ fn print_report(
                     None => ", no previous audit".to_owned(),
                 };
                 out.line(format!(
-                    "  ok          {}: size {}, root {}, {} adds, {} retracts, {} active, {} inclusion proofs checked{extends}",
-                    o.origin, r.size, r.root, r.adds, r.retracts, r.active, r.inclusion_proofs_checked
+                    "  ok          {}: size {}, root {}, {} adds, {} retracts, {} active, {} invalid, {} inclusion proofs checked{extends}",
+                    o.origin, r.size, r.root, r.adds, r.retracts, r.active, r.invalid, r.inclusion_proofs_checked
                 ))?;
+                for leaf in &r.invalid_leaves {
+                    out.line(format!(
+                        "              invalid leaf {} (kept in the log, never matched): {}",
+                        leaf.index, leaf.reason
+                    ))?;
+                }
             }
             ("failed", _, Some(e)) => out.line(format!("  FAILED      {e}"))?,
             ("unverified", ..) => out.line(format!(

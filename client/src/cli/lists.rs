@@ -80,14 +80,17 @@ pub async fn export(a: ExportArgs, global: &Global, out: &mut Out) -> Result<boo
             })?
         }
     };
-    let fetched = auditor.fetch(&info.origin).await?;
-    let leaves = fetched.leaves.clone();
-    auditor
-        .audit_fetched(&key, fetched, None, Some(16))
+    // The log is verified as it streams; its hashes are collected from the protocol's replay of
+    // each leaf and written only once the whole log verified.
+    let mut list = lists::ListBuilder::default();
+    let verified = auditor
+        .audit_origin_with(&key, None, Some(16), |_, _, replayed| {
+            list.take(replayed);
+            Ok(())
+        })
         .await
         .context("not exported: the log does not verify")?;
-    let hashes = lists::hashes_from_leaves(&leaves)
-        .map_err(|(i, e)| anyhow::anyhow!("{}: index {i}: {e}", info.origin))?;
+    let hashes = list.finish();
     let summary = match a.format {
         ListFormat::ThreatExchangeCsv => {
             lists::write_threatexchange_csv(out.writer(), &info.origin, &hashes)
@@ -97,11 +100,15 @@ pub async fn export(a: ExportArgs, global: &Global, out: &mut Out) -> Result<boo
             lists::write_stopncii_json(out.writer(), &hashes).context("cannot write the JSON")?
         }
     };
+    let invalid = match verified.report.invalid {
+        0 => String::new(),
+        n => format!("; {n} invalid leaves skipped (kept in the log, never matched)"),
+    };
     eprintln!(
-        "exported {} record(s) of {} ({} leaves verified){}",
+        "exported {} record(s) of {} ({} leaves verified{invalid}){}",
         summary.written,
         info.origin,
-        leaves.len(),
+        verified.report.size,
         if summary.unsupported > 0 {
             format!(
                 "; left out {} hash(es) of types the format cannot carry",
