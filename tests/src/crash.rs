@@ -10,6 +10,7 @@
 //! both hash to its root, and nothing stored past it.
 
 use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
+use redline_client::audit::{verify_log, AuditError};
 use redline_proto::merkle::{self, HashReader, MemoryHashes};
 use redline_server::store::Store;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -241,14 +242,6 @@ pub fn inspect_cold(db: &Path, keys: &[OriginKey]) -> Vec<ColdLog> {
         let cp = rec
             .checkpoint
             .unwrap_or_else(|| panic!("{origin}: registered without a checkpoint"));
-        let signed = key
-            .verify(&cp.note)
-            .unwrap_or_else(|e| panic!("{origin}: stored checkpoint does not verify: {e}"));
-        assert_eq!(
-            (signed.size, signed.root),
-            (cp.size, cp.root),
-            "{origin}: stored size and root are not the ones the note signs"
-        );
         let mut tree = MemoryHashes::new();
         let mut leaves = Vec::with_capacity(cp.size as usize);
         for item in store.leaves(rec.id, 0, u64::MAX) {
@@ -262,18 +255,23 @@ pub fn inspect_cold(db: &Path, keys: &[OriginKey]) -> Vec<ColdLog> {
             tree.push_leaf(&data);
             leaves.push(data);
         }
+        // The stored note, size, root and leaves, checked the way an auditor checks a node: the
+        // protocol's verifier (signature first, then every leaf through the replay, then the root).
+        let verified = verify_log(
+            key,
+            &cp.note,
+            leaves
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Ok::<_, AuditError>((i as u64, l.clone()))),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{origin}: the stored log does not verify: {e}"));
+        let signed = verified.checkpoint;
         assert_eq!(
-            tree.size(),
-            cp.size,
-            "{origin}: the checkpoint covers {} leaves, {} are stored",
-            cp.size,
-            tree.size()
-        );
-        assert_eq!(
-            tree.root(),
-            cp.root,
-            "{origin}: stored leaves do not hash to the checkpoint root (size {})",
-            cp.size
+            (signed.size, signed.root),
+            (cp.size, cp.root),
+            "{origin}: stored size and root are not the ones the note signs"
         );
         let hashes = store.hashes(rec.id);
         assert_eq!(
