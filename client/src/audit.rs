@@ -143,13 +143,29 @@ pub enum AuditError {
         detail: String,
     },
     #[error("{origin}: the node sent more than the {asked} leaves asked for (entries from {from}); a node must stop at the range asked")]
-    ExtraEntries { origin: String, from: u64, asked: u64 },
+    ExtraEntries {
+        origin: String,
+        from: u64,
+        asked: u64,
+    },
     #[error("{origin}: the node sent leaf {index}, past the signed tree size {size}")]
-    PastSignedSize { origin: String, index: u64, size: u64 },
+    PastSignedSize {
+        origin: String,
+        index: u64,
+        size: u64,
+    },
     #[error("{origin}: leaf {index} is {len} bytes, over the {MAX_ENTRY_BYTES}-byte limit")]
-    OversizedLeaf { origin: String, index: u64, len: usize },
+    OversizedLeaf {
+        origin: String,
+        index: u64,
+        len: usize,
+    },
     #[error("{origin}: the node sent nothing for {secs} s while streaming entries from {index}")]
-    Stalled { origin: String, index: u64, secs: u64 },
+    Stalled {
+        origin: String,
+        index: u64,
+        secs: u64,
+    },
     #[error("{origin}: the node misstates its checkpoint: {detail} (only the signed note counts; everything was verified against it)")]
     Misreported { origin: String, detail: String },
 }
@@ -700,5 +716,171 @@ fn misreported(
             origin: origin.to_owned(),
             detail: format!("it serves {}", wrong.join("; ")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The offline verifier against real signed logs: every way a served log can be wrong gives
+    //! its own error, and a signed log with invalid leaves passes with them listed.
+    use super::*;
+    use redline_proto::checkpoint::OriginSigner;
+    use redline_proto::entry::{encode_add, encode_retract};
+    use redline_proto::merkle::{leaf_hash, MemoryHashes};
+    use redline_proto::pb::AddEntry;
+
+    fn add(n: u8) -> Vec<u8> {
+        encode_add(
+            AddEntry {
+                signal_type: "pdq".into(),
+                hash: vec![n; 32],
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap()
+    }
+
+    /// A 5-leaf log: ADD, ADD, RETRACT of 0, a RETRACT of leaf 2 (not an ADD: invalid), ADD.
+    fn log() -> Vec<Vec<u8>> {
+        let (a0, a1) = (add(1), add(2));
+        let r = encode_retract(0, &leaf_hash(&a0), "fp", 2).unwrap();
+        let bad = encode_retract(2, &leaf_hash(&r), "fp", 3).unwrap();
+        vec![a0, a1, r, bad, add(3)]
+    }
+
+    fn signed(signer: &OriginSigner, leaves: &[Vec<u8>], size: u64) -> Vec<u8> {
+        let mut t = MemoryHashes::new();
+        leaves
+            .iter()
+            .take(size as usize)
+            .for_each(|l| t.push_leaf(l));
+        signer.sign_checkpoint(size, t.root()).unwrap().note
+    }
+
+    fn run(
+        key: &OriginKey,
+        note: &[u8],
+        leaves: &[Vec<u8>],
+        previous: Option<&TrustedSize>,
+    ) -> Result<VerifiedLog, AuditError> {
+        let items = (0u64..)
+            .zip(leaves.iter().cloned())
+            .map(Ok::<_, AuditError>);
+        verify_log(key, note, items, previous)
+    }
+
+    #[test]
+    fn a_signed_log_verifies_and_its_invalid_leaf_is_listed() {
+        let signer = OriginSigner::generate("a.example").unwrap();
+        let leaves = log();
+        let v = run(signer.public(), &signed(&signer, &leaves, 5), &leaves, None).unwrap();
+        let r = &v.report;
+        assert_eq!(
+            (r.size, r.adds, r.retracts, r.active, r.invalid),
+            (5, 3, 1, 2, 1)
+        );
+        assert_eq!(r.invalid_leaves.len(), 1);
+        assert_eq!(r.invalid_leaves[0].index, 3);
+        assert!(r.invalid_leaves[0].reason.contains("not an ADD"));
+        assert_eq!(v.leaf_hashes.len(), 5);
+    }
+
+    #[test]
+    fn every_way_of_serving_a_wrong_log_is_named() {
+        let signer = OriginSigner::generate("a.example").unwrap();
+        let key = signer.public();
+        let leaves = log();
+        let note = signed(&signer, &leaves, 4);
+        // More leaves than signed: refused at the first extra one, not ignored.
+        let e = run(key, &note, &leaves, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::PastSignedSize {
+                    index: 4,
+                    size: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Fewer.
+        let e = run(key, &note, &leaves[..3], None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::MissingEntries {
+                    expected: 4,
+                    got: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Altered leaf.
+        let mut altered = leaves[..4].to_vec();
+        altered[1] = add(9);
+        let e = run(key, &note, &altered, None).unwrap_err();
+        assert!(matches!(e, AuditError::RootMismatch { size: 4, .. }), "{e}");
+        // Another key.
+        let other = OriginSigner::generate("a.example").unwrap();
+        let e = run(other.public(), &note, &leaves[..4], None).unwrap_err();
+        assert!(matches!(e, AuditError::BadCheckpoint { .. }), "{e}");
+        // Out of order.
+        let items = [(1u64, leaves[1].clone())].map(Ok::<_, AuditError>);
+        let e = verify_log(key, &note, items, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::WrongIndex {
+                    expected: 0,
+                    got: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("a.example: "), "{e}");
+    }
+
+    #[test]
+    fn the_log_must_extend_the_previous_audit() {
+        let signer = OriginSigner::generate("a.example").unwrap();
+        let key = signer.public();
+        let leaves = log();
+        let first = run(key, &signed(&signer, &leaves, 3), &leaves[..3], None).unwrap();
+        let prev = first.report.trusted();
+        let v = run(key, &signed(&signer, &leaves, 5), &leaves, Some(&prev)).unwrap();
+        assert_eq!(v.report.extends_previous, Some(3));
+        // Shrunk since.
+        let e = run(key, &signed(&signer, &leaves, 2), &leaves[..2], Some(&prev)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::Rollback {
+                    previous: 3,
+                    now: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Rewritten since: same size 5, first leaves changed, validly signed again.
+        let mut rewritten = leaves.clone();
+        rewritten[0] = add(7);
+        rewritten[2] = encode_retract(0, &leaf_hash(&rewritten[0]), "fp", 2).unwrap();
+        let note = signed(&signer, &rewritten, 5);
+        let e = run(key, &note, &rewritten, Some(&prev)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::Inconsistent {
+                    previous_size: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }
