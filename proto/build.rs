@@ -1,5 +1,6 @@
-//! Generates the `redline.v1` gRPC code. protoc comes from the `protoc-bin-vendored` crate so that
-//! a fresh machine builds without a system protoc.
+//! Generates the `redline.v1` code: the prost messages always, the tonic client and server code
+//! only with the `grpc` feature. protoc comes from the `protoc-bin-vendored` crate so that a fresh
+//! machine builds without a system protoc.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
+        .build_server(grpc)
+        .build_client(grpc)
         .file_descriptor_set_path(out_dir.join("redline_v1_descriptor.bin"))
         .compile_protos(&protos, &["."])?;
     Ok(())
