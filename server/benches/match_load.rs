@@ -53,7 +53,7 @@ fn main() {
                 .collect();
             node.submit(signals, Listing::default()).await.unwrap();
         }
-        node.catalog().compact();
+        node.matching().compact();
         println!(
             "loaded {n} PDQ hashes in {:.1} s (submit + sign + flush + index)",
             load.elapsed().as_secs_f64()
@@ -75,13 +75,13 @@ fn main() {
             .collect();
 
         // Baseline: the same searches in process, one thread.
-        let catalog = node.catalog().clone();
+        let matching = node.clone();
         let start = Instant::now();
         let mut found = 0usize;
         let mut rounds = 0usize;
         while start.elapsed() < Duration::from_secs(2) {
             for q in &queries {
-                found += catalog.search(SignalType::Pdq, q, 31).len();
+                found += matching.matching().search(SignalType::Pdq, q, 31).len();
             }
             rounds += 1;
         }

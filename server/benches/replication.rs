@@ -168,11 +168,20 @@ fn main() {
             t.elapsed().as_secs_f64(),
             n as f64 / t.elapsed().as_secs_f64()
         );
-        let leaves: Vec<Vec<u8>> = source
-            .store()
-            .leaves(head.id, 0, n)
-            .map(|r| r.unwrap().1)
-            .collect();
+        let leaves: Vec<Vec<u8>> = {
+            use futures::StreamExt;
+            let chunks: Vec<_> = source
+                .logs()
+                .entries(&origin, 0, n)
+                .unwrap()
+                .collect()
+                .await;
+            chunks
+                .into_iter()
+                .flat_map(|c| c.unwrap())
+                .map(|(_, leaf)| leaf)
+                .collect()
+        };
         let mean = leaves.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
         let (url, stop_source) = serve(source.clone()).await;
 

@@ -290,6 +290,59 @@ impl Default for HashingConfig {
     }
 }
 
+/// What `[hashing]` asks for, parsed: the signal types to compute and the decoding limits.
+#[derive(Debug, Clone)]
+pub struct ImageHashing {
+    /// Signal types computed from every image, in the configured order.
+    pub signal_types: Vec<redline_proto::signal::SignalType>,
+    /// Limits every upload is decoded under.
+    pub limits: redline_hashing::DecodeLimits,
+}
+
+impl HashingConfig {
+    /// The configured types and limits as typed values; an unknown type or format is an error
+    /// naming it.
+    pub fn parsed(&self) -> Result<ImageHashing, ConfigError> {
+        let err = |message: String| ConfigError::Parse {
+            path: PathBuf::from("[hashing]"),
+            message,
+        };
+        let signal_types = self
+            .signal_types
+            .iter()
+            .map(|n| {
+                redline_proto::signal::SignalType::from_name(n).map_err(|e| err(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let formats = self
+            .formats
+            .iter()
+            .map(|f| match f.as_str() {
+                "jpeg" => Ok(image::ImageFormat::Jpeg),
+                "png" => Ok(image::ImageFormat::Png),
+                "webp" => Ok(image::ImageFormat::WebP),
+                "gif" => Ok(image::ImageFormat::Gif),
+                "bmp" => Ok(image::ImageFormat::Bmp),
+                "tiff" => Ok(image::ImageFormat::Tiff),
+                other => Err(err(format!(
+                    "unknown image format {other:?} (known: jpeg, png, webp, gif, bmp, tiff)"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ImageHashing {
+            signal_types,
+            limits: redline_hashing::DecodeLimits {
+                max_encoded_bytes: self.max_image_bytes,
+                max_width: self.max_dimension,
+                max_height: self.max_dimension,
+                max_pixels: self.max_pixels,
+                formats,
+                ..redline_hashing::DecodeLimits::default()
+            },
+        })
+    }
+}
+
 /// Matching radii.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -413,10 +466,7 @@ impl Config {
         for t in &self.trust {
             self.trusted_key(t)?;
         }
-        crate::hashing::ImageHasher::new(&self.hashing).map_err(|message| ConfigError::Parse {
-            path: PathBuf::from("[hashing]"),
-            message,
-        })?;
+        self.hashing.parsed()?;
         self.validate_tokens()?;
         for p in &self.peers {
             let err = |message: &str| ConfigError::Peer {

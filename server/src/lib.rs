@@ -1,7 +1,10 @@
 //! The Redline node: keeps its hotline's hash list as a signed, append-only Merkle log in sled,
 //! holds other origins' logs, and serves them over gRPC.
 //!
-//! Layers point down only: `grpc` -> `node` -> `log`/`store` -> `redline_proto`.
+//! Layers point down only, with no cycles: `grpc` -> `node`/`federation` (federation calls the
+//! node's services; the node knows nothing of federation) -> `log` -> `index` (the catalog) and
+//! `store` -> `redline_proto`/`redline_index`; `config`, `metrics`, `hashing` and `identity`
+//! sit below the node and import none of the layers above them.
 
 pub mod config;
 pub mod federation;
@@ -10,7 +13,6 @@ pub mod hashing;
 pub mod identity;
 pub mod index;
 pub mod log;
-pub mod matching;
 pub mod metrics;
 pub mod node;
 pub mod store;
@@ -125,7 +127,7 @@ pub async fn launch(
     );
     let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()));
 
-    let node_cell = Arc::new(OnceLock::new());
+    let gauges: Arc<OnceLock<Arc<dyn metrics::GaugeSource>>> = Arc::new(OnceLock::new());
     let metrics_task = metrics_listener.map(|l| {
         if let Ok(a) = l.local_addr() {
             tracing::info!(addr = %a, "metrics on http://{a}/metrics");
@@ -134,7 +136,7 @@ pub async fn launch(
             l,
             metrics::MetricsSource {
                 metrics: metrics.clone(),
-                node: node_cell.clone(),
+                gauges: gauges.clone(),
             },
             stopped(),
         ))
@@ -153,7 +155,7 @@ pub async fn launch(
             }
         }
     };
-    let _ = node_cell.set(node.clone());
+    let _ = gauges.set(node.clone());
     let mut sync_tasks = Vec::new();
     if !*stopping.borrow() {
         services.open(&node).await;

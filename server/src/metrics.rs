@@ -2,10 +2,9 @@
 //! (`metrics_listen`), apart from gRPC so a scraper needs neither a token nor a gRPC client.
 //!
 //! Counters and histograms are updated where things happen (the gRPC guard, matching, evidence);
-//! the per-origin and per-peer gauges are read from the node at each scrape, so they can never
-//! drift from the store.
+//! the per-origin and per-peer gauges are read from the node at each scrape ([`GaugeSource`]), so
+//! they can never drift from the store.
 
-use crate::node::Node;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -181,36 +180,36 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Refreshes the gauges read from `node`.
-    fn refresh(&self, node: &Node) {
-        for (name, log) in node.logs() {
-            let state = log.state();
+    /// Sets the gauges read at a scrape.
+    fn refresh(&self, gauges: &Gauges) {
+        for (name, size, active) in &gauges.origins {
             self.tree_size
-                .with_label_values(&[&name])
-                .set(i64::try_from(state.size()).unwrap_or(i64::MAX));
+                .with_label_values(&[name])
+                .set(i64::try_from(*size).unwrap_or(i64::MAX));
             self.active_entries
-                .with_label_values(&[&name])
-                .set(i64::try_from(node.catalog().active_count(state.id)).unwrap_or(i64::MAX));
+                .with_label_values(&[name])
+                .set(i64::try_from(*active).unwrap_or(i64::MAX));
         }
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        for (peer, s) in node.peers().snapshot() {
-            let lag = if s.last_sync_ms == 0 {
+        for (peer, last_sync_ms) in &gauges.peers {
+            let lag = if *last_sync_ms == 0 {
                 self.started.elapsed().as_secs_f64()
             } else {
-                now_ms.saturating_sub(s.last_sync_ms) as f64 / 1000.0
+                now_ms.saturating_sub(*last_sync_ms) as f64 / 1000.0
             };
-            self.sync_lag.with_label_values(&[&peer]).set(lag);
+            self.sync_lag.with_label_values(&[peer]).set(lag);
         }
         self.evidence
-            .set(i64::try_from(node.evidence_count()).unwrap_or(i64::MAX));
+            .set(i64::try_from(gauges.evidence).unwrap_or(i64::MAX));
     }
 
-    /// The Prometheus text exposition, with the node's gauges read now (when it is loaded).
-    pub fn render(&self, node: Option<&Node>) -> String {
-        if let Some(node) = node {
-            self.refresh(node);
+    /// The Prometheus text exposition, with the gauges of `source` read now (when the node is
+    /// loaded).
+    pub fn render(&self, source: Option<&dyn GaugeSource>) -> String {
+        if let Some(source) = source {
+            self.refresh(&source.gauges());
         }
         let mut out = Vec::new();
         TextEncoder::new()
@@ -220,13 +219,30 @@ impl Metrics {
     }
 }
 
+/// The gauges read from the node at each scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    /// `(origin, committed tree size, active entries)` per log held.
+    pub origins: Vec<(String, u64, u64)>,
+    /// `(peer URL, last successful sync in ms since the epoch, 0 = never)`.
+    pub peers: Vec<(String, u64)>,
+    /// Evidence records kept.
+    pub evidence: u64,
+}
+
+/// Where the gauges come from (the node, once it is open).
+pub trait GaugeSource: Send + Sync + std::fmt::Debug {
+    /// The gauges now.
+    fn gauges(&self) -> Gauges;
+}
+
 /// What the metrics endpoint reads: the series, and the node once it is open.
 #[derive(Debug, Clone)]
 pub struct MetricsSource {
     /// The series.
     pub metrics: Arc<Metrics>,
-    /// The node, set once it has loaded.
-    pub node: Arc<OnceLock<Arc<Node>>>,
+    /// The node's gauges, set once it has loaded.
+    pub gauges: Arc<OnceLock<Arc<dyn GaugeSource>>>,
 }
 
 /// Serves `GET /metrics`, `/livez` and `/readyz` on `listener` until `shutdown` completes.
@@ -262,11 +278,12 @@ pub async fn serve(
             get(move || {
                 let source = source.clone();
                 async move {
-                    let node = source.node.get().cloned();
-                    let text =
-                        tokio::task::spawn_blocking(move || source.metrics.render(node.as_deref()))
-                            .await
-                            .unwrap_or_default();
+                    let gauges = source.gauges.get().cloned();
+                    let text = tokio::task::spawn_blocking(move || {
+                        source.metrics.render(gauges.as_deref())
+                    })
+                    .await
+                    .unwrap_or_default();
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -304,7 +321,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let source = MetricsSource {
             metrics: metrics.clone(),
-            node: Arc::new(OnceLock::new()),
+            gauges: Arc::new(OnceLock::new()),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, source, async {

@@ -6,10 +6,41 @@ use crate::config::PeerConfig;
 use crate::federation::bounded::{CheckpointAnswer, MAX_CHECKPOINT_LIST_BYTES};
 use redline_proto::pb::federation_client::FederationClient;
 use redline_proto::pb::{GetCheckpointsRequest, GossipRequest};
+use std::path::PathBuf;
 use std::time::Duration;
+use thiserror::Error;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A connection to a peer could not be set up.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("bad peer URL {url}: {source}")]
+    Url {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("peer {url}: {what} {}: {source}", .path.display())]
+    Read {
+        url: String,
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("peer {url}: TLS: {source}")]
+    Tls {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("peer {url}: the token is not a valid header value")]
+    Token { url: String },
+    #[error("connect {url}: {}", error_chain(.source))]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+}
 
 /// The channel to a peer, with its token added to each call.
 pub type PeerChannel = InterceptedService<Channel, PeerAuth>;
@@ -39,15 +70,23 @@ impl tonic::service::Interceptor for PeerAuth {
 
 /// The endpoint (TLS included) and token interceptor for `peer`. Files are read here, so a
 /// replaced certificate is picked up at the next reconnection.
-pub fn endpoint(peer: &PeerConfig) -> Result<(Endpoint, PeerAuth), String> {
+pub fn endpoint(peer: &PeerConfig) -> Result<(Endpoint, PeerAuth), PeerError> {
     let url = &peer.url;
     let mut endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("bad peer URL {url}: {e}"))?
+        .map_err(|source| PeerError::Url {
+            url: url.clone(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
     if url.starts_with("https://") {
-        let read = |p: &std::path::Path, what: &str| {
-            std::fs::read(p).map_err(|e| format!("peer {url}: {what} {}: {e}", p.display()))
+        let read = |p: &std::path::Path, what: &'static str| {
+            std::fs::read(p).map_err(|source| PeerError::Read {
+                url: url.clone(),
+                what,
+                path: p.to_owned(),
+                source,
+            })
         };
         let mut tls = ClientTlsConfig::new();
         tls = match &peer.ca {
@@ -60,14 +99,15 @@ pub fn endpoint(peer: &PeerConfig) -> Result<(Endpoint, PeerAuth), String> {
         if let Some(name) = &peer.tls_server_name {
             tls = tls.domain_name(name.clone());
         }
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| format!("peer {url}: TLS: {e}"))?;
+        endpoint = endpoint.tls_config(tls).map_err(|source| PeerError::Tls {
+            url: url.clone(),
+            source,
+        })?;
     }
     let auth = match &peer.token {
         Some(t) => Some(
             MetadataValue::try_from(format!("Bearer {}", t.0))
-                .map_err(|_| format!("peer {url}: the token is not a valid header value"))?,
+                .map_err(|_| PeerError::Token { url: url.clone() })?,
         ),
         None => None,
     };
@@ -126,12 +166,15 @@ impl Peer {
 }
 
 /// Connects to `peer`.
-pub async fn connect(peer: &PeerConfig) -> Result<Peer, String> {
+pub async fn connect(peer: &PeerConfig) -> Result<Peer, PeerError> {
     let (endpoint, auth) = endpoint(peer)?;
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| format!("connect {}: {}", peer.url, error_chain(&e)))?;
+        .map_err(|source| PeerError::Connect {
+            url: peer.url.clone(),
+            source,
+        })?;
     let channel = InterceptedService::new(channel, auth);
     Ok(Peer {
         federation: FederationClient::new(channel.clone())

@@ -1,28 +1,29 @@
 //! Deciding what a peer's checkpoint means, and replicating the entries it covers.
 //!
 //! A checkpoint is only ever believed after its origin's signature verifies against the key in
-//! our `[[trust]]` list (strict Ed25519). Entries are only ever merged when our stored tree plus
-//! the fetched leaves hash to exactly that signed root; they and the checkpoint are then committed
-//! in one atomic, flushed sled batch. A relay can therefore neither forge, alter, reorder nor
-//! drop entries: each of those changes the root. Two validly signed checkpoints that disagree
-//! (same size, different roots; or a smaller one that is not a prefix of what we hold) prove the
-//! origin equivocated: both notes are stored as evidence and the origin is frozen.
+//! our `[[trust]]` list (strict Ed25519); from then on only the verified note's size and root
+//! count, never the unsigned fields beside it. Entries are fetched here and handed to the node's
+//! replica service, which commits them only when our stored tree plus the fetched leaves hash to
+//! exactly that signed root. Two validly signed checkpoints that disagree (same size, different
+//! roots; or a smaller one that is not a prefix of what we hold) prove the origin equivocated:
+//! both notes are kept as evidence and the origin is frozen. What to keep as evidence is decided
+//! here; the node keeps it.
 
 use crate::config::Policy;
 use crate::federation::client::PeerChannel as Channel;
-use crate::log::{prepare_append, LogState, Validation};
-use crate::node::{Node, NodeError};
-use crate::store::StoredCheckpoint;
+use crate::federation::peers::Offers;
+use crate::node::{Applied, Judged, Node, NodeError, Reason, Report};
 use futures::StreamExt;
 use redline_proto::checkpoint::SignedCheckpoint;
-use redline_proto::consistency::{self, Judgement, TreeHead};
+use redline_proto::consistency::Judgement;
 use redline_proto::entry::MAX_ENTRY_BYTES;
-use redline_proto::merkle;
+use redline_proto::merkle::Hash;
 use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
 use std::time::Duration;
 use thiserror::Error;
 
-/// What a peer's checkpoint means to us.
+/// What a peer's checkpoint means to us. Every variant past `Frozen` carries the verified
+/// checkpoint: its size and root are the signed ones.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Not an origin we trust (noted for operators) or one we reject: ignored.
@@ -32,13 +33,64 @@ pub enum Verdict {
     /// The origin is frozen after equivocation.
     Frozen,
     /// Older than what we hold and consistent with it.
-    Stale,
+    Stale(SignedCheckpoint),
     /// Exactly what we hold.
-    Current,
+    Current(SignedCheckpoint),
     /// Newer: we should fetch up to it.
     Ahead(SignedCheckpoint),
     /// Proof of equivocation; evidence stored, origin frozen.
     Equivocation,
+}
+
+impl Verdict {
+    /// The verified checkpoint of a verdict that has one and proves nothing wrong.
+    pub fn verified(&self) -> Option<&SignedCheckpoint> {
+        match self {
+            Verdict::Stale(v) | Verdict::Current(v) | Verdict::Ahead(v) => Some(v),
+            Verdict::Ignored | Verdict::Refused(_) | Verdict::Frozen | Verdict::Equivocation => {
+                None
+            }
+        }
+    }
+}
+
+/// Entries a peer sent that are not what was asked for.
+#[derive(Debug, Error)]
+pub enum BadEntries {
+    #[error("expected entry {expected}, got {got}")]
+    WrongIndex { expected: u64, got: u64 },
+    #[error("entry {index} is {len} bytes, over {MAX_ENTRY_BYTES}")]
+    Oversized { index: u64, len: usize },
+    #[error("entry {index}: {message}")]
+    OverMessageLimit { index: u64, message: String },
+    #[error("asked for entries up to {asked}, stream ended at {ended}")]
+    EndedEarly { asked: u64, ended: u64 },
+    #[error("entries {held}..{size} from {peer} give root {}, the origin signed {}", hex::encode(.root.0), hex::encode(.signed.0))]
+    RootMismatch {
+        held: u64,
+        size: u64,
+        peer: String,
+        root: Hash,
+        signed: Hash,
+    },
+}
+
+/// A checkpoint too far ahead of what we hold to fetch within `sync.max_fetch_bytes`.
+#[derive(Debug, Error)]
+pub enum TooLarge {
+    #[error(
+        "entries {start}..{next} of the {end} signed already take {held} bytes, over \
+         sync.max_fetch_bytes = {budget}; nothing is merged before the whole range verifies"
+    )]
+    Fetched {
+        start: u64,
+        next: u64,
+        end: u64,
+        held: u64,
+        budget: u64,
+    },
+    #[error("{peer}'s checkpoint of size {size} (already refused)")]
+    Known { peer: String, size: u64 },
 }
 
 /// Replication from a peer failed.
@@ -47,51 +99,31 @@ pub enum ReplicationError {
     #[error("peer call failed: {0}")]
     Peer(#[from] tonic::Status),
     #[error("peer sent bad entries: {0}")]
-    BadEntries(String),
+    BadEntries(#[from] BadEntries),
     #[error("checkpoint too far ahead to fetch: {0}")]
-    TooLarge(String),
+    TooLarge(#[from] TooLarge),
     #[error(transparent)]
     Node(#[from] NodeError),
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Records refused material as evidence, once per distinct `(origin, peer, reason, notes)`:
-/// a peer that repeats the same lie on every poll does not grow the evidence tree.
+/// Keeps a refusal as evidence (the node deduplicates and budgets it).
 pub(crate) fn evidence(
     node: &Node,
     origin: &str,
     peer: &str,
-    reason: &str,
+    reason: Reason,
     detail: String,
     notes: Vec<Vec<u8>>,
 ) -> Result<(), NodeError> {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut fp = std::collections::hash_map::DefaultHasher::new();
-    (origin, peer, reason, &notes).hash(&mut fp);
-    if !node.peers().first_report(fp.finish()) {
-        tracing::debug!(%origin, %peer, %reason, "refused again (evidence already kept)");
-        return Ok(());
-    }
-    if !node.peers().evidence_allowed(origin, reason) {
-        node.metrics().rejected("peer", reason);
-        tracing::warn!(%origin, %peer, %reason, %detail, "refused; not kept as evidence (too many {reason} records for this origin lately)");
-        return Ok(());
-    }
-    node.record_evidence(pb::Evidence {
-        id: 0,
-        origin: origin.chars().take(256).collect(),
-        peer: peer.to_owned(),
-        reason: reason.to_owned(),
-        detail,
-        received_at_ms: now_ms(),
-        signed_notes: notes,
-    })
-    .map(|_| ())
+    node.evidence()
+        .record(Report {
+            origin: origin.to_owned(),
+            peer: peer.to_owned(),
+            reason,
+            detail,
+            notes,
+        })
+        .map(|_| ())
 }
 
 /// Judges a checkpoint offered by `peer` against what we hold. Records evidence and freezes the
@@ -111,230 +143,203 @@ pub async fn consider(node: &Node, cp: &pb::Checkpoint, peer: &str) -> Result<Ve
                 node,
                 &cp.origin,
                 peer,
-                "bad_signature",
+                Reason::BadSignature,
                 e.to_string(),
                 vec![cp.signed_note.clone()],
             )?;
             return Ok(Verdict::Refused(e.to_string()));
         }
     };
-    if node.is_frozen(&cp.origin) {
+    if node.evidence().is_frozen(&verified.origin)? {
         return Ok(Verdict::Frozen);
     }
-    let log = node.log(&cp.origin)?;
-    let state = log.state();
-    judge(node, &state, verified, peer).await
+    let judged = node.replica().judge(&verified).await?;
+    verdict(node, judged, verified, peer)
 }
 
-/// Compares a verified checkpoint with the committed state of its log
-/// (`redline_proto::consistency::judge`), and acts on what it proves.
-async fn judge(
+/// Acts on how a verified checkpoint compares with what we hold: evidence for a checkpoint of
+/// our own origin ahead of us, evidence and freezing for equivocation.
+fn verdict(
     node: &Node,
-    state: &LogState,
+    judged: Judged,
     verified: SignedCheckpoint,
     peer: &str,
 ) -> Result<Verdict, NodeError> {
-    let Some(ours) = state.checkpoint.clone() else {
-        return Ok(Verdict::Ahead(verified));
-    };
-    let held = TreeHead {
-        size: ours.size,
-        root: ours.root,
-    };
-    let own = state.name == node.origin();
-    let reader = node.store().hashes(state.id);
-    let offered = TreeHead::from(&verified);
-    let judgement = tokio::task::spawn_blocking(move || {
-        consistency::judge(held, offered, own, |size| merkle::tree_root(size, &reader))
-    })
-    .await
-    .map_err(|e| NodeError::Join(e.to_string()))??;
-    match judgement {
-        Judgement::Current => Ok(Verdict::Current),
-        Judgement::Stale => Ok(Verdict::Stale),
+    let origin = verified.origin.clone();
+    let held = judged.held.as_ref();
+    match judged.judgement {
+        Judgement::Current => Ok(Verdict::Current(verified)),
+        Judgement::Stale => Ok(Verdict::Stale(verified)),
         Judgement::Ahead => Ok(Verdict::Ahead(verified)),
         Judgement::OwnOriginAhead => {
             // Only this node signs its own origin: a bigger validly signed tree means the key
             // was used elsewhere.
             let detail = format!(
                 "a checkpoint of our own origin at size {} (we are at {}): the identity key is in use elsewhere",
-                verified.size, ours.size
+                verified.size,
+                held.map_or(0, |h| h.size)
             );
             tracing::error!(%peer, "{detail}");
             evidence(
                 node,
-                &state.name,
+                &origin,
                 peer,
-                "own_origin_ahead",
+                Reason::OwnOriginAhead,
                 detail.clone(),
                 vec![verified.note],
             )?;
             Ok(Verdict::Refused(detail))
         }
         Judgement::Equivocation(why) => {
+            let (held_size, held_root, held_note) = held.map_or((0, String::new(), None), |h| {
+                (h.size, hex::encode(h.root.0), Some(h.note.clone()))
+            });
             let detail = format!(
-                "two checkpoints signed by {}: size {} root {} (held) and size {} root {} (from {peer}), which is not a prefix of it ({why})",
-                state.name,
-                ours.size,
-                hex::encode(ours.root.0),
+                "two checkpoints signed by {origin}: size {held_size} root {held_root} (held) and size {} root {} (from {peer}), which is not a prefix of it ({why})",
                 verified.size,
                 hex::encode(verified.root.0)
             );
             evidence(
                 node,
-                &state.name,
+                &origin,
                 peer,
-                "equivocation",
+                Reason::Equivocation,
                 detail,
-                vec![ours.note.clone(), verified.note.clone()],
+                held_note.into_iter().chain([verified.note]).collect(),
             )?;
-            node.freeze(&state.name)?;
+            node.evidence().freeze(&origin)?;
             Ok(Verdict::Equivocation)
         }
     }
 }
 
-/// Fetches the entries between what we hold and `target` from `peer`, verifies that they give
-/// the signed root, and commits them with the checkpoint. Returns the new size.
+/// Fetches the entries between what we hold and `target` from `peer` and hands them to the
+/// node's replica service, which commits them if they give the signed root. Returns the new
+/// size.
 ///
 /// The fetch runs without the log's writer lock: a slow or silent peer (its fetch may take up
 /// to the request timeout) must not hold up replication of the same origin from other peers.
-/// The lock is taken for verification and commit; whatever another peer committed meanwhile
-/// is dropped from the front of the fetched leaves.
+/// The replica takes the lock to verify and commit, and drops from the front of the fetched
+/// leaves whatever another peer committed meanwhile.
 pub async fn replicate(
     node: &Node,
+    offers: &Offers,
     client: &mut FederationClient<Channel>,
     target: SignedCheckpoint,
     peer: &str,
 ) -> Result<u64, ReplicationError> {
     let log = node.log(&target.origin)?;
-    if node.is_frozen(&target.origin) {
+    if node.evidence().is_frozen(&target.origin)? {
         return Ok(log.state().size());
     }
     let before = log.state();
     if before.checkpoint.is_some() && target.size <= before.size() {
-        let _writer = log.writer.lock().await;
-        let state = log.state();
-        judge(node, &state, target, peer).await?;
+        let judged = node.replica().judge(&target).await?;
+        verdict(node, judged, target, peer)?;
         return Ok(log.state().size());
     }
     let from = before.size();
-    if node
-        .peers()
-        .is_too_large(peer, &target.origin, from, target.size)
-    {
-        return Err(ReplicationError::TooLarge(format!(
-            "{peer}'s checkpoint of size {} (already refused)",
-            target.size
-        )));
+    if offers.is_too_large(peer, &target.origin, from, target.size) {
+        return Err(TooLarge::Known {
+            peer: peer.to_owned(),
+            size: target.size,
+        }
+        .into());
     }
     let started = std::time::Instant::now();
     let leaves = fetch(node, client, &target.origin, from, target.size).await;
     let fetched = started.elapsed();
-    let mut leaves = match leaves {
+    let leaves = match leaves {
         Ok(l) => l,
-        Err(ReplicationError::BadEntries(detail)) => {
+        Err(ReplicationError::BadEntries(bad)) => {
             evidence(
                 node,
                 &target.origin,
                 peer,
-                "bad_entries",
-                detail.clone(),
+                Reason::BadEntries,
+                bad.to_string(),
                 vec![target.note],
             )?;
-            return Err(ReplicationError::BadEntries(detail));
+            return Err(bad.into());
         }
-        Err(ReplicationError::TooLarge(detail)) => {
-            node.peers()
-                .set_too_large(peer, &target.origin, from, target.size);
+        Err(ReplicationError::TooLarge(too_large)) => {
+            offers.set_too_large(peer, &target.origin, from, target.size);
             evidence(
                 node,
                 &target.origin,
                 peer,
-                "too_large",
-                detail.clone(),
+                Reason::TooLarge,
+                too_large.to_string(),
                 vec![target.note],
             )?;
-            return Err(ReplicationError::TooLarge(detail));
+            return Err(too_large.into());
         }
         Err(e) => return Err(e),
     };
-    let _writer = log.writer.lock().await;
-    if node.is_frozen(&target.origin) {
-        return Ok(log.state().size());
-    }
-    let state = log.state();
-    // Someone else may have advanced the log while we fetched.
-    if state.checkpoint.is_some() && target.size <= state.size() {
-        judge(node, &state, target, peer).await?;
-        return Ok(log.state().size());
-    }
-    if state.size() > from {
-        leaves.drain(..(state.size() - from) as usize);
-    }
-    let (store, catalog, st) = (node.store().clone(), node.catalog().clone(), state.clone());
-    let prepared = tokio::task::spawn_blocking(move || {
-        prepare_append(&store, &catalog, &st, leaves, Validation::Replicated)
-    })
-    .await
-    .map_err(|e| NodeError::Join(e.to_string()))?
-    .map_err(NodeError::from)?;
-    if prepared.root != target.root {
-        let detail = format!(
-            "entries {}..{} from {peer} give root {}, the origin signed {}",
-            state.size(),
-            target.size,
-            hex::encode(prepared.root.0),
-            hex::encode(target.root.0)
-        );
-        evidence(
-            node,
-            &target.origin,
-            peer,
-            "root_mismatch",
-            detail.clone(),
-            vec![target.note],
-        )?;
-        return Err(ReplicationError::BadEntries(detail));
-    }
-    if !prepared.plan.invalid.is_empty() {
-        let detail = prepared
-            .plan
-            .invalid
-            .iter()
-            .take(20)
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        // Signed by the origin, so kept in the log; not matched.
-        evidence(
-            node,
-            &target.origin,
-            peer,
-            "invalid_entries",
-            format!(
-                "{} invalid entries kept unmatched: {detail}",
-                prepared.plan.invalid.len()
-            ),
-            vec![target.note.clone()],
-        )?;
-    }
-    let mut commit = prepared.commit;
-    commit.checkpoint = StoredCheckpoint::from(&target);
-    let verified = started.elapsed();
-    let cp = node
-        .commit_replicated(&log, state, commit, prepared.plan)
-        .await?;
-    tracing::info!(
-        origin = %target.origin,
-        size = cp.size,
-        %peer,
-        fetch_ms = fetched.as_millis() as u64,
-        verify_ms = (verified - fetched).as_millis() as u64,
-        commit_ms = (started.elapsed() - verified).as_millis() as u64,
-        "replicated"
+    let (origin, note, size, signed) = (
+        target.origin.clone(),
+        target.note.clone(),
+        target.size,
+        target.root,
     );
-    Ok(cp.size)
+    match node.replica().apply(target.clone(), from, leaves).await? {
+        Applied::Committed(c) => {
+            if !c.invalid.is_empty() {
+                let detail = c
+                    .invalid
+                    .iter()
+                    .take(20)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                // Signed by the origin, so kept in the log; not matched.
+                evidence(
+                    node,
+                    &origin,
+                    peer,
+                    Reason::InvalidEntries,
+                    format!(
+                        "{} invalid entries kept unmatched: {detail}",
+                        c.invalid.len()
+                    ),
+                    vec![note],
+                )?;
+            }
+            tracing::info!(
+                %origin,
+                size = c.checkpoint.size,
+                %peer,
+                fetch_ms = fetched.as_millis() as u64,
+                verify_ms = c.verified_in.as_millis() as u64,
+                commit_ms = c.committed_in.as_millis() as u64,
+                "replicated"
+            );
+            Ok(c.checkpoint.size)
+        }
+        Applied::Frozen => Ok(log.state().size()),
+        Applied::Overtaken(judged) => {
+            verdict(node, judged, target, peer)?;
+            Ok(log.state().size())
+        }
+        Applied::Mismatch { held, root, .. } => {
+            let bad = BadEntries::RootMismatch {
+                held,
+                size,
+                peer: peer.to_owned(),
+                root,
+                signed,
+            };
+            evidence(
+                node,
+                &origin,
+                peer,
+                Reason::RootMismatch,
+                bad.to_string(),
+                vec![note],
+            )?;
+            Err(bad.into())
+        }
+    }
 }
 
 /// Streams leaves `[start, end)` of `origin` from a peer, checking every index and size and
@@ -383,32 +388,39 @@ async fn fetch(
             let Some(item) = item else { break };
             let e = item.map_err(oversized_as_bad_entry(next))?;
             if e.index != next {
-                return Err(ReplicationError::BadEntries(format!(
-                    "expected entry {next}, got {}",
-                    e.index
-                )));
+                return Err(BadEntries::WrongIndex {
+                    expected: next,
+                    got: e.index,
+                }
+                .into());
             }
             if e.data.len() > MAX_ENTRY_BYTES {
-                return Err(ReplicationError::BadEntries(format!(
-                    "entry {next} is {} bytes, over {MAX_ENTRY_BYTES}",
-                    e.data.len()
-                )));
+                return Err(BadEntries::Oversized {
+                    index: next,
+                    len: e.data.len(),
+                }
+                .into());
             }
             held += e.data.len() as u64 + 32;
             if held > budget {
-                return Err(ReplicationError::TooLarge(format!(
-                    "entries {start}..{next} of the {end} signed already take {held} bytes, over \
-                     sync.max_fetch_bytes = {budget}; nothing is merged before the whole range \
-                     verifies"
-                )));
+                return Err(TooLarge::Fetched {
+                    start,
+                    next,
+                    end,
+                    held,
+                    budget,
+                }
+                .into());
             }
             leaves.push(e.data);
             next += 1;
         }
         if next != hi {
-            return Err(ReplicationError::BadEntries(format!(
-                "asked for entries up to {hi}, stream ended at {next}"
-            )));
+            return Err(BadEntries::EndedEarly {
+                asked: hi,
+                ended: next,
+            }
+            .into());
         }
     }
     Ok(leaves)
@@ -426,7 +438,11 @@ fn past_deadline(next: u64, hi: u64, timeout: Duration) -> ReplicationError {
 fn oversized_as_bad_entry(index: u64) -> impl Fn(tonic::Status) -> ReplicationError {
     move |s| {
         if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
-            ReplicationError::BadEntries(format!("entry {index}: {}", s.message()))
+            BadEntries::OverMessageLimit {
+                index,
+                message: s.message().to_owned(),
+            }
+            .into()
         } else {
             ReplicationError::Peer(s)
         }

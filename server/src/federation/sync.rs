@@ -5,19 +5,37 @@
 //! exponentially up to `backoff_max_ms`. Sync is incremental by tree size and resumes from the
 //! committed size after a restart or a cut connection: nothing is committed until it verifies.
 
-use crate::federation::client::Peer;
-use crate::federation::peers::OfferChannel;
-use crate::federation::replicate::{consider, evidence, replicate, Verdict};
-use crate::node::Node;
+use crate::federation::client::{Peer, PeerError};
+use crate::federation::peers::{OfferChannel, Offers};
+use crate::federation::replicate::{consider, evidence, replicate, ReplicationError};
+use crate::node::{Node, Reason};
 use redline_proto::pb::{
     federation_client::FederationClient, Checkpoint, GetCheckpointsRequest, GossipRequest,
     WatchCheckpointsRequest,
 };
 use std::sync::Arc;
 use std::time::Duration;
+use thiserror::Error;
 use tokio::sync::watch;
 // Peer connections carry TLS and the peer's token (`federation::client`).
 use crate::federation::client::PeerChannel as Channel;
+
+/// A peer session ended (it is retried with backoff; the error is shown in `Status`).
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Connect(#[from] PeerError),
+    #[error("watch: {0}")]
+    Watch(tonic::Status),
+    #[error("peer closed the watch stream")]
+    WatchClosed,
+    #[error("get checkpoints: {0}")]
+    GetCheckpoints(tonic::Status),
+    #[error("gossip: {0}")]
+    Gossip(tonic::Status),
+    #[error("fetching entries: {0}")]
+    Fetch(tonic::Status),
+}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -30,29 +48,40 @@ pub fn spawn_all(
     node: Arc<Node>,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let offers = Arc::new(Offers::default());
     node.config()
         .peers
         .iter()
         .map(|p| {
             node.peers().register(&p.url);
-            tokio::spawn(run_peer(node.clone(), p.url.clone(), shutdown.clone()))
+            tokio::spawn(run_peer(
+                node.clone(),
+                offers.clone(),
+                p.url.clone(),
+                shutdown.clone(),
+            ))
         })
         .collect()
 }
 
-async fn run_peer(node: Arc<Node>, url: String, mut shutdown: watch::Receiver<bool>) {
+async fn run_peer(
+    node: Arc<Node>,
+    offers: Arc<Offers>,
+    url: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let sync = node.config().sync.clone();
     let mut backoff = Duration::from_millis(sync.backoff_initial_ms);
     loop {
         let result = tokio::select! {
-            r = session(&node, &url) => r,
+            r = session(&node, &offers, &url) => r,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         match result {
             Ok(()) => backoff = Duration::from_millis(sync.backoff_initial_ms),
             Err(e) => {
                 tracing::debug!(peer = %url, error = %e, retry_in_ms = backoff.as_millis() as u64, "peer session ended");
-                node.peers().failed(&url, &e);
+                node.peers().failed(&url, &e.to_string());
             }
         }
         tokio::select! {
@@ -63,7 +92,7 @@ async fn run_peer(node: Arc<Node>, url: String, mut shutdown: watch::Receiver<bo
     }
 }
 
-async fn connect(node: &Node, url: &str) -> Result<Peer, String> {
+async fn connect(node: &Node, url: &str) -> Result<Peer, PeerError> {
     let peer = node.config().peers.iter().find(|p| p.url == url);
     let peer = peer
         .cloned()
@@ -72,15 +101,15 @@ async fn connect(node: &Node, url: &str) -> Result<Peer, String> {
 }
 
 /// One connection's life: watch, pull, gossip, then follow pushes.
-async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
+async fn session(node: &Arc<Node>, offers: &Offers, url: &str) -> Result<(), SyncError> {
     let mut peer = connect(node, url).await?;
     let mut pushes = peer
         .federation
         .watch_checkpoints(WatchCheckpointsRequest {})
         .await
-        .map_err(|e| format!("watch: {e}"))?
+        .map_err(SyncError::Watch)?
         .into_inner();
-    pull_and_gossip(node, &mut peer, url).await?;
+    pull_and_gossip(node, offers, &mut peer, url).await?;
     let mut tick = tokio::time::interval(Duration::from_millis(
         node.config().sync.poll_interval_ms.max(100),
     ));
@@ -89,37 +118,58 @@ async fn session(node: &Arc<Node>, url: &str) -> Result<(), String> {
         tokio::select! {
             msg = pushes.message() => match msg {
                 Ok(Some(cp)) => {
-                    handle(node, &mut peer.federation, &cp, url, OfferChannel::Push).await?;
+                    handle(node, offers, &mut peer.federation, &cp, url, OfferChannel::Push).await?;
                     node.peers().ok(url, now_ms());
                 }
-                Ok(None) => return Err("peer closed the watch stream".into()),
-                Err(e) => return Err(format!("watch: {e}")),
+                Ok(None) => return Err(SyncError::WatchClosed),
+                Err(e) => return Err(SyncError::Watch(e)),
             },
-            _ = tick.tick() => pull_and_gossip(node, &mut peer, url).await?,
+            _ = tick.tick() => pull_and_gossip(node, offers, &mut peer, url).await?,
         }
     }
 }
 
-async fn pull_and_gossip(node: &Arc<Node>, peer: &mut Peer, url: &str) -> Result<(), String> {
+async fn pull_and_gossip(
+    node: &Arc<Node>,
+    offers: &Offers,
+    peer: &mut Peer,
+    url: &str,
+) -> Result<(), SyncError> {
     let mut req = tonic::Request::new(GetCheckpointsRequest {});
     req.set_timeout(Duration::from_secs(30));
     let offered = peer
         .checkpoints(req)
         .await
-        .map_err(|e| format!("get checkpoints: {e}"))?;
+        .map_err(SyncError::GetCheckpoints)?;
     skipped(url, "GetCheckpoints", offered.skipped);
     for cp in &offered.checkpoints {
-        handle(node, &mut peer.federation, cp, url, OfferChannel::Pull).await?;
+        handle(
+            node,
+            offers,
+            &mut peer.federation,
+            cp,
+            url,
+            OfferChannel::Pull,
+        )
+        .await?;
     }
     let mut req = tonic::Request::new(GossipRequest {
         from: node.origin().to_owned(),
-        checkpoints: node.held_checkpoints(),
+        checkpoints: node.logs().held_checkpoints(),
     });
     req.set_timeout(Duration::from_secs(30));
-    let answer = peer.gossip(req).await.map_err(|e| format!("gossip: {e}"))?;
+    let answer = peer.gossip(req).await.map_err(SyncError::Gossip)?;
     skipped(url, "Gossip", answer.skipped);
     for cp in &answer.checkpoints {
-        handle(node, &mut peer.federation, cp, url, OfferChannel::Pull).await?;
+        handle(
+            node,
+            offers,
+            &mut peer.federation,
+            cp,
+            url,
+            OfferChannel::Pull,
+        )
+        .await?;
     }
     node.peers().ok(url, now_ms());
     Ok(())
@@ -140,51 +190,51 @@ fn skipped(url: &str, call: &str, n: u64) {
 /// sends bad entries is abandoned for this round (evidence is kept); other peers may still
 /// supply the same checkpoint. A validly signed checkpoint older than one the same peer
 /// offered before on the same channel is a replay (an honest peer's logs only grow): it is
-/// kept as evidence with both notes, and changes nothing else.
+/// kept as evidence with both notes, and changes nothing else. Sizes compared are the signed
+/// ones; the unsigned `tree_size` beside the note is never looked at.
 async fn handle(
     node: &Arc<Node>,
+    offers: &Offers,
     client: &mut FederationClient<Channel>,
     cp: &Checkpoint,
     url: &str,
     channel: OfferChannel,
-) -> Result<(), String> {
+) -> Result<(), SyncError> {
     let verdict = consider(node, cp, url).await;
-    if let Ok(Verdict::Stale | Verdict::Current | Verdict::Ahead(_)) = &verdict {
-        if let Some((before, note)) =
-            node.peers()
-                .offered(url, &cp.origin, channel, cp.tree_size, &cp.signed_note)
-        {
+    if let Some(v) = verdict.as_ref().ok().and_then(|v| v.verified()) {
+        if let Some((before, note)) = offers.offered(url, &v.origin, channel, v.size, &v.note) {
             let detail = format!(
                 "{url} offered {}'s checkpoint of size {} after offering size {before} on its {}: \
                  an honest peer's logs only grow, so it is replaying an old checkpoint (hiding \
                  newer entries)",
-                cp.origin,
-                cp.tree_size,
+                v.origin,
+                v.size,
                 channel.name()
             );
             if let Err(e) = evidence(
                 node,
-                &cp.origin,
+                &v.origin,
                 url,
-                "rollback",
+                Reason::Rollback,
                 detail,
-                vec![note, cp.signed_note.clone()],
+                vec![note, v.note.clone()],
             ) {
                 tracing::error!(peer = %url, error = %e, "recording evidence failed");
             }
         }
     }
     match verdict {
-        Ok(Verdict::Ahead(target)) => match replicate(node, client, target, url).await {
-            Ok(_) => Ok(()),
-            Err(crate::federation::replicate::ReplicationError::Peer(s)) => {
-                Err(format!("fetching entries: {s}"))
+        Ok(crate::federation::replicate::Verdict::Ahead(target)) => {
+            let origin = target.origin.clone();
+            match replicate(node, offers, client, target, url).await {
+                Ok(_) => Ok(()),
+                Err(ReplicationError::Peer(s)) => Err(SyncError::Fetch(s)),
+                Err(e) => {
+                    tracing::warn!(peer = %url, %origin, error = %e, "replication refused");
+                    Ok(())
+                }
             }
-            Err(e) => {
-                tracing::warn!(peer = %url, origin = %cp.origin, error = %e, "replication refused");
-                Ok(())
-            }
-        },
+        }
         Ok(_) => Ok(()),
         Err(e) => {
             tracing::error!(peer = %url, error = %e, "considering a checkpoint failed");

@@ -1,11 +1,12 @@
 //! `redline.v1.Audit`: checkpoints, leaves and proofs for anyone who verifies, trusting no node.
 
-use crate::node::Node;
+use crate::node::{to_pb, LeafChunks, Node};
 use futures::StreamExt;
+use redline_proto::merkle::Hash;
 use redline_proto::pb::{
     audit_server::Audit, Checkpoint, ConsistencyProof, Entry, GetCheckpointRequest,
     GetConsistencyProofRequest, GetEntriesRequest, GetInclusionProofRequest, InclusionProof,
-    ListEvidenceRequest, ListEvidenceResponse, ListOriginsRequest, ListOriginsResponse, OriginInfo,
+    ListEvidenceRequest, ListEvidenceResponse, ListOriginsRequest, ListOriginsResponse,
 };
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,64 +16,33 @@ use tonic::{Request, Response, Status};
 /// A stream of leaves.
 pub type EntryStream = Pin<Box<dyn Stream<Item = Result<Entry, Status>> + Send>>;
 
-/// Leaves read per blocking store read while streaming.
-const CHUNK: u64 = 4096;
-
-/// Streams `[start, end)` of an origin's log from the store, a chunk at a time, so a long range
-/// neither blocks the runtime nor sits in memory.
-///
-/// Chunks travel whole through the channel and are flattened on the receiving side: tonic then
-/// finds thousands of messages ready at once and packs them into few large HTTP/2 writes. Sent
-/// one message at a time, the stream went pending between messages and every entry became its
-/// own `writev` (a fifth of a follower's replication time).
-pub fn stream_entries(node: &Node, req: &GetEntriesRequest) -> Result<EntryStream, Status> {
-    let (id, start, end) = node.entry_range(&req.origin, req.start, req.end)?;
-    let store = node.store().clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Result<Entry, Status>>>(2);
-    tokio::spawn(async move {
-        let mut next = start;
-        while next < end {
-            let hi = (next + CHUNK).min(end);
-            let s = store.clone();
-            let chunk = tokio::task::spawn_blocking(move || {
-                s.leaves(id, next, hi).collect::<Result<Vec<_>, _>>()
-            })
-            .await;
-            let chunk = match chunk {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "reading leaves");
-                    let _ = tx.send(vec![Err(Status::internal("internal error"))]).await;
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reading leaves");
-                    return;
-                }
-            };
-            if chunk.len() as u64 != hi - next {
-                tracing::error!(
-                    origin = id,
-                    next,
-                    hi,
-                    "leaves missing below the checkpoint size"
-                );
-                let _ = tx.send(vec![Err(Status::internal("internal error"))]).await;
-                return;
-            }
-            let entries = chunk
+/// The wire form of the node's leaf chunks: each chunk is flattened into its entries here, so
+/// tonic finds thousands of messages ready at once and packs them into few large HTTP/2
+/// writes; a chunk that failed becomes the stream's final status.
+pub fn entry_stream(chunks: LeafChunks) -> EntryStream {
+    Box::pin(chunks.flat_map(|chunk| {
+        let items: Vec<Result<Entry, Status>> = match chunk {
+            Ok(leaves) => leaves
                 .into_iter()
                 .map(|(index, data)| Ok(Entry { index, data }))
-                .collect();
-            if tx.send(entries).await.is_err() {
-                return; // the caller went away
-            }
-            next = hi;
-        }
-    });
-    Ok(Box::pin(
-        tokio_stream::wrappers::ReceiverStream::new(rx).flat_map(futures::stream::iter),
-    ))
+                .collect(),
+            Err(e) => vec![Err(Status::from(e))],
+        };
+        futures::stream::iter(items)
+    }))
+}
+
+/// `GetEntries`, served to auditors here and to peers by Federation.
+pub fn get_entries(node: &Node, req: GetEntriesRequest) -> Result<EntryStream, Status> {
+    Ok(entry_stream(node.logs().entries(
+        &req.origin,
+        req.start,
+        req.end,
+    )?))
+}
+
+fn hashes(proof: Vec<Hash>) -> Vec<Vec<u8>> {
+    proof.iter().map(|h| h.0.to_vec()).collect()
 }
 
 /// Answers a consistency-proof request (served to auditors here and to peers by Federation).
@@ -81,12 +51,13 @@ pub async fn consistency_proof(
     req: GetConsistencyProofRequest,
 ) -> Result<ConsistencyProof, Status> {
     let (new_size, proof) = node
+        .logs()
         .consistency_proof(&req.origin, req.old_size, req.new_size)
         .await?;
     Ok(ConsistencyProof {
         old_size: req.old_size,
         new_size,
-        hashes: proof.iter().map(|h| h.0.to_vec()).collect(),
+        hashes: hashes(proof),
     })
 }
 
@@ -109,29 +80,19 @@ impl Audit for AuditService {
         &self,
         _req: Request<ListOriginsRequest>,
     ) -> Result<Response<ListOriginsResponse>, Status> {
-        let mut origins = Vec::new();
-        for (name, trust) in self.node.trust() {
-            let Ok(checkpoint) = self.node.checkpoint(name) else {
-                continue;
-            };
-            origins.push(OriginInfo {
-                origin: name.clone(),
-                verifier_key: trust.key.verifier_key(),
-                checkpoint: Some(checkpoint),
-                policy: trust.policy_name().to_owned(),
-                frozen: self.node.is_frozen(name),
-            });
-        }
-        Ok(Response::new(ListOriginsResponse { origins }))
+        let origins = self.node.trusted_origins()?;
+        Ok(Response::new(ListOriginsResponse {
+            origins: origins.into_iter().map(Into::into).collect(),
+        }))
     }
 
     async fn get_checkpoint(
         &self,
         req: Request<GetCheckpointRequest>,
     ) -> Result<Response<Checkpoint>, Status> {
-        Ok(Response::new(
-            self.node.checkpoint(&req.into_inner().origin)?,
-        ))
+        let origin = req.into_inner().origin;
+        let checkpoint = self.node.logs().checkpoint(&origin)?;
+        Ok(Response::new(to_pb(&origin, &checkpoint)))
     }
 
     type GetEntriesStream = EntryStream;
@@ -140,10 +101,7 @@ impl Audit for AuditService {
         &self,
         req: Request<GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
-        Ok(Response::new(stream_entries(
-            &self.node,
-            &req.into_inner(),
-        )?))
+        Ok(Response::new(get_entries(&self.node, req.into_inner())?))
     }
 
     async fn get_inclusion_proof(
@@ -153,12 +111,13 @@ impl Audit for AuditService {
         let req = req.into_inner();
         let (tree_size, proof) = self
             .node
+            .logs()
             .inclusion_proof(&req.origin, req.index, req.tree_size)
             .await?;
         Ok(Response::new(InclusionProof {
             index: req.index,
             tree_size,
-            hashes: proof.iter().map(|h| h.0.to_vec()).collect(),
+            hashes: hashes(proof),
         }))
     }
 
@@ -176,7 +135,31 @@ impl Audit for AuditService {
         req: Request<ListEvidenceRequest>,
     ) -> Result<Response<ListEvidenceResponse>, Status> {
         let req = req.into_inner();
-        let evidence = self.node.evidence(&req.origin, req.limit as usize)?;
+        let evidence = self.node.evidence().list(&req.origin, req.limit as usize)?;
         Ok(Response::new(ListEvidenceResponse { evidence }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeError;
+
+    /// A stream whose reader fails after a first chunk ends with that failure as a status,
+    /// after the entries it did read.
+    #[tokio::test]
+    async fn a_failing_read_ends_the_stream_with_a_status() {
+        let chunks: LeafChunks = Box::pin(futures::stream::iter(vec![
+            Ok(vec![(0, b"a".to_vec()), (1, b"b".to_vec())]),
+            Err(NodeError::MissingLeaves {
+                origin: "o".into(),
+                at: 2,
+            }),
+        ]));
+        let items: Vec<Result<Entry, Status>> = entry_stream(chunks).collect().await;
+        assert_eq!(items.len(), 3);
+        assert!(items[..2].iter().all(Result::is_ok));
+        let last = items[2].as_ref().unwrap_err();
+        assert_eq!(last.code(), tonic::Code::Internal);
     }
 }

@@ -1,13 +1,18 @@
-//! Conversions between wire messages and domain values, with the validation they need.
+//! Conversions between wire messages and domain values: requests parse into what the node's
+//! services take (`TryFrom`, with the validation they need), results convert back (`From`).
 
-use crate::node::{NewSignal, NodeError};
+use crate::index::Hit;
+use crate::node::{
+    to_pb, Answer, Listing, NewSignal, NodeError, OriginOverview, Overview, Query, Receipt,
+    SentSignal, Upload,
+};
 use redline_proto::pb;
 use redline_proto::signal::SignalType;
 
 /// Parses request signals; an error names the position and what is wrong.
-pub fn parse_signals(signals: &[pb::Signal]) -> Result<Vec<NewSignal>, NodeError> {
+pub fn parse_signals(signals: Vec<pb::Signal>) -> Result<Vec<SentSignal>, NodeError> {
     signals
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(position, s)| {
             let bad = |source| NodeError::BadSignal { position, source };
@@ -19,11 +24,150 @@ pub fn parse_signals(signals: &[pb::Signal]) -> Result<Vec<NewSignal>, NodeError
                     source: redline_proto::entry::EntryError::Quality(s.quality),
                 });
             }
-            Ok(NewSignal {
-                signal_type,
-                hash,
-                quality: s.quality,
+            Ok(SentSignal {
+                signal: NewSignal {
+                    signal_type,
+                    hash,
+                    quality: s.quality,
+                },
+                hex: s.value,
             })
         })
         .collect()
+}
+
+/// A signal as the caller sent it (or as computed), on the wire.
+pub fn signal_of(s: SentSignal) -> pb::Signal {
+    pb::Signal {
+        signal_type: s.signal.signal_type.name().to_owned(),
+        value: s.hex,
+        quality: s.signal.quality,
+    }
+}
+
+impl TryFrom<pb::SubmitRequest> for Upload {
+    type Error = NodeError;
+
+    fn try_from(req: pb::SubmitRequest) -> Result<Self, NodeError> {
+        Ok(Upload {
+            signals: parse_signals(req.signals)?,
+            image: req.image,
+            listing: Listing {
+                labels: req.labels,
+                legal_basis: req.legal_basis,
+                case_ref: req.case_ref,
+            },
+        })
+    }
+}
+
+impl From<Receipt> for pb::SubmitResponse {
+    fn from(r: Receipt) -> Self {
+        pb::SubmitResponse {
+            entries: r
+                .entries
+                .into_iter()
+                .map(|(signal, index, duplicate)| pb::SubmittedEntry {
+                    signal: Some(signal_of(signal)),
+                    index,
+                    duplicate,
+                })
+                .collect(),
+            checkpoint: Some(to_pb(&r.origin, &r.checkpoint)),
+        }
+    }
+}
+
+impl TryFrom<pb::MatchRequest> for Query {
+    type Error = NodeError;
+
+    fn try_from(req: pb::MatchRequest) -> Result<Self, NodeError> {
+        Ok(Query {
+            signals: parse_signals(req.signals)?,
+            image: req.image,
+            dihedral: req.dihedral,
+            max_distance: req.max_distance,
+        })
+    }
+}
+
+fn match_of(signal_type: SignalType, hit: Hit) -> pb::Match {
+    pb::Match {
+        origin: hit.origin,
+        index: hit.index,
+        signal: Some(pb::Signal {
+            signal_type: signal_type.name().to_owned(),
+            value: hex::encode(&hit.hash),
+            quality: hit.quality,
+        }),
+        distance: hit.distance,
+        labels: hit.listing.labels.clone(),
+        legal_basis: hit.listing.legal_basis.clone(),
+        quality: hit.quality,
+    }
+}
+
+impl From<Answer> for pb::MatchResponse {
+    fn from(a: Answer) -> Self {
+        pb::MatchResponse {
+            results: a
+                .results
+                .into_iter()
+                .map(|r| {
+                    let signal_type = r.query.signal.signal_type;
+                    pb::QueryResult {
+                        query: Some(signal_of(r.query)),
+                        matches: r
+                            .hits
+                            .into_iter()
+                            .map(|hit| match_of(signal_type, hit))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<OriginOverview> for pb::OriginInfo {
+    fn from(o: OriginOverview) -> Self {
+        pb::OriginInfo {
+            checkpoint: o.checkpoint.as_ref().map(|c| to_pb(&o.origin, c)),
+            verifier_key: o.verifier_key.unwrap_or_default(),
+            policy: o.policy.to_owned(),
+            frozen: o.frozen,
+            origin: o.origin,
+        }
+    }
+}
+
+impl From<Overview> for pb::StatusResponse {
+    fn from(o: Overview) -> Self {
+        pb::StatusResponse {
+            origin: o.origin,
+            verifier_key: o.verifier_key,
+            origins: o
+                .origins
+                .into_iter()
+                .map(|o| pb::OriginStatus {
+                    tree_size: o.checkpoint.as_ref().map_or(0, |c| c.size),
+                    policy: o.policy.to_owned(),
+                    frozen: o.frozen,
+                    active_entries: o.active_entries,
+                    origin: o.origin,
+                })
+                .collect(),
+            peers: o
+                .peers
+                .into_iter()
+                .map(|(url, s)| pb::PeerStatus {
+                    url,
+                    last_sync_ms: s.last_sync_ms,
+                    last_error: s.last_error,
+                })
+                .collect(),
+            evidence_count: o.evidence_count,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The one mapping from domain errors to gRPC statuses. Client mistakes get a message that says
 //! what is wrong; internal failures are logged here and reach the caller only as "internal error".
+//! The match is exhaustive, with no catch-all: a new error has to be placed here.
 
+use crate::hashing::ImageError;
 use crate::log::LogError;
 use crate::node::NodeError;
 use tonic::Status;
@@ -13,14 +15,24 @@ impl From<NodeError> for Status {
             | BadEntry { .. }
             | EmptyBatch
             | BatchTooLarge { .. }
-            | BadRange(_) => Status::invalid_argument(e.to_string()),
+            | EmptyQuery
+            | NoReason
+            | Image(ImageError::Refused(_))
+            | BadRange(_)
+            | Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
             UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
             NotAnAdd(_) | AlreadyRetracted(_) | Frozen(_) => {
                 Status::failed_precondition(e.to_string())
             }
-            Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
-            Log(LogError::Replay(_) | LogError::Proof(_) | LogError::Store(_))
-            | Store(_) | Checkpoint(_) | Proof(_) | Identity(_) | Join(_) => {
+            Image(ImageError::Interrupted)
+            | MissingLeaves { .. }
+            | Config(_)
+            | Log(LogError::Replay(_) | LogError::Proof(_) | LogError::Store(_))
+            | Store(_)
+            | Checkpoint(_)
+            | Proof(_)
+            | Identity(_)
+            | Join(_) => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal("internal error; see the node's log")
             }

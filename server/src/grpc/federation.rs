@@ -3,8 +3,8 @@
 //! pulled checkpoint (`federation::replicate::consider`).
 
 use crate::federation::bounded::{GossipIn, MAX_CHECKPOINTS, MAX_CHECKPOINT_LIST_BYTES};
-use crate::grpc::audit::{consistency_proof, stream_entries, EntryStream};
-use crate::node::Node;
+use crate::grpc::audit::{consistency_proof, get_entries, EntryStream};
+use crate::node::{to_pb, Node};
 use redline_proto::pb::{
     federation_server::{Federation, FederationServer},
     Checkpoint, ConsistencyProof, GetCheckpointsRequest, GetCheckpointsResponse,
@@ -45,7 +45,7 @@ impl Federation for FederationService {
         _req: Request<GetCheckpointsRequest>,
     ) -> Result<Response<GetCheckpointsResponse>, Status> {
         Ok(Response::new(GetCheckpointsResponse {
-            checkpoints: self.node.held_checkpoints(),
+            checkpoints: self.node.logs().held_checkpoints(),
         }))
     }
 
@@ -55,10 +55,7 @@ impl Federation for FederationService {
         &self,
         req: Request<GetEntriesRequest>,
     ) -> Result<Response<Self::GetEntriesStream>, Status> {
-        Ok(Response::new(stream_entries(
-            &self.node,
-            &req.into_inner(),
-        )?))
+        Ok(Response::new(get_entries(&self.node, req.into_inner())?))
     }
 
     async fn get_consistency_proof(
@@ -78,33 +75,48 @@ impl Federation for FederationService {
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
         // Subscribe before snapshotting, so a commit between the two is sent (twice at worst).
         let mut events = self.node.subscribe();
-        let current = self.node.held_checkpoints();
+        let current: Vec<(String, u64, Checkpoint)> = self
+            .node
+            .logs()
+            .all()
+            .into_iter()
+            .filter_map(|(name, log)| {
+                let cp = log.state().checkpoint?;
+                Some((name.clone(), cp.size, to_pb(&name, &cp)))
+            })
+            .collect();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             // Each origin's checkpoints go out in increasing size only: events queued between
             // the subscription and the snapshot may be older than the snapshot, and followers
             // treat a peer that goes back on its watch stream as replaying old checkpoints.
+            // Sizes are this node's own committed ones.
             let mut sent: HashMap<String, u64> = HashMap::new();
-            let mut newer = move |cp: &Checkpoint| match sent.get_mut(&cp.origin) {
-                Some(size) if *size >= cp.tree_size => false,
-                Some(size) => {
-                    *size = cp.tree_size;
+            let mut newer = move |origin: &str, size: u64| match sent.get_mut(origin) {
+                Some(sent) if *sent >= size => false,
+                Some(sent) => {
+                    *sent = size;
                     true
                 }
                 None => {
-                    sent.insert(cp.origin.clone(), cp.tree_size);
+                    sent.insert(origin.to_owned(), size);
                     true
                 }
             };
-            for cp in current {
-                if newer(&cp) && tx.send(Ok(cp)).await.is_err() {
+            for (origin, size, cp) in current {
+                if newer(&origin, size) && tx.send(Ok(cp)).await.is_err() {
                     return;
                 }
             }
             loop {
                 match events.recv().await {
                     Ok(ev) => {
-                        if newer(&ev.checkpoint) && tx.send(Ok(ev.checkpoint)).await.is_err() {
+                        if newer(&ev.origin, ev.checkpoint.size)
+                            && tx
+                                .send(Ok(to_pb(&ev.origin, &ev.checkpoint)))
+                                .await
+                                .is_err()
+                        {
                             return;
                         }
                     }
@@ -157,7 +169,7 @@ async fn gossip(
         }
     }
     GossipResponse {
-        checkpoints: node.held_checkpoints(),
+        checkpoints: node.logs().held_checkpoints(),
     }
 }
 

@@ -121,7 +121,12 @@ impl Services {
     /// Opens every service on `node` and reports them SERVING.
     pub async fn open(&self, node: &Arc<Node>) {
         let max = node.config().limits.max_message_bytes;
-        let image_max = max.max(node.hasher().max_image_bytes() + 64 * 1024);
+        let image_max = max.max(
+            node.own_log()
+                .max_image_bytes()
+                .max(node.matching().max_image_bytes())
+                + 64 * 1024,
+        );
         self.submission.open(
             SubmissionServer::new(submission::SubmissionService::new(node.clone()))
                 .max_decoding_message_size(image_max)

@@ -4,7 +4,6 @@
 //! content. Decoding runs on the blocking pool, at most one image per core at a time, so a burst
 //! of large uploads bounds memory instead of multiplying it.
 
-use crate::config::HashingConfig;
 use redline_hashing::{hash_image_with_dihedral, DecodeLimits, HashError, ImageHashes};
 use redline_proto::signal::SignalType;
 use std::sync::Arc;
@@ -28,44 +27,15 @@ pub enum ImageError {
 }
 
 impl ImageHasher {
-    /// A hasher with the configured limits and types.
-    pub fn new(config: &HashingConfig) -> Result<Self, String> {
-        let types = config
-            .signal_types
-            .iter()
-            .map(|n| SignalType::from_name(n).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut formats = Vec::new();
-        for f in &config.formats {
-            let format = match f.as_str() {
-                "jpeg" => image::ImageFormat::Jpeg,
-                "png" => image::ImageFormat::Png,
-                "webp" => image::ImageFormat::WebP,
-                "gif" => image::ImageFormat::Gif,
-                "bmp" => image::ImageFormat::Bmp,
-                "tiff" => image::ImageFormat::Tiff,
-                other => {
-                    return Err(format!(
-                        "unknown image format {other:?} (known: jpeg, png, webp, gif, bmp, tiff)"
-                    ))
-                }
-            };
-            formats.push(format);
-        }
-        let limits = DecodeLimits {
-            max_encoded_bytes: config.max_image_bytes,
-            max_width: config.max_dimension,
-            max_height: config.max_dimension,
-            max_pixels: config.max_pixels,
-            formats,
-            ..DecodeLimits::default()
-        };
+    /// A hasher computing `types` from images decoded under `limits` (see
+    /// `config::HashingConfig::parsed`).
+    pub fn new(limits: DecodeLimits, types: Vec<SignalType>) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Self {
+        Self {
             limits: Arc::new(limits),
             types: Arc::new(types),
             permits: Arc::new(Semaphore::new(cores)),
-        })
+        }
     }
 
     /// Largest accepted encoded image.

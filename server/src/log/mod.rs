@@ -7,9 +7,7 @@ use crate::index::{Activation, Catalog};
 use crate::store::{Commit, OriginId, Store, StoreError, StoredCheckpoint};
 use redline_proto::entry::{self, Decoded, EntryError};
 use redline_proto::merkle::{self, leaf_hash, Hash, Overlay, ProofError};
-use redline_proto::replay::{
-    Effect, InvalidLeaf, Prior, PriorLeaf, Replay, ReplayError,
-};
+use redline_proto::replay::{Effect, InvalidLeaf, Prior, PriorLeaf, Replay, ReplayError};
 use thiserror::Error;
 
 /// A batch could not be appended.
@@ -88,9 +86,10 @@ impl Prior for Committed<'_> {
     type Error = StoreError;
 
     fn leaf(&self, index: u64) -> Result<Option<PriorLeaf>, StoreError> {
-        Ok(self.store.leaf(self.origin, index)?.map(|data| {
-            PriorLeaf::of_stored(&data, self.catalog.is_active(self.origin, index))
-        }))
+        Ok(self
+            .store
+            .leaf(self.origin, index)?
+            .map(|data| PriorLeaf::of_stored(&data, self.catalog.is_active(self.origin, index))))
     }
 }
 
@@ -133,6 +132,9 @@ fn par_map<T: Send>(leaves: &[Vec<u8>], f: impl Fn(&[u8]) -> T + Sync) -> Vec<T>
     })
 }
 
+/// A leaf as decoded (`entry::decode_leaf`) and hashed on every core before planning.
+type DecodedLeaf = (Result<(u64, Decoded), EntryError>, Hash);
+
 /// [`plan_leaves`] with every leaf already decoded and hashed (`decoded[i]` is leaf
 /// `first + i`): the rules are the protocol's [`Replay`]; this turns its effects into catalog
 /// changes.
@@ -141,7 +143,7 @@ fn plan_decoded(
     catalog: &Catalog,
     origin: OriginId,
     first: u64,
-    decoded: Vec<(Result<(u64, Decoded), EntryError>, Hash)>,
+    decoded: Vec<DecodedLeaf>,
     validation: Validation,
 ) -> Result<Plan, LogError> {
     let mut plan = Plan::default();
@@ -242,9 +244,7 @@ pub fn prepare_append(
         })?;
         Ok(computed?)
     };
-    let plan = || {
-        plan_decoded(store, catalog, state.id, first, decoded, validation)
-    };
+    let plan = || plan_decoded(store, catalog, state.id, first, decoded, validation);
     // The tree hashes and the plan are independent; a large batch computes them side by side.
     let (plan, tree) = if leaves.len() >= PARALLEL_MIN {
         std::thread::scope(|scope| {

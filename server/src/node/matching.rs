@@ -1,10 +1,163 @@
-//! Matching queries against the catalog: radius rules and PDQ's dihedral variants. The catalog
-//! does the exact search; this decides what to ask it.
+//! Matching queries against the catalog: what to ask it (the radius rules, PDQ's dihedral
+//! variants of an uploaded image), where to run the searches, and the hits, each naming the
+//! origin, index, distance and listing. The catalog does the exact search.
 
+use super::{blocking, NodeError, Result, SentSignal};
 use crate::config::MatchingConfig;
+use crate::hashing::ImageHasher;
 use crate::index::{Catalog, Hit};
+use crate::metrics::Metrics;
+use redline_hashing::Dihedral;
 use redline_proto::signal::{Distance, SignalType};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Requests with at most this many searches (signals times variants) are answered on the
+/// runtime thread; see [`Matching::answer`].
+const INLINE_SEARCHES: usize = 4;
+
+/// One match request.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Signals given as hashes.
+    pub signals: Vec<SentSignal>,
+    /// An encoded image to hash and look up; empty for none.
+    pub image: Vec<u8>,
+    /// Also look up PDQ's rotations and mirror images of the image.
+    pub dihedral: bool,
+    /// Largest distance wanted; 0: the default. Never raises the configured radius.
+    pub max_distance: u32,
+}
+
+/// The hits for one queried signal.
+#[derive(Debug, Clone)]
+pub struct QueryHits {
+    /// The signal as sent (or as computed from the image).
+    pub query: SentSignal,
+    /// Every matched entry near it, by distance.
+    pub hits: Vec<Hit>,
+}
+
+/// The answer to a [`Query`]: each given signal in order, then each signal computed from the
+/// image.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    /// One per queried signal.
+    pub results: Vec<QueryHits>,
+}
+
+/// The matching service.
+#[derive(Debug)]
+pub struct Matching {
+    catalog: Arc<Catalog>,
+    hasher: ImageHasher,
+    config: MatchingConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Matching {
+    pub(super) fn new(
+        catalog: Arc<Catalog>,
+        hasher: ImageHasher,
+        config: MatchingConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            catalog,
+            hasher,
+            config,
+            metrics,
+        }
+    }
+
+    /// Largest encoded image a query may carry.
+    pub fn max_image_bytes(&self) -> usize {
+        self.hasher.max_image_bytes()
+    }
+
+    /// Answers one request.
+    pub async fn answer(&self, query: Query) -> Result<Answer> {
+        let max = self.config.max_signals;
+        if query.signals.len() > max {
+            return Err(NodeError::BatchTooLarge {
+                got: query.signals.len(),
+                max,
+            });
+        }
+        if query.signals.is_empty() && query.image.is_empty() {
+            return Err(NodeError::EmptyQuery);
+        }
+        // (query as sent back, variants to search)
+        let mut queries: Vec<(SentSignal, Vec<Vec<u8>>)> = query
+            .signals
+            .into_iter()
+            .map(|s| {
+                let variants = vec![s.signal.hash.clone()];
+                (s, variants)
+            })
+            .collect();
+        if !query.image.is_empty() {
+            let hashes = self.hasher.hash(query.image, query.dihedral).await?;
+            let dihedral = hashes.pdq_dihedral;
+            for s in hashes.signals {
+                let mut variants = vec![s.bytes.clone()];
+                if s.signal_type == SignalType::Pdq {
+                    if let Some(d) = &dihedral {
+                        variants.extend(
+                            Dihedral::ALL
+                                .iter()
+                                .filter(|&&v| v != Dihedral::Original)
+                                .map(|&v| d.get(v).0.to_vec()),
+                        );
+                    }
+                }
+                queries.push((SentSignal::from(s), variants));
+            }
+        }
+        let catalog = self.catalog.clone();
+        let config = self.config.clone();
+        let max_distance = query.max_distance;
+        let searches: usize = queries.iter().map(|(_, variants)| variants.len()).sum();
+        let search_all = move || -> Vec<QueryHits> {
+            queries
+                .into_iter()
+                .map(|(query, variants)| {
+                    let signal_type = query.signal.signal_type;
+                    let r = radius(&config, signal_type, max_distance);
+                    QueryHits {
+                        hits: search_variants(&catalog, signal_type, &variants, r),
+                        query,
+                    }
+                })
+                .collect()
+        };
+        // A platform's upload path sends one or a few hashes per request: each search takes
+        // tens of microseconds, less than handing it to the blocking pool and waking the task
+        // again, so those run on the runtime thread. Larger requests (many signals, dihedral
+        // variants) go to the blocking pool so that they cannot stall the runtime's other
+        // connections.
+        let results = if searches <= INLINE_SEARCHES {
+            search_all()
+        } else {
+            blocking(search_all).await?
+        };
+        self.metrics
+            .matched(results.len(), results.iter().map(|r| r.hits.len()).sum());
+        Ok(Answer { results })
+    }
+
+    /// Every matched entry within `max_distance` of `hash` (exact types: equal), as the
+    /// catalog finds it: no radius rule, no variants, no metrics.
+    pub fn search(&self, signal_type: SignalType, hash: &[u8], max_distance: u32) -> Vec<Hit> {
+        self.catalog.search(signal_type, hash, max_distance)
+    }
+
+    /// Merges the catalog's index segments now (a bench measuring steady-state search calls
+    /// this after loading).
+    pub fn compact(&self) {
+        self.catalog.compact();
+    }
+}
 
 /// The radius a query runs with: the type's configured (or protocol) default, lowered by the
 /// request when it asks for less; `requested == 0` means the default.
@@ -26,7 +179,7 @@ pub fn radius(config: &MatchingConfig, signal_type: SignalType, requested: u32) 
 
 /// Every matched entry near any of `variants` (the query itself first, then e.g. its
 /// rotations), each stored hash once per origin at its smallest distance, sorted by distance.
-pub fn search_variants(
+fn search_variants(
     catalog: &Catalog,
     signal_type: SignalType,
     variants: &[Vec<u8>],

@@ -251,11 +251,26 @@ impl Store {
         })
     }
 
-    /// Stored Merkle hashes of one origin.
+    /// Stored Merkle hashes of one origin, as a [`HashReader`] for `redline_proto::merkle`.
+    /// A failed read reaches the tree code only as "indexes not in tree"; the reader keeps what
+    /// really failed ([`StoreHashes::failure`]). Prefer [`Store::with_hashes`], which returns it.
     pub fn hashes(&self, origin: OriginId) -> StoreHashes {
         StoreHashes {
             tree: self.log.clone(),
             origin,
+            failure: Default::default(),
+        }
+    }
+
+    /// Runs a tree computation `f` over `origin`'s stored hashes. If a read failed (a sled error,
+    /// or a hash missing below the committed size), that store error is returned instead of
+    /// whatever `f` made of it, so a disk error is never reported as a proof error.
+    pub fn with_hashes<T>(&self, origin: OriginId, f: impl FnOnce(&StoreHashes) -> T) -> Result<T> {
+        let reader = self.hashes(origin);
+        let out = f(&reader);
+        match reader.failure() {
+            Some(e) => Err(e),
+            None => Ok(out),
         }
     }
 
@@ -390,31 +405,65 @@ impl Store {
     }
 }
 
-/// Reads one origin's stored Merkle hashes from sled.
+/// Reads one origin's stored Merkle hashes from sled, remembering the first read that failed.
 #[derive(Debug, Clone)]
 pub struct StoreHashes {
     tree: sled::Tree,
     origin: OriginId,
+    /// Shared by clones: the computation that used any of them failed.
+    failure: std::sync::Arc<std::sync::Mutex<Option<StoreError>>>,
+}
+
+impl StoreHashes {
+    /// The first read that failed since the last call, if any.
+    pub fn failure(&self) -> Option<StoreError> {
+        self.failure.lock().map_or(None, |mut f| f.take())
+    }
+
+    fn fail(&self, e: StoreError) -> tlog_tiles::tlog::Error {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+        tlog_tiles::tlog::Error::IndexesNotInTree
+    }
+
+    fn read(&self, i: u64) -> Result<Hash> {
+        let bundle = i / BUNDLE;
+        let v = self
+            .tree
+            .get(Key::hash_bundle(self.origin, bundle))?
+            .ok_or_else(|| {
+                corrupt(
+                    "hash bundle",
+                    format!(
+                        "origin {} bundle {bundle} is missing (stored hash {i} was asked for)",
+                        self.origin
+                    ),
+                )
+            })?;
+        let at = (i % BUNDLE) as usize * 32;
+        let a: [u8; 32] = v
+            .get(at..at + 32)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| {
+                corrupt(
+                    "hash bundle",
+                    format!(
+                        "origin {} bundle {bundle} holds {} bytes, stored hash {i} is past them",
+                        self.origin,
+                        v.len()
+                    ),
+                )
+            })?;
+        Ok(Hash(a))
+    }
 }
 
 impl HashReader for StoreHashes {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
         indexes
             .iter()
-            .map(|&i| {
-                let v = self
-                    .tree
-                    .get(Key::hash_bundle(self.origin, i / BUNDLE))
-                    .map_err(|_| tlog_tiles::tlog::Error::IndexesNotInTree)?
-                    .ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)?;
-                let at = (i % BUNDLE) as usize * 32;
-                let a: [u8; 32] = v
-                    .get(at..at + 32)
-                    .ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)?
-                    .try_into()
-                    .map_err(|_| tlog_tiles::tlog::Error::MalformedHash)?;
-                Ok(Hash(a))
-            })
+            .map(|&i| self.read(i).map_err(|e| self.fail(e)))
             .collect()
     }
 }

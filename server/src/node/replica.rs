@@ -1,0 +1,238 @@
+//! Other origins' logs: how a verified checkpoint compares with what the node holds, and the one
+//! commit path for replicated data.
+//!
+//! [`Replica::apply`] takes a checkpoint whose signature the caller verified against the
+//! origin's trusted key, and the leaves it fetched after what it saw held. Under the log's
+//! writer lock it re-reads the committed state (another peer may have advanced the log while
+//! the leaves were fetched), plans the leaves with the protocol's replay
+//! ([`Validation::Replicated`]: invalid leaves are kept, never matched), and commits only when
+//! the stored tree plus the leaves hash to exactly the signed root. A relay can therefore neither
+//! forge, alter, reorder nor drop entries: each of those changes the root. What to make of a
+//! refusal (evidence, freezing) is the caller's decision; this returns what happened.
+
+use super::evidence::Evidence;
+use super::logs::{LogHandle, Logs};
+use super::{blocking, NodeError, Result};
+use crate::index::Catalog;
+use crate::log::{prepare_append, LogState, Plan, Validation};
+use crate::store::{Commit, Store, StoredCheckpoint};
+use redline_proto::checkpoint::SignedCheckpoint;
+use redline_proto::consistency::{self, Judgement, TreeHead};
+use redline_proto::merkle::{self, Hash};
+use redline_proto::replay::InvalidLeaf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a verified checkpoint compares with the committed state of its log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// The checkpoint held when it was judged (none before the first replicated batch).
+    pub held: Option<StoredCheckpoint>,
+    /// The verdict of `redline_proto::consistency::judge` (`Ahead` when nothing is held).
+    pub judgement: Judgement,
+}
+
+/// A batch committed by [`Replica::apply`].
+#[derive(Debug)]
+pub struct Committed {
+    /// The new checkpoint (the signed one applied).
+    pub checkpoint: StoredCheckpoint,
+    /// Leaves that break the log's rules: kept in the log (the origin signed them), unmatched.
+    pub invalid: Vec<InvalidLeaf>,
+    /// Time spent planning and hashing the batch.
+    pub verified_in: Duration,
+    /// Time spent writing it and updating the catalog.
+    pub committed_in: Duration,
+}
+
+/// What [`Replica::apply`] did.
+#[derive(Debug)]
+pub enum Applied {
+    /// The leaves verified and are committed.
+    Committed(Committed),
+    /// The origin is frozen after proof of equivocation: nothing was done.
+    Frozen,
+    /// The log reached the checkpoint's size while the leaves were fetched: nothing was
+    /// committed, and this is how the checkpoint compares with what is held now.
+    Overtaken(Judged),
+    /// The held log plus the leaves give another tree than the one signed: nothing committed.
+    Mismatch {
+        /// Size the node held (the leaves start there).
+        held: u64,
+        /// Size the leaves give.
+        size: u64,
+        /// Root they give.
+        root: Hash,
+    },
+}
+
+/// Replicated batches with fewer activations are committed like own ones: a thread costs more
+/// than the overlap saves.
+const OVERLAP_MIN_ACTIVATIONS: usize = 8192;
+
+/// The replica service.
+#[derive(Debug)]
+pub struct Replica {
+    logs: Arc<Logs>,
+    store: Store,
+    catalog: Arc<Catalog>,
+    evidence: Arc<Evidence>,
+}
+
+impl Replica {
+    pub(super) fn new(
+        logs: Arc<Logs>,
+        store: Store,
+        catalog: Arc<Catalog>,
+        evidence: Arc<Evidence>,
+    ) -> Self {
+        Self {
+            logs,
+            store,
+            catalog,
+            evidence,
+        }
+    }
+
+    /// Judges a verified checkpoint against the committed state of its log (a snapshot: the
+    /// stored tree below the held size never changes).
+    pub async fn judge(&self, verified: &SignedCheckpoint) -> Result<Judged> {
+        let state = self.logs.get(&verified.origin)?.state();
+        self.judge_state(&state, verified).await
+    }
+
+    async fn judge_state(&self, state: &LogState, verified: &SignedCheckpoint) -> Result<Judged> {
+        let Some(held) = state.checkpoint.clone() else {
+            return Ok(Judged {
+                held: None,
+                judgement: Judgement::Ahead,
+            });
+        };
+        let own = self
+            .logs
+            .trust()
+            .get(&state.name)
+            .is_some_and(|t| t.policy.is_none());
+        let head = TreeHead {
+            size: held.size,
+            root: held.root,
+        };
+        let offered = TreeHead::from(verified);
+        let (store, id) = (self.store.clone(), state.id);
+        let judgement = blocking(move || {
+            store.with_hashes(id, |r| {
+                consistency::judge(head, offered, own, |size| merkle::tree_root(size, r))
+            })
+        })
+        .await???;
+        Ok(Judged {
+            held: Some(held),
+            judgement,
+        })
+    }
+
+    /// Applies `target` (verified by the caller) with `leaves`, the leaves from index `from`
+    /// up to its size; the only way replicated data is committed. See the module documentation.
+    pub async fn apply(
+        &self,
+        target: SignedCheckpoint,
+        from: u64,
+        mut leaves: Vec<Vec<u8>>,
+    ) -> Result<Applied> {
+        let log = self.logs.get(&target.origin)?;
+        let _writer = log.lock().await;
+        if self.evidence.is_frozen(&target.origin)? {
+            return Ok(Applied::Frozen);
+        }
+        let state = log.state();
+        if state.checkpoint.is_some() && target.size <= state.size() {
+            return Ok(Applied::Overtaken(self.judge_state(&state, &target).await?));
+        }
+        let held = state.size();
+        if held < from {
+            return Err(NodeError::BadRange(format!(
+                "leaves from {from} do not continue {}'s log at size {held}",
+                target.origin
+            )));
+        }
+        // Drop what another peer committed meanwhile.
+        leaves.drain(..((held - from) as usize).min(leaves.len()));
+        let started = Instant::now();
+        let (store, catalog, st) = (self.store.clone(), self.catalog.clone(), state.clone());
+        let mut prepared =
+            blocking(move || prepare_append(&store, &catalog, &st, leaves, Validation::Replicated))
+                .await??;
+        if prepared.size != target.size || prepared.root != target.root {
+            return Ok(Applied::Mismatch {
+                held,
+                size: prepared.size,
+                root: prepared.root,
+            });
+        }
+        let invalid = std::mem::take(&mut prepared.plan.invalid);
+        let mut commit = prepared.commit;
+        commit.checkpoint = StoredCheckpoint::from(&target);
+        let verified_in = started.elapsed();
+        let checkpoint = self.commit(&log, state, commit, prepared.plan).await?;
+        Ok(Applied::Committed(Committed {
+            checkpoint,
+            invalid,
+            verified_in,
+            committed_in: started.elapsed() - verified_in,
+        }))
+    }
+
+    /// Writes a verified batch of another origin's log, with the catalog's activations built
+    /// while the store writes the batch instead of after it: for a follower catching up on a
+    /// million entries the two take about as long as each other, and they run on different
+    /// cores.
+    ///
+    /// The new entries may thus be matchable a moment before they are durable. That is safe for
+    /// replicated entries only: the origin signed them, so they are listings whatever happens
+    /// here. If the write fails, the activations are removed again before the error returns.
+    /// Deactivations (retractions of earlier entries) still wait for the write. The caller holds
+    /// the log's writer lock.
+    async fn commit(
+        &self,
+        log: &LogHandle,
+        state: LogState,
+        commit: Commit,
+        plan: Plan,
+    ) -> Result<StoredCheckpoint> {
+        let checkpoint = commit.checkpoint.clone();
+        let first_index = commit.first_index;
+        let (store, catalog, id) = (self.store.clone(), self.catalog.clone(), state.id);
+        blocking(move || {
+            let early = plan.activate.len() >= OVERLAP_MIN_ACTIVATIONS;
+            let (written, activated) = std::thread::scope(|scope| {
+                // Without a thread (small batch, or none to be had), activate after the write.
+                let activating = early
+                    .then(|| {
+                        std::thread::Builder::new()
+                            .name("catalog-apply".into())
+                            .spawn_scoped(scope, || catalog.apply(id, &plan.activate, &[]))
+                            .ok()
+                    })
+                    .flatten();
+                let written = store.commit_blocking(commit);
+                let activated = activating
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .is_some();
+                (written, activated)
+            });
+            match (written, activated) {
+                (Ok(()), true) => catalog.apply(id, &[], &plan.deactivate),
+                (Ok(()), false) => catalog.apply(id, &plan.activate, &plan.deactivate),
+                (Err(e), true) => {
+                    let added: Vec<u64> = plan.activate.iter().map(|a| a.index).collect();
+                    catalog.apply(id, &[], &added);
+                    return Err(e);
+                }
+                (Err(e), false) => return Err(e),
+            }
+            Ok(())
+        })
+        .await??;
+        Ok(self.logs.publish(log, state, checkpoint, first_index))
+    }
+}
