@@ -98,6 +98,14 @@ pub enum TooLarge {
 pub enum ReplicationError {
     #[error("peer call failed: {0}")]
     Peer(#[from] tonic::Status),
+    /// The peer did not send what was asked within `sync.fetch_timeout_ms` (a silent or
+    /// dripping stream): a transport failure like `Peer`, not evidence.
+    #[error("entries up to {asked} not received within {timeout_ms} ms (stopped at {stopped})")]
+    Deadline {
+        asked: u64,
+        stopped: u64,
+        timeout_ms: u64,
+    },
     #[error("peer sent bad entries: {0}")]
     BadEntries(#[from] BadEntries),
     #[error("checkpoint too far ahead to fetch: {0}")]
@@ -427,10 +435,11 @@ async fn fetch(
 }
 
 fn past_deadline(next: u64, hi: u64, timeout: Duration) -> ReplicationError {
-    ReplicationError::Peer(tonic::Status::deadline_exceeded(format!(
-        "entries up to {hi} not received within {} ms (stopped at {next})",
-        timeout.as_millis()
-    )))
+    ReplicationError::Deadline {
+        asked: hi,
+        stopped: next,
+        timeout_ms: timeout.as_millis() as u64,
+    }
 }
 
 /// A message over the client's size limit (refused by tonic from its length prefix, before

@@ -34,7 +34,7 @@ pub enum SyncError {
     #[error("gossip: {0}")]
     Gossip(tonic::Status),
     #[error("fetching entries: {0}")]
-    Fetch(tonic::Status),
+    Fetch(ReplicationError),
 }
 
 fn now_ms() -> u64 {
@@ -228,7 +228,9 @@ async fn handle(
             let origin = target.origin.clone();
             match replicate(node, offers, client, target, url).await {
                 Ok(_) => Ok(()),
-                Err(ReplicationError::Peer(s)) => Err(SyncError::Fetch(s)),
+                Err(e @ (ReplicationError::Peer(_) | ReplicationError::Deadline { .. })) => {
+                    Err(SyncError::Fetch(e))
+                }
                 Err(e) => {
                     tracing::warn!(peer = %url, %origin, error = %e, "replication refused");
                     Ok(())

@@ -207,3 +207,74 @@ impl Evidence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(peer: &str, reason: Reason, note: u8) -> Report {
+        Report {
+            origin: "a.example".into(),
+            peer: peer.into(),
+            reason,
+            detail: format!("lie {note}"),
+            notes: vec![vec![note]],
+        }
+    }
+
+    #[test]
+    fn each_lie_is_kept_once_and_a_flood_is_budgeted_per_origin_and_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let evidence = Evidence::new(store, Arc::new(Metrics::new()));
+        assert!(evidence
+            .record(report("p1", Reason::BadSignature, 1))
+            .unwrap()
+            .is_some());
+        // The same lie again (every poll): not stored again.
+        assert!(evidence
+            .record(report("p1", Reason::BadSignature, 1))
+            .unwrap()
+            .is_none());
+        // Told by another peer, it is other evidence.
+        assert!(evidence
+            .record(report("p2", Reason::BadSignature, 1))
+            .unwrap()
+            .is_some());
+        // A new lie every time: stored up to the burst, then only counted.
+        let stored = (10..=200u8)
+            .filter(|&n| {
+                evidence
+                    .record(report("p1", Reason::BadSignature, n))
+                    .unwrap()
+                    .is_some()
+            })
+            .count();
+        assert_eq!(stored, EVIDENCE_BURST as usize - 2);
+        // Another reason has its own budget.
+        assert!(evidence
+            .record(report("p1", Reason::Rollback, 1))
+            .unwrap()
+            .is_some());
+        let listed = evidence.list("a.example", 0).unwrap();
+        assert_eq!(listed.len(), evidence.count());
+        assert_eq!(listed[0].reason, "rollback", "newest first");
+        assert!(evidence.list("b.example", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn freezing_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let evidence = Evidence::new(store, Arc::new(Metrics::new()));
+            assert!(!evidence.is_frozen("a.example").unwrap());
+            evidence.freeze("a.example").unwrap();
+            assert!(evidence.is_frozen("a.example").unwrap());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let evidence = Evidence::new(store, Arc::new(Metrics::new()));
+        assert!(evidence.is_frozen("a.example").unwrap());
+        assert!(!evidence.is_frozen("b.example").unwrap());
+    }
+}

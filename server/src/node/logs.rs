@@ -340,3 +340,78 @@ impl Logs {
         Ok(self.store.flush()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    /// Logs over an empty store whose one log claims `size` leaves (as if they had been lost).
+    fn logs_claiming(dir: &std::path::Path, size: u64) -> Logs {
+        let store = Store::open(dir).unwrap();
+        let mut states = BTreeMap::new();
+        states.insert(
+            "a.example".to_owned(),
+            LogState {
+                id: 0,
+                name: "a.example".into(),
+                registered: true,
+                checkpoint: Some(StoredCheckpoint {
+                    size,
+                    root: merkle::EMPTY_HASH,
+                    note: Vec::new(),
+                }),
+            },
+        );
+        Logs::new(
+            store,
+            Arc::new(Catalog::new()),
+            BTreeMap::new(),
+            states,
+            broadcast::channel(4).0,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_cannot_finish_ends_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = logs_claiming(dir.path(), 10);
+        let items: Vec<_> = logs.entries("a.example", 0, 0).unwrap().collect().await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert!(
+            matches!(&items[0], Err(NodeError::MissingLeaves { at: 0, .. })),
+            "{items:?}"
+        );
+        // Outside the tree: refused before anything is read.
+        assert!(matches!(
+            logs.entries("a.example", 0, 11),
+            Err(NodeError::BadRange(_))
+        ));
+        assert!(matches!(
+            logs.entries("b.example", 0, 1),
+            Err(NodeError::UnknownOrigin(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_missing_stored_hash_is_a_store_error_not_a_proof_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = logs_claiming(dir.path(), 10);
+        let err = logs.inclusion_proof("a.example", 3, 0).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NodeError::Store(crate::store::StoreError::Corrupt { .. })
+            ),
+            "{err:?}"
+        );
+        let err = logs.consistency_proof("a.example", 3, 0).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NodeError::Store(crate::store::StoreError::Corrupt { .. })
+            ),
+            "{err:?}"
+        );
+    }
+}

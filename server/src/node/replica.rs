@@ -236,3 +236,194 @@ impl Replica {
         Ok(self.logs.publish(log, state, checkpoint, first_index))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The replica's commit protocol against a real node: what is committed, and what is not.
+    use crate::config::{Config, Policy, TrustConfig};
+    use crate::node::{Applied, Node};
+    use redline_proto::checkpoint::{OriginSigner, SignedCheckpoint};
+    use redline_proto::consistency::Judgement;
+    use redline_proto::entry;
+    use redline_proto::merkle::{leaf_hash, MemoryHashes};
+    use redline_proto::pb::AddEntry;
+    use std::sync::Arc;
+
+    const PEER: &str = "peer.example";
+
+    fn add(n: u8) -> Vec<u8> {
+        entry::encode_add(
+            AddEntry {
+                signal_type: "pdq".into(),
+                hash: vec![n; 32],
+                quality: 100,
+                ..Default::default()
+            },
+            1,
+        )
+        .unwrap()
+    }
+
+    /// The origin's signed checkpoint of `leaves`.
+    fn signed(origin: &OriginSigner, leaves: &[Vec<u8>]) -> SignedCheckpoint {
+        let mut tree = MemoryHashes::new();
+        for l in leaves {
+            tree.push_leaf_hash(leaf_hash(l));
+        }
+        origin
+            .sign_checkpoint(leaves.len() as u64, tree.root())
+            .unwrap()
+    }
+
+    /// A node following `origin` (accepted), in `dir`.
+    async fn follower(dir: &std::path::Path, origin: &OriginSigner) -> Arc<Node> {
+        let mut config = Config::new("follower.example", dir);
+        config.trust = vec![TrustConfig {
+            origin: origin.public().name().to_owned(),
+            key: origin.public().verifier_key(),
+            policy: Policy::Accept,
+        }];
+        Node::open(config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn commits_only_leaves_that_give_the_signed_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = OriginSigner::generate(PEER).unwrap();
+        let node = follower(dir.path(), &origin).await;
+        let leaves: Vec<Vec<u8>> = (0..5).map(add).collect();
+        let target = signed(&origin, &leaves);
+
+        // Altered leaves: nothing committed, nothing matchable.
+        let mut forged = leaves.clone();
+        forged[2] = add(99);
+        let applied = node
+            .replica()
+            .apply(target.clone(), 0, forged)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                applied,
+                Applied::Mismatch {
+                    held: 0,
+                    size: 5,
+                    ..
+                }
+            ),
+            "{applied:?}"
+        );
+        // Too few leaves for the signed size: refused the same way.
+        let applied = node
+            .replica()
+            .apply(target.clone(), 0, leaves[..4].to_vec())
+            .await
+            .unwrap();
+        assert!(
+            matches!(applied, Applied::Mismatch { size: 4, .. }),
+            "{applied:?}"
+        );
+        assert_eq!(node.log(PEER).unwrap().state().size(), 0);
+        assert!(node
+            .matching()
+            .search(redline_proto::signal::SignalType::Pdq, &[99; 32], 0)
+            .is_empty());
+
+        // The true leaves: committed with the origin's note, announced, matchable.
+        let mut events = node.subscribe();
+        let applied = node
+            .replica()
+            .apply(target.clone(), 0, leaves.clone())
+            .await
+            .unwrap();
+        let Applied::Committed(c) = applied else {
+            panic!("{applied:?}")
+        };
+        assert_eq!((c.checkpoint.size, c.checkpoint.root), (5, target.root));
+        assert_eq!(c.checkpoint.note, target.note);
+        assert!(c.invalid.is_empty());
+        let ev = events.try_recv().unwrap();
+        assert_eq!((ev.origin.as_str(), ev.first_index), (PEER, 0));
+        let id = node.log(PEER).unwrap().state().id;
+        assert_eq!(node.logs().active_count(id), 5);
+
+        // The same checkpoint again (another peer was faster): judged, not committed twice.
+        let applied = node.replica().apply(target, 0, leaves).await.unwrap();
+        let Applied::Overtaken(judged) = applied else {
+            panic!("{applied:?}")
+        };
+        assert_eq!(judged.judgement, Judgement::Current);
+        assert!(events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn drops_what_was_committed_meanwhile_and_keeps_invalid_leaves_unmatched() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = OriginSigner::generate(PEER).unwrap();
+        let node = follower(dir.path(), &origin).await;
+        let mut leaves: Vec<Vec<u8>> = (0..3).map(add).collect();
+        let first = signed(&origin, &leaves);
+        assert!(matches!(
+            node.replica()
+                .apply(first, 0, leaves.clone())
+                .await
+                .unwrap(),
+            Applied::Committed(_)
+        ));
+        // A signed leaf that is no entry at all, then one more ADD.
+        leaves.push(b"not an entry".to_vec());
+        leaves.push(add(7));
+        let target = signed(&origin, &leaves);
+        // Fetched from 0 (before the first batch was committed): the first three are dropped.
+        let applied = node
+            .replica()
+            .apply(target.clone(), 0, leaves.clone())
+            .await
+            .unwrap();
+        let Applied::Committed(c) = applied else {
+            panic!("{applied:?}")
+        };
+        assert_eq!(c.checkpoint.size, 5);
+        assert_eq!(c.invalid.len(), 1);
+        assert_eq!(c.invalid[0].index, 3);
+        let id = node.log(PEER).unwrap().state().id;
+        assert_eq!(node.logs().active_count(id), 4);
+        assert_eq!(node.logs().leaf(id, 3).unwrap().unwrap(), b"not an entry");
+    }
+
+    #[tokio::test]
+    async fn a_frozen_origin_is_not_applied_and_judging_finds_equivocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = OriginSigner::generate(PEER).unwrap();
+        let node = follower(dir.path(), &origin).await;
+        let leaves: Vec<Vec<u8>> = (0..4).map(add).collect();
+        let target = signed(&origin, &leaves);
+        node.replica()
+            .apply(target.clone(), 0, leaves.clone())
+            .await
+            .unwrap();
+        // Another history of the same origin, shorter and not a prefix.
+        let other = signed(&origin, &[add(50), add(51)]);
+        let judged = node.replica().judge(&other).await.unwrap();
+        assert!(
+            matches!(judged.judgement, Judgement::Equivocation(_)),
+            "{judged:?}"
+        );
+        assert_eq!(judged.held.unwrap().size, 4);
+        let prefix = signed(&origin, &leaves[..2]);
+        assert_eq!(
+            node.replica().judge(&prefix).await.unwrap().judgement,
+            Judgement::Stale
+        );
+
+        node.evidence().freeze(PEER).unwrap();
+        let more: Vec<Vec<u8>> = (0..6).map(add).collect();
+        let applied = node
+            .replica()
+            .apply(signed(&origin, &more), 4, more[4..].to_vec())
+            .await
+            .unwrap();
+        assert!(matches!(applied, Applied::Frozen), "{applied:?}");
+        assert_eq!(node.log(PEER).unwrap().state().size(), 4);
+    }
+}
