@@ -589,8 +589,13 @@ impl Auditor {
             None => (0..size).collect(),
             Some(n) if n == 0 || size == 0 => Vec::new(),
             Some(n) => {
+                // Spread over the log, always including the last leaf (once).
                 let step = (size / n).max(1);
-                (0..size).step_by(step as usize).chain([size - 1]).collect()
+                let mut sample: Vec<u64> = (0..size).step_by(step as usize).collect();
+                if sample.last() != Some(&(size - 1)) {
+                    sample.push(size - 1);
+                }
+                sample
             }
         };
         let leaf_hashes = &verified.leaf_hashes;
