@@ -179,7 +179,12 @@ mod tests {
             ("older prefix", head(&t, 3), false, Judgement::Stale),
             ("empty tree", TreeHead::EMPTY, false, Judgement::Stale),
             ("newer", head(&t, 10), false, Judgement::Ahead),
-            ("newer, own origin", head(&t, 10), true, Judgement::OwnOriginAhead),
+            (
+                "newer, own origin",
+                head(&t, 10),
+                true,
+                Judgement::OwnOriginAhead,
+            ),
             (
                 "older but not a prefix",
                 head(&forked, 7),
@@ -253,7 +258,9 @@ mod tests {
             size: 13,
             root: Hash([3; 32]),
         };
-        let cases: Vec<(&str, TreeHead, TreeHead, Vec<Vec<u8>>, ExtendsError)> = vec![
+        /// (name, older head, newer head, proof, the error it must give)
+        type Case = (&'static str, TreeHead, TreeHead, Vec<Vec<u8>>, ExtendsError);
+        let cases: Vec<Case> = vec![
             (
                 "shrank",
                 head(&t, 9),

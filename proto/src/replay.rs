@@ -283,12 +283,14 @@ impl<P: Prior> Replay<P> {
                 }),
             ),
             Ok((created_at_ms, Decoded::Retract(retract))) => {
-                let effect = self.retract(index, &retract)?.map(|in_run| Effect::Deactivate {
-                    target: retract.target_index,
-                    in_run,
-                    retract,
-                    created_at_ms,
-                });
+                let effect = self
+                    .retract(index, &retract)?
+                    .map(|in_run| Effect::Deactivate {
+                        target: retract.target_index,
+                        in_run,
+                        retract,
+                        created_at_ms,
+                    });
                 (LeafState::NotAnAdd, effect)
             }
         };
@@ -339,13 +341,10 @@ impl<P: Prior> Replay<P> {
             let offset = (target - self.first) as usize;
             (self.hashes[offset], self.states[offset])
         } else {
-            let prior = self
-                .prior
-                .leaf(target)
-                .map_err(|e| ReplayError::Prior {
-                    index: target,
-                    source: Box::new(e),
-                })?;
+            let prior = self.prior.leaf(target).map_err(|e| ReplayError::Prior {
+                index: target,
+                source: Box::new(e),
+            })?;
             let Some(prior) = prior else {
                 return Ok(Err(RetractionError::Missing(target).into()));
             };
@@ -380,7 +379,6 @@ impl<P: Prior> Replay<P> {
         (self.hashes, self.tally)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -488,9 +486,15 @@ mod tests {
         };
         bad_add.quality = 0;
         use Want::*;
-        // (name, whole log, first index of the run, wanted outcome of each leaf of the run)
-        let cases: Vec<(&str, Vec<Vec<u8>>, u64, Vec<Want>)> = vec![
-            ("adds activate", vec![a0.clone(), a1.clone()], 0, vec![Active, Active]),
+        /// (name, whole log, first index of the run, wanted outcome of each leaf of the run)
+        type Case = (&'static str, Vec<Vec<u8>>, u64, Vec<Want>);
+        let cases: Vec<Case> = vec![
+            (
+                "adds activate",
+                vec![a0.clone(), a1.clone()],
+                0,
+                vec![Active, Active],
+            ),
             (
                 "retraction inside the run",
                 vec![a0.clone(), a1.clone(), r1.clone()],
@@ -507,7 +511,11 @@ mod tests {
                 "second retraction inside the run",
                 vec![a0.clone(), r1.clone(), r1.clone()],
                 0,
-                vec![Active, Retracts(0, true), Bad(LeafError::AlreadyRetracted(0))],
+                vec![
+                    Active,
+                    Retracts(0, true),
+                    Bad(LeafError::AlreadyRetracted(0)),
+                ],
             ),
             (
                 "second retraction across runs",
@@ -525,13 +533,20 @@ mod tests {
                 "retraction of a retraction",
                 vec![a0.clone(), r1.clone(), retract(1, &r1)],
                 0,
-                vec![Active, Retracts(0, true), Bad(RetractionError::NotAnAdd(1).into())],
+                vec![
+                    Active,
+                    Retracts(0, true),
+                    Bad(RetractionError::NotAnAdd(1).into()),
+                ],
             ),
             (
                 "retraction of an invalid add",
                 vec![invalid.clone(), retract(0, &invalid)],
                 0,
-                vec![Bad(bad_entry.clone().into()), Bad(RetractionError::NotAnAdd(0).into())],
+                vec![
+                    Bad(bad_entry.clone().into()),
+                    Bad(RetractionError::NotAnAdd(0).into()),
+                ],
             ),
             (
                 "retraction of an invalid add before the run",
@@ -555,13 +570,19 @@ mod tests {
                 "retraction of itself",
                 vec![a0.clone(), retract_hash(1, Hash([9; 32]))],
                 0,
-                vec![Active, Bad(RetractionError::NotEarlier { target: 1, at: 1 }.into())],
+                vec![
+                    Active,
+                    Bad(RetractionError::NotEarlier { target: 1, at: 1 }.into()),
+                ],
             ),
             (
                 "retraction of a later leaf",
                 vec![retract(5, &a0), a0.clone()],
                 0,
-                vec![Bad(RetractionError::NotEarlier { target: 5, at: 0 }.into()), Active],
+                vec![
+                    Bad(RetractionError::NotEarlier { target: 5, at: 0 }.into()),
+                    Active,
+                ],
             ),
             (
                 "retraction of a leaf the holder lacks",
@@ -575,7 +596,10 @@ mod tests {
                 vec![vec![0xff, 0xff, 0xff], a0.clone()],
                 0,
                 vec![
-                    Bad(EntryError::Decode("failed to decode Protobuf message: invalid varint".into()).into()),
+                    Bad(EntryError::Decode(
+                        "failed to decode Protobuf message: invalid varint".into(),
+                    )
+                    .into()),
                     Active,
                 ],
             ),
@@ -610,16 +634,19 @@ mod tests {
     #[test]
     fn tally_and_hashes_follow_the_leaves() {
         let (a0, a1) = (add(1), add(2));
-        let log = [a0.clone(), a1.clone(), retract(0, &a0), retract(0, &a0), vec![0xff]];
+        let log = [
+            a0.clone(),
+            a1.clone(),
+            retract(0, &a0),
+            retract(0, &a0),
+            vec![0xff],
+        ];
         let mut r = Replay::from_start();
         for (i, l) in log.iter().enumerate() {
             r.push(i as u64, l).unwrap();
         }
         let (hashes, tally) = r.finish();
-        assert_eq!(
-            hashes,
-            log.iter().map(|l| leaf_hash(l)).collect::<Vec<_>>()
-        );
+        assert_eq!(hashes, log.iter().map(|l| leaf_hash(l)).collect::<Vec<_>>());
         assert_eq!(
             tally,
             Tally {
