@@ -228,7 +228,10 @@ impl CompactRange {
         let mut hash = leaf;
         let mut n = self.size;
         while n & 1 == 1 {
-            let left = self.frontier.pop().expect("one subtree per set bit of size");
+            let left = self
+                .frontier
+                .pop()
+                .expect("one subtree per set bit of size");
             hash = node_hash(left, hash);
             n >>= 1;
         }
