@@ -21,9 +21,7 @@ impl From<NodeError> for Status {
             | BadRange(_)
             | Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
             UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
-            NotAnAdd(_) | AlreadyRetracted(_) | Frozen(_) => {
-                Status::failed_precondition(e.to_string())
-            }
+            NotAnAdd(_) | AlreadyRetracted(_) => Status::failed_precondition(e.to_string()),
             Image(ImageError::Interrupted)
             | MissingLeaves { .. }
             | Config(_)

@@ -89,10 +89,6 @@ struct Inner {
     active_per_origin: HashMap<OriginId, u64>,
     names: HashMap<OriginId, String>,
     matched: HashSet<OriginId>,
-    /// The node's own origin, whose active hashes are also kept in `own` for duplicate checks:
-    /// a hash map lookup per submitted hash instead of a Hamming search.
-    own_origin: Option<OriginId>,
-    own: HashMap<(SignalType, Box<[u8]>), u64>,
 }
 
 /// Index merges producing more slots than this are built on a background thread. Merging keeps
@@ -134,12 +130,6 @@ impl Catalog {
         } else {
             inner.matched.remove(&origin);
         }
-    }
-
-    /// Declares the node's own origin: its active hashes are indexed for exact duplicate checks
-    /// ([`Catalog::find_in_origin`]). Call before its entries are applied.
-    pub fn set_own_origin(&self, origin: OriginId) {
-        self.inner.write().expect("catalog lock").own_origin = Some(origin);
     }
 
     /// Applies one committed batch of `origin`.
@@ -384,12 +374,6 @@ impl Inner {
                     .or_default()
                     .push((id, &a.hash)),
             }
-            if self.own_origin == Some(origin) {
-                self.own
-                    .entry((a.signal_type, a.hash.clone().into_boxed_slice()))
-                    .and_modify(|i| *i = (*i).min(a.index))
-                    .or_insert(a.index);
-            }
             let listing = self.listing_id(&a.labels, &a.legal_basis);
             self.info.insert(
                 id,
@@ -428,23 +412,6 @@ impl Inner {
             let Some(info) = self.info.remove(&id) else {
                 continue;
             };
-            if self.own_origin == Some(origin) {
-                match self
-                    .hamming
-                    .get(&info.signal_type)
-                    .and_then(|ix| ix.get(id))
-                {
-                    Some(hash) => {
-                        let key = (info.signal_type, hash.into_boxed_slice());
-                        if self.own.get(&key) == Some(&index) {
-                            self.own.remove(&key);
-                        }
-                    }
-                    // Exact indexes keep no hash per id; retractions are rare, so a scan of
-                    // the own map is cheaper than a reverse map for every entry.
-                    None => self.own.retain(|_, i| *i != index),
-                }
-            }
             match info.signal_type.distance() {
                 Distance::Exact => {
                     if let Some(ix) = self.exact.get_mut(&info.signal_type) {
@@ -605,7 +572,6 @@ mod tests {
     fn own_origin_duplicates_are_found_by_exact_lookup_until_retracted() {
         let c = Catalog::new();
         c.set_origin(0, "uk.example", true);
-        c.set_own_origin(0);
         let h = [9u8; 32];
         let md5 = Activation {
             signal_type: SignalType::Md5,

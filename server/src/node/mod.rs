@@ -78,8 +78,6 @@ pub enum NodeError {
     AlreadyRetracted(u64),
     #[error("{0}")]
     BadRange(String),
-    #[error("origin {0} is frozen after proof of equivocation; an operator must act")]
-    Frozen(String),
     #[error("leaves of {origin} from {at} are missing below its checkpoint")]
     MissingLeaves { origin: String, at: u64 },
     #[error(transparent)]
@@ -281,7 +279,6 @@ impl Node {
         }
         // Rebuild the catalog (active set + match index) from the committed leaves.
         let catalog = Arc::new(Catalog::new());
-        catalog.set_own_origin(states[&config.origin].id);
         for (name, state) in &states {
             let matched = trust.get(name).is_some_and(OriginTrust::matched);
             catalog.set_origin(state.id, name, matched);
