@@ -51,7 +51,7 @@ fn raw(s: &Signal) -> Vec<u8> {
 /// Whether `node`'s catalog lists exactly `hash` for `origin`.
 fn lists(node: &TestNode, origin: &str, hash: &[u8]) -> bool {
     node.node
-        .catalog()
+        .matching()
         .search(SignalType::Pdq, hash, 0)
         .iter()
         .any(|h| h.origin == origin)
@@ -198,7 +198,7 @@ async fn propagation(topology: Topology) {
     assert!(lists(&p, &oa, &raw(&signals[0])));
     assert!(!p
         .node
-        .catalog()
+        .logs()
         .is_active(p.node.log(&oa).unwrap().state().id, target));
 
     // P's copy of A's log verifies as an auditor would, against A's key taken out of band.
@@ -279,7 +279,7 @@ async fn relay_attack(lie: Lie, honest_batches: usize, expected_reason: &str) {
     submit(&a.url, fresh.clone()).await;
     for i in verified..a.size_of(&oa) {
         let id = a.node.log(&oa).unwrap().state().id;
-        leaves.push((i, a.node.store().leaf(id, i).unwrap().unwrap()));
+        leaves.push((i, a.node.logs().leaf(id, i).unwrap().unwrap()));
     }
     // C is told the lie (pushed at once, pulled again every 100 ms) and keeps evidence.
     eventually(LONG, "evidence naming the relay", || async {

@@ -67,7 +67,7 @@ async fn follower_catching_up_on_a_large_batch_matches_exactly_the_active_entrie
     .await;
     assert_eq!(follower.head_of(ORIGIN), source.head_of(ORIGIN));
     let id_at = |n: &TestNode| n.node.log(ORIGIN).unwrap().state().id;
-    let active = |n: &TestNode| n.node.catalog().active_count(id_at(n));
+    let active = |n: &TestNode| n.node.logs().active_count(id_at(n));
     assert_eq!(active(&source), ADDS as u64 - 2);
     assert_eq!(active(&follower), ADDS as u64 - 2);
     assert_eq!(follower.node.evidence_count(), 0);

@@ -193,7 +193,7 @@ shutdown_grace_ms = 60000
     let state = node.log(A).unwrap().state();
     assert_eq!((state.size(), state.root().0), (size, root));
     assert_eq!(
-        node.catalog().active_count(state.id),
+        node.logs().active_count(state.id),
         size,
         "every replicated entry is back in the catalog"
     );

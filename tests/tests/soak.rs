@@ -276,7 +276,7 @@ async fn three_nodes_stay_correct_and_bounded_under_sustained_load() {
             .iter()
             .map(|n| {
                 let id = n.node.log(origin).unwrap().state().id;
-                n.node.catalog().active_count(id)
+                n.node.logs().active_count(id)
             })
             .collect();
         assert!(
