@@ -83,7 +83,7 @@ fn raw_sled(leaves: &[Vec<u8>], bundle: usize, tree_hashes: bool) -> f64 {
 /// active-set plan, leaf and tree hashes, root), the sled commit with flush, and the catalog
 /// update. Seconds each.
 fn phases(leaves: &[Vec<u8>]) -> (f64, f64, f64) {
-    use redline_server::index::Catalog;
+    use redline_server::catalog::Catalog;
     use redline_server::log::{prepare_append, LogState, Validation};
     use redline_server::store::Store;
     let dir = tempfile::tempdir().unwrap();

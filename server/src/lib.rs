@@ -2,16 +2,16 @@
 //! holds other origins' logs, and serves them over gRPC.
 //!
 //! Layers point down only, with no cycles: `grpc` -> `node`/`federation` (federation calls the
-//! node's services; the node knows nothing of federation) -> `log` -> `index` (the catalog) and
-//! `store` -> `redline_proto`/`redline_index`; `config`, `metrics`, `hashing` and `identity`
+//! node's services; the node knows nothing of federation) -> `log` -> `catalog` and `store` ->
+//! `redline_proto`/`redline_index`; `config`, `metrics`, `hashing` and `identity`
 //! sit below the node and import none of the layers above them.
 
+pub mod catalog;
 pub mod config;
 pub mod federation;
 pub mod grpc;
 pub mod hashing;
 pub mod identity;
-pub mod index;
 pub mod log;
 pub mod metrics;
 pub mod node;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use redline_proto::entry;
 use redline_proto::merkle::leaf_hash;
 use redline_proto::pb::AddEntry;
-use redline_server::index::Catalog;
+use redline_server::catalog::Catalog;
 use redline_server::log::{prepare_append, replay, LogState, Validation};
 use redline_server::store::{Store, StoredCheckpoint};
 

@@ -1,7 +1,7 @@
 //! Conversions between wire messages and domain values: requests parse into what the node's
 //! services take (`TryFrom`, with the validation they need), results convert back (`From`).
 
-use crate::index::Hit;
+use crate::catalog::Hit;
 use crate::node::{
     to_pb, Answer, Listing, NewSignal, NodeError, OriginOverview, Overview, Query, Receipt,
     SentSignal, Upload,

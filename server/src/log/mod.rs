@@ -3,7 +3,7 @@
 //! the same way for the node's own submissions (which it then signs), for replicated batches
 //! (whose root must equal the origin's signed root) and for rebuilding the catalog at start-up.
 
-use crate::index::{Activation, Catalog};
+use crate::catalog::{Activation, Catalog};
 use crate::store::{Commit, OriginId, Store, StoreError, StoredCheckpoint};
 use redline_proto::entry::{self, Decoded, EntryError};
 use redline_proto::merkle::{self, leaf_hash, Hash, Overlay, ProofError};

@@ -4,8 +4,8 @@
 //! [`super::Replica`]); this module hands out no way to write.
 
 use super::{blocking, NodeError, Result};
+use crate::catalog::Catalog;
 use crate::config::Policy;
-use crate::index::Catalog;
 use crate::log::LogState;
 use crate::store::{OriginId, Store, StoredCheckpoint};
 use futures::Stream;

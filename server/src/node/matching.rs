@@ -3,9 +3,9 @@
 //! origin, index, distance and listing. The catalog does the exact search.
 
 use super::{blocking, NodeError, Result, SentSignal};
+use crate::catalog::{Catalog, Hit};
 use crate::config::MatchingConfig;
 use crate::hashing::ImageHasher;
-use crate::index::{Catalog, Hit};
 use crate::metrics::Metrics;
 use redline_hashing::Dihedral;
 use redline_proto::signal::{Distance, SignalType};

@@ -26,10 +26,10 @@ pub use own_log::{Listing, OwnLog, Receipt, Submitted, Upload};
 pub use peers::{PeerState, PeerStatus};
 pub use replica::{Applied, Committed, Judged, Replica};
 
+use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
 use crate::hashing::{ImageError, ImageHasher};
 use crate::identity::{self, IdentityError};
-use crate::index::Catalog;
 use crate::log::{LogError, LogState};
 use crate::metrics::{Gauges, Metrics};
 use crate::store::{Store, StoreError, StoredCheckpoint};

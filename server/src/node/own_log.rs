@@ -4,8 +4,8 @@
 
 use super::logs::{LogHandle, Logs};
 use super::{blocking, now_ms, NewSignal, NodeError, Result, SentSignal};
+use crate::catalog::Catalog;
 use crate::hashing::ImageHasher;
-use crate::index::Catalog;
 use crate::log::{prepare_append, LogError, LogState, Validation};
 use crate::store::{Store, StoredCheckpoint};
 use redline_proto::checkpoint::OriginSigner;

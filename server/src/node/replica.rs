@@ -13,7 +13,7 @@
 use super::evidence::Evidence;
 use super::logs::{LogHandle, Logs};
 use super::{blocking, NodeError, Result};
-use crate::index::Catalog;
+use crate::catalog::Catalog;
 use crate::log::{prepare_append, LogState, Plan, Validation};
 use crate::store::{Commit, Store, StoredCheckpoint};
 use redline_proto::checkpoint::SignedCheckpoint;

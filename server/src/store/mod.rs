@@ -12,7 +12,7 @@
 //! the next commit; a single writer per origin (the log's writer lock) makes that safe.
 //!
 //! The active-ADD set is *not* stored: it is derived state, rebuilt from the leaves at start-up
-//! into the in-memory catalog (`crate::index`), which the node needs anyway for matching.
+//! into the in-memory catalog (`crate::catalog`), which the node needs anyway for matching.
 //!
 //! Evidence of misbehaving peers lives in its own tree: it is append-only, never part of a log
 //! commit, and must survive even when the commit it explains was refused.
