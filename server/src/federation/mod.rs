@@ -9,11 +9,13 @@
 //!   gossip periodically as a fallback, reconnect with exponential backoff.
 //! - [`client`]: connections to peers (TLS, client certificates, bearer tokens), with message
 //!   size limits per kind of answer.
+//! - [`gossip`]: checkpoints a peer tells us it holds, considered like pulled ones.
 //! - [`bounded`]: checkpoint lists decoded with a cap on how many are kept.
 //! - [`peers`]: what the sync loop remembers of offers (rollbacks, checkpoints too large).
 
 pub mod bounded;
 pub mod client;
+pub mod gossip;
 pub mod peers;
 pub mod replicate;
 pub mod sync;

@@ -11,12 +11,11 @@ use redline_proto::pb::{
     GetConsistencyProofRequest, GetEntriesRequest, GossipRequest, GossipResponse,
     WatchCheckpointsRequest,
 };
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
@@ -73,62 +72,9 @@ impl Federation for FederationService {
         &self,
         _req: Request<WatchCheckpointsRequest>,
     ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
-        // Subscribe before snapshotting, so a commit between the two is sent (twice at worst).
-        let mut events = self.node.subscribe();
-        let current: Vec<(String, u64, Checkpoint)> = self
-            .node
-            .logs()
-            .all()
-            .into_iter()
-            .filter_map(|(name, log)| {
-                let cp = log.state().checkpoint?;
-                Some((name.clone(), cp.size, to_pb(&name, &cp)))
-            })
-            .collect();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            // Each origin's checkpoints go out in increasing size only: events queued between
-            // the subscription and the snapshot may be older than the snapshot, and followers
-            // treat a peer that goes back on its watch stream as replaying old checkpoints.
-            // Sizes are this node's own committed ones.
-            let mut sent: HashMap<String, u64> = HashMap::new();
-            let mut newer = move |origin: &str, size: u64| match sent.get_mut(origin) {
-                Some(sent) if *sent >= size => false,
-                Some(sent) => {
-                    *sent = size;
-                    true
-                }
-                None => {
-                    sent.insert(origin.to_owned(), size);
-                    true
-                }
-            };
-            for (origin, size, cp) in current {
-                if newer(&origin, size) && tx.send(Ok(cp)).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                match events.recv().await {
-                    Ok(ev) => {
-                        if newer(&ev.origin, ev.checkpoint.size)
-                            && tx
-                                .send(Ok(to_pb(&ev.origin, &ev.checkpoint)))
-                                .await
-                                .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    // A slow watcher missed some: the next one it gets is newer anyway, and
-                    // the periodic pull covers the rest.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
+        let heads = self.node.logs().watch();
         Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+            heads.map(|(origin, cp)| Ok(to_pb(&origin, &cp))),
         )))
     }
 
@@ -146,8 +92,7 @@ impl Federation for FederationService {
     }
 }
 
-/// Considers gossiped checkpoints (as a pulled checkpoint would be: nothing is fetched here)
-/// and answers with the checkpoints this node holds.
+/// The answer to gossip: what the federation layer makes of the caller's checkpoints, and ours.
 async fn gossip(
     node: &Node,
     peer: Option<std::net::SocketAddr>,
@@ -155,21 +100,9 @@ async fn gossip(
     checkpoints: Vec<Checkpoint>,
     skipped: u64,
 ) -> GossipResponse {
-    let peer = peer.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    let from = format!(
-        "gossip from {:?} at {peer}",
-        from.chars().take(64).collect::<String>()
-    );
-    if skipped > 0 {
-        tracing::warn!(%from, skipped, "gossip listed more than {MAX_CHECKPOINTS} checkpoints; the rest were ignored");
-    }
-    for cp in &checkpoints {
-        if let Err(e) = crate::federation::replicate::consider(node, cp, &from).await {
-            tracing::error!(error = %e, "considering gossip failed");
-        }
-    }
     GossipResponse {
-        checkpoints: node.logs().held_checkpoints(),
+        checkpoints: crate::federation::gossip::received(node, peer, from, checkpoints, skipped)
+            .await,
     }
 }
 

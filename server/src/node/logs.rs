@@ -12,7 +12,7 @@ use futures::Stream;
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::merkle::{self, Hash};
 use redline_proto::pb;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
@@ -84,6 +84,9 @@ pub struct CommitEvent {
 /// with an error item, never short.
 pub type LeafChunks = Pin<Box<dyn Stream<Item = Result<Vec<(u64, Vec<u8>)>>> + Send>>;
 
+/// Checkpoints `(origin, checkpoint)` as they are committed; see [`Logs::watch`].
+pub type Heads = Pin<Box<dyn Stream<Item = (String, StoredCheckpoint)> + Send>>;
+
 /// Leaves read per blocking store read while streaming.
 const CHUNK: u64 = 4096;
 
@@ -142,6 +145,54 @@ impl Logs {
     /// Subscribes to commits of every log.
     pub fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
         self.events.subscribe()
+    }
+
+    /// The latest checkpoint of every log, then each one committed from now on; each origin's
+    /// in increasing size only. Events queued between the subscription and the snapshot may be
+    /// older than the snapshot, and followers treat a peer that goes back on its watch stream
+    /// as replaying old checkpoints. A slow watcher skips some (the next one is newer anyway).
+    pub fn watch(&self) -> Heads {
+        // Subscribe before snapshotting, so a commit between the two is sent (twice at worst).
+        let mut events = self.events.subscribe();
+        let current: Vec<(String, StoredCheckpoint)> = self
+            .handles
+            .iter()
+            .filter_map(|(name, log)| Some((name.clone(), log.state().checkpoint?)))
+            .collect();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut sent: HashMap<String, u64> = HashMap::new();
+            let mut newer = move |origin: &str, size: u64| match sent.get_mut(origin) {
+                Some(sent) if *sent >= size => false,
+                Some(sent) => {
+                    *sent = size;
+                    true
+                }
+                None => {
+                    sent.insert(origin.to_owned(), size);
+                    true
+                }
+            };
+            for (origin, cp) in current {
+                if newer(&origin, cp.size) && tx.send((origin, cp)).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                match events.recv().await {
+                    Ok(ev) => {
+                        if newer(&ev.origin, ev.checkpoint.size)
+                            && tx.send((ev.origin, ev.checkpoint)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
     /// Latest checkpoint of `origin`.
