@@ -115,7 +115,7 @@ pub enum ReplicationError {
 }
 
 /// Keeps a refusal as evidence (the node deduplicates and budgets it).
-pub(crate) fn evidence(
+pub(super) fn evidence(
     node: &Node,
     origin: &str,
     peer: &str,
