@@ -5,7 +5,6 @@
 mod support;
 
 use rand::SeedableRng;
-use redline_client::Auditor;
 use redline_e2e::{temp_dir, TestNode};
 use redline_proto::checkpoint::OriginKey;
 use std::collections::BTreeSet;
