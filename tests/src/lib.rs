@@ -9,6 +9,7 @@
 pub mod adversary;
 pub mod crash;
 pub mod fuzz;
+pub mod liar;
 pub mod relay;
 
 use redline_proto::checkpoint::OriginKey;
