@@ -292,3 +292,21 @@ pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no {bin} executable"))
 }
+
+/// `key`'s log on the node at `url`, audited the way `redline audit` does (streamed through the
+/// protocol's verifier against `previous`), with every verified leaf kept for white-box checks.
+pub async fn audited_log(
+    url: &str,
+    key: &OriginKey,
+    previous: Option<&redline_client::TrustedSize>,
+) -> Result<(redline_client::VerifiedLog, Vec<Vec<u8>>), redline_client::AuditError> {
+    let mut auditor = redline_client::Auditor::connect(url).await?;
+    let mut leaves = Vec::new();
+    let verified = auditor
+        .audit_origin_with(key, previous, Some(16), |_, data, _| {
+            leaves.push(data.to_vec());
+            Ok(())
+        })
+        .await?;
+    Ok((verified, leaves))
+}
