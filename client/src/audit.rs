@@ -230,7 +230,7 @@ impl LogVerifier {
         // Reserve no more than a leaf count that fits the signed size (a signed size is what
         // the origin committed to, but memory is only taken as leaves arrive).
         replay.reserve(checkpoint.size.min(1 << 16) as usize);
-        let root_at_previous = previous.filter(|p| p.size == 0).map(|_| merkle::EMPTY_HASH);
+        let root_at_previous = None;
         Ok(Self {
             origin,
             checkpoint,
@@ -327,7 +327,12 @@ impl LogVerifier {
             });
         }
         let mut extends_previous = None;
-        if let Some(prev) = &previous {
+        // Every tree extends the empty one: a previous audit of size 0 holds nothing to check
+        // (whatever root was saved with it).
+        if let Some(prev) = previous.as_ref().filter(|p| p.size == 0) {
+            extends_previous = Some(prev.size);
+        }
+        if let Some(prev) = previous.as_ref().filter(|p| p.size > 0) {
             let old_root = hex::decode(&prev.root)
                 .ok()
                 .and_then(|b| merkle::hash_from_slice(&b).ok());
