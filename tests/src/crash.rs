@@ -9,8 +9,8 @@
 //! registered log: a checkpoint signed by the origin's key, stored leaves and stored hashes that
 //! both hash to its root, and nothing stored past it.
 
-use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
 use redline_client::audit::{verify_log, AuditError};
+use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
 use redline_proto::merkle::{self, HashReader, MemoryHashes};
 use redline_server::store::Store;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};

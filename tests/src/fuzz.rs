@@ -20,8 +20,7 @@ use redline_hashing::{
 };
 use redline_proto::checkpoint::{OriginKey, OriginSigner, SignedCheckpoint};
 use redline_proto::entry::{
-    self, Decoded, EntryError, MAX_ENTRY_BYTES, MAX_LABELS,
-    MAX_TEXT_BYTES,
+    self, Decoded, EntryError, MAX_ENTRY_BYTES, MAX_LABELS, MAX_TEXT_BYTES,
 };
 use redline_proto::merkle::{
     self, consistency_proof, hash_from_slice, inclusion_proof, leaf_hash, Hash, MemoryHashes,
@@ -153,7 +152,11 @@ fn check_retraction(at: u64, r: &RetractEntry, target: Option<&[u8]>) -> Result<
         index: r.target_index,
         data: target.map(<[u8]>::to_vec),
     };
-    match Replay::new(prior, at).push(at, &leaf).expect("in order").effect {
+    match Replay::new(prior, at)
+        .push(at, &leaf)
+        .expect("in order")
+        .effect
+    {
         Effect::Deactivate { .. } => Ok(()),
         Effect::Invalid(i) => Err(i.reason),
         Effect::Activate { .. } => panic!("a RETRACT activated something"),
