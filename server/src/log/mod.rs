@@ -223,8 +223,41 @@ pub fn prepare_append(
     leaves: Vec<Vec<u8>>,
     validation: Validation,
 ) -> Result<PreparedAppend, LogError> {
-    let first = state.size();
     let decoded = par_map(&leaves, |l| (entry::decode_leaf(l), leaf_hash(l)));
+    prepare_decoded(store, catalog, state, leaves, decoded, validation)
+}
+
+/// [`prepare_append`] for entries the caller built itself (the node's own submissions): each
+/// leaf comes with the typed entry it encodes, so only its leaf hash is computed here instead of
+/// decoding back what was just encoded. `entries[i]` must be what `entry::decode_leaf` makes of
+/// `leaves[i]`.
+pub fn prepare_own(
+    store: &Store,
+    catalog: &Catalog,
+    state: &LogState,
+    leaves: Vec<Vec<u8>>,
+    entries: Vec<(u64, Decoded)>,
+) -> Result<PreparedAppend, LogError> {
+    debug_assert_eq!(leaves.len(), entries.len());
+    debug_assert!(leaves
+        .iter()
+        .zip(&entries)
+        .all(|(l, e)| entry::decode_leaf(l).as_ref() == Ok(e)));
+    let hashes = par_map(&leaves, leaf_hash);
+    let decoded = entries.into_iter().map(Ok).zip(hashes).collect();
+    prepare_decoded(store, catalog, state, leaves, decoded, Validation::Strict)
+}
+
+/// Both [`prepare_append`]s, once the leaves are decoded (or typed) and hashed.
+fn prepare_decoded(
+    store: &Store,
+    catalog: &Catalog,
+    state: &LogState,
+    leaves: Vec<Vec<u8>>,
+    decoded: Vec<DecodedLeaf>,
+    validation: Validation,
+) -> Result<PreparedAppend, LogError> {
+    let first = state.size();
     let leaf_hashes: Vec<Hash> = decoded.iter().map(|(_, h)| *h).collect();
     let size = first + leaves.len() as u64;
     let first_hash_index = merkle::stored_hash_index(0, first);

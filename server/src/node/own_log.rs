@@ -6,10 +6,10 @@ use super::logs::{LogHandle, Logs};
 use super::{blocking, now_ms, NewSignal, NodeError, Result, SentSignal};
 use crate::catalog::Catalog;
 use crate::hashing::ImageHasher;
-use crate::log::{prepare_append, LogError, LogState, Validation};
+use crate::log::{prepare_append, prepare_own, LogError, LogState, Validation};
 use crate::store::{Store, StoredCheckpoint};
 use redline_proto::checkpoint::OriginSigner;
-use redline_proto::entry;
+use redline_proto::entry::{self, Decoded};
 use redline_proto::merkle::leaf_hash;
 use redline_proto::pb::AddEntry;
 use redline_proto::replay::{InvalidLeaf, LeafError, RetractionError};
@@ -98,7 +98,7 @@ impl OwnLog {
         let _writer = self.log.lock().await;
         let state = self.log.state();
         if state.checkpoint.is_none() {
-            self.append_locked(state, Vec::new()).await?;
+            self.append_locked(state, Vec::new(), None).await?;
         }
         Ok(())
     }
@@ -150,6 +150,9 @@ impl OwnLog {
         let created = now_ms();
         let mut entries = Vec::with_capacity(signals.len());
         let mut leaves = Vec::new();
+        // What each new leaf encodes, so the batch is planned from these values rather than
+        // decoded back (`log::prepare_own`).
+        let mut typed = Vec::new();
         let mut in_batch: HashMap<(SignalType, Vec<u8>), u64> = HashMap::new();
         for (position, s) in signals.into_iter().enumerate() {
             if let Some(&i) = in_batch.get(&(s.signal_type, s.hash.clone())) {
@@ -164,25 +167,30 @@ impl OwnLog {
                 continue;
             }
             let index = state.size() + leaves.len() as u64;
-            let leaf = entry::encode_add(
-                AddEntry {
-                    signal_type: s.signal_type.name().to_owned(),
-                    hash: s.hash.clone(),
-                    quality: s.quality,
-                    labels: listing.labels.clone(),
-                    legal_basis: listing.legal_basis.clone(),
-                    case_ref: listing.case_ref.clone(),
-                },
-                created,
-            )
-            .map_err(|source| NodeError::BadEntry { position, source })?;
+            let add = AddEntry {
+                signal_type: s.signal_type.name().to_owned(),
+                hash: s.hash.clone(),
+                quality: s.quality,
+                labels: listing.labels.clone(),
+                legal_basis: listing.legal_basis.clone(),
+                case_ref: listing.case_ref.clone(),
+            };
+            let leaf = entry::encode_add(add.clone(), created)
+                .map_err(|source| NodeError::BadEntry { position, source })?;
             leaves.push(leaf);
+            typed.push((
+                created,
+                Decoded::Add {
+                    signal_type: s.signal_type,
+                    add,
+                },
+            ));
             in_batch.insert((s.signal_type, s.hash), index);
             entries.push((index, false));
         }
         let checkpoint = match state.checkpoint.clone() {
             Some(cp) if leaves.is_empty() => cp,
-            _ => self.append_locked(state, leaves).await?,
+            _ => self.append_locked(state, leaves, Some(typed)).await?,
         };
         Ok(Submitted {
             entries,
@@ -215,7 +223,7 @@ impl OwnLog {
         )?;
         let retract_index = state.size();
         let cp = self
-            .append_locked(state, vec![leaf])
+            .append_locked(state, vec![leaf], None)
             .await
             .map_err(|e| match e {
                 NodeError::Log(LogError::Invalid(InvalidLeaf {
@@ -233,15 +241,19 @@ impl OwnLog {
 
     /// Validates, hashes, signs and durably commits a batch of the own log, then updates the
     /// catalog and announces it. The caller holds the log's writer lock.
+    /// `typed`, when given, is what each leaf encodes (see `log::prepare_own`).
     async fn append_locked(
         &self,
         state: LogState,
         leaves: Vec<Vec<u8>>,
+        typed: Option<Vec<(u64, Decoded)>>,
     ) -> Result<StoredCheckpoint> {
         let (store, catalog, st) = (self.store.clone(), self.catalog.clone(), state.clone());
-        let prepared =
-            blocking(move || prepare_append(&store, &catalog, &st, leaves, Validation::Strict))
-                .await??;
+        let prepared = blocking(move || match typed {
+            Some(entries) => prepare_own(&store, &catalog, &st, leaves, entries),
+            None => prepare_append(&store, &catalog, &st, leaves, Validation::Strict),
+        })
+        .await??;
         let signed = self.signer.sign_checkpoint(prepared.size, prepared.root)?;
         let mut commit = prepared.commit;
         commit.checkpoint = StoredCheckpoint::from(&signed);
