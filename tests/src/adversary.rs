@@ -19,6 +19,7 @@
 //! entries, replays, forgeries, other histories, stalls) are not repeated here.
 
 use crate::crash::NodeProcess;
+use crate::ScriptedServer;
 use futures::StreamExt;
 use redline_proto::checkpoint::{OriginKey, OriginSigner};
 use redline_proto::merkle::{Hash, MemoryHashes};
@@ -35,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -820,8 +820,7 @@ pub struct Hostile {
     /// Its `http://127.0.0.1:PORT` URL.
     pub url: String,
     shared: Arc<HostileShared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ScriptedServer,
 }
 
 impl std::fmt::Debug for Hostile {
@@ -852,31 +851,16 @@ impl Hostile {
             serial: AtomicU64::new(0),
             bogus_cache: Mutex::new(None),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel();
         // A liar does not limit what it sends.
         let svc = FederationServer::new(HostileService(shared.clone()))
             .max_encoding_message_size(usize::MAX)
             .max_decoding_message_size(64 << 20);
-        let task = tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async {
-                        let _ = rx.await;
-                    },
-                )
-                .await;
-        });
+        let server =
+            ScriptedServer::start(tonic::transport::Server::builder().add_service(svc)).await;
         Hostile {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             shared,
-            shutdown: Some(tx),
-            task: Some(task),
+            server,
         }
     }
 
@@ -917,14 +901,8 @@ impl Hostile {
     }
 
     /// Stops it, cutting every open stream.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

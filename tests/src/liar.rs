@@ -12,6 +12,7 @@
 
 use crate::adversary::honest_leaf;
 use crate::relay::fabricated_leaf;
+use crate::ScriptedServer;
 use futures::StreamExt;
 use redline_proto::checkpoint::{OriginSigner, SignedCheckpoint};
 use redline_proto::merkle::{self, MemoryHashes};
@@ -24,8 +25,6 @@ use redline_proto::pb::{
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -247,8 +246,7 @@ pub struct LiarNode {
     /// The origin's real verifier key (the auditor's `--key`).
     pub verifier_key: String,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ScriptedServer,
 }
 
 impl std::fmt::Debug for LiarNode {
@@ -280,30 +278,16 @@ impl LiarNode {
             fake,
             served: AtomicU64::new(0),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel();
-        let svc = AuditServer::new(LiarService(shared.clone()));
-        let task = tokio::spawn(async move {
+        let server = ScriptedServer::start(
             tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async {
-                        let _ = rx.await;
-                    },
-                )
-                .await
-                .expect("liar serves");
-        });
+                .add_service(AuditServer::new(LiarService(shared.clone()))),
+        )
+        .await;
         LiarNode {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             verifier_key,
             shared,
-            shutdown: Some(tx),
-            task: Some(task),
+            server,
         }
     }
 
@@ -328,14 +312,7 @@ impl LiarNode {
     }
 
     /// Stops serving; endless streams still open are cut.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            // A graceful shutdown would wait for an endless stream to finish.
-            t.abort();
-            let _ = t.await;
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 }

@@ -310,3 +310,51 @@ pub async fn audited_log(
         .await?;
     Ok((verified, leaves))
 }
+
+/// A tonic server of scripted services (a lying relay, a hostile peer, a lying Audit node) on an
+/// ephemeral loopback port. They keep endless streams open, so stopping one aborts its task
+/// rather than waiting for a graceful shutdown.
+#[derive(Debug)]
+pub struct ScriptedServer {
+    /// Its `http://127.0.0.1:PORT` URL.
+    pub url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ScriptedServer {
+    /// Binds `127.0.0.1:0` and serves `router` there until [`ScriptedServer::stop`].
+    pub async fn start(router: tonic::transport::server::Router) -> ScriptedServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let _ = router
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    async {
+                        let _ = rx.await;
+                    },
+                )
+                .await;
+        });
+        ScriptedServer {
+            url: format!("http://{addr}"),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving, cutting every open stream.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! follower sync honestly first and then start lying (a replay needs an older checkpoint the
 //! follower has already moved past).
 
+use crate::ScriptedServer;
 use futures::StreamExt;
 use prost::Message;
 use redline_proto::checkpoint::OriginSigner;
@@ -21,7 +22,6 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::Stream;
 use tonic::transport::Channel;
@@ -367,8 +367,7 @@ pub struct Relay {
     /// evidence must name).
     pub url: String,
     shared: Arc<Shared>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ScriptedServer,
 }
 
 impl std::fmt::Debug for Relay {
@@ -397,30 +396,14 @@ impl Relay {
             lies: AtomicU64::new(0),
             watchers: Mutex::new(Vec::new()),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let (tx, rx) = oneshot::channel();
         let svc =
             FederationServer::new(RelayService(shared.clone())).max_encoding_message_size(64 << 20);
-        let task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming_shutdown(
-                    tonic::transport::server::TcpIncoming::from(listener),
-                    async {
-                        let _ = rx.await;
-                    },
-                )
-                .await
-                .expect("relay serves");
-        });
+        let server =
+            ScriptedServer::start(tonic::transport::Server::builder().add_service(svc)).await;
         Relay {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             shared,
-            shutdown: Some(tx),
-            task: Some(task),
+            server,
         }
     }
 
@@ -435,19 +418,12 @@ impl Relay {
     }
 
     /// Stops the relay and every stream it proxies.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub async fn stop(self) {
         let watchers = std::mem::take(&mut *self.shared.watchers.lock().expect("watchers lock"));
         for w in watchers {
             w.abort();
             let _ = w.await;
         }
-        if let Some(t) = self.task.take() {
-            // Followers' open watch streams would keep a graceful shutdown waiting.
-            t.abort();
-            let _ = t.await;
-        }
+        self.server.stop().await;
     }
 }

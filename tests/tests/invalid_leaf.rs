@@ -25,7 +25,7 @@ mod support;
 use ed25519_dalek::SigningKey;
 use prost::Message;
 use redline_e2e::adversary::{evidence, lists, status};
-use redline_e2e::{eventually, federated_config, temp_dir, trust_key, TestNode};
+use redline_e2e::{eventually, federated_config, temp_dir, trust_key, ScriptedServer, TestNode};
 use redline_proto::checkpoint::OriginSigner;
 use redline_proto::entry::{self, Decoded};
 use redline_proto::merkle::{leaf_hash, Hash, MemoryHashes};
@@ -223,7 +223,7 @@ struct Setup {
     /// Size and root the origin signed.
     signed: (u64, [u8; 32]),
     _dir: tempfile::TempDir,
-    _peer: tokio::task::JoinHandle<()>,
+    _peer: ScriptedServer,
 }
 
 /// Serves the signed log and starts a follower trusting [`ORIGIN`] (`accept`) that follows the
@@ -242,16 +242,11 @@ async fn setup() -> Setup {
         leaves,
         checkpoint: signed.to_pb(),
     }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let peer_url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let peer = tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(FederationServer::new(served))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-            .await;
-    });
+    let peer = ScriptedServer::start(
+        tonic::transport::Server::builder().add_service(FederationServer::new(served)),
+    )
+    .await;
+    let peer_url = peer.url.clone();
 
     let dir = temp_dir();
     let config = federated_config(
