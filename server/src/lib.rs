@@ -14,6 +14,7 @@ pub mod hashing;
 pub mod identity;
 pub mod log;
 pub mod metrics;
+pub mod net;
 pub mod node;
 pub mod store;
 pub mod telemetry;
@@ -121,7 +122,7 @@ pub async fn launch(
     };
 
     let (router, services) = grpc::router(&config, metrics.clone(), stopping.clone()).await?;
-    let incoming = grpc::guard::opening_deadline(
+    let incoming = net::opening_deadline(
         tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
         Duration::from_millis(config.limits.handshake_timeout_ms),
     );
