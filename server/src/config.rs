@@ -195,10 +195,45 @@ pub struct Limits {
     /// After SIGTERM/SIGINT, how long in-flight calls may take to finish before the node
     /// closes their connections anyway, milliseconds.
     pub shutdown_grace_ms: u64,
-    /// A new connection must send its opening (the HTTP/2 preface and first SETTINGS frame,
-    /// or under TLS the same number of handshake bytes) within this, milliseconds, or it is
-    /// closed: a slowloris client trickling its preface does not hold a connection.
+    /// A new connection must complete its TLS handshake (when `[tls]` is set) and send its
+    /// HTTP/2 opening (the preface and the whole first SETTINGS frame, counted on the
+    /// decrypted stream) within this of being accepted, milliseconds, or it is closed: a
+    /// client that stalls or trickles its ClientHello or its preface does not hold a
+    /// connection.
     pub handshake_timeout_ms: u64,
+    /// Most connections the gRPC listener holds at once, from all callers together; one over
+    /// it is closed as soon as it is accepted (`redline_rejected_total{source="connection",
+    /// reason="connection_cap"}`). Each costs a file descriptor and tens of KiB of TLS and
+    /// HTTP/2 buffers; keep it under the process's open-file limit.
+    pub max_connections: usize,
+    /// Most connections from one address (an IPv6 caller: from one /64, what a single host is
+    /// usually given), so one caller cannot take all of `max_connections`. Loopback is not
+    /// exempt. Behind a proxy every connection comes from the proxy: raise it to
+    /// `max_connections` there.
+    pub max_connections_per_address: usize,
+    /// A connection with no call in flight for this long (since its opening or its last call
+    /// ended) is closed, milliseconds; 0: never. Calls, not bytes, because HTTP/2 keepalive
+    /// PINGs keep an idle connection sending. Clients reconnect on their next call.
+    pub idle_timeout_ms: u64,
+    /// A connection older than this is asked to go away (HTTP/2 GOAWAY: its open calls
+    /// finish, new calls go to a new connection), milliseconds; 0: never. Bounds what one
+    /// connection holds however it is used, including endless streams (health `Watch`,
+    /// reflection, `WatchCheckpoints`).
+    pub max_connection_age_ms: u64,
+    /// After that GOAWAY, how long its open calls may continue before the connection is
+    /// closed anyway, milliseconds. Longer than `[sync] fetch_timeout_ms`, so a fetch in
+    /// flight finishes.
+    pub max_connection_age_grace_ms: u64,
+    /// A streaming call (MatchStream, GetEntries, health `Watch`, reflection) that carried no
+    /// message either way for this long is ended with DEADLINE_EXCEEDED, milliseconds; 0:
+    /// never. `WatchCheckpoints`, federation's push path, is quiet by nature and exempt.
+    pub stream_idle_ms: u64,
+    /// A streaming call of a service that needs a token is ended this long after it opened,
+    /// milliseconds (the client opens a new one); 0: never. `WatchCheckpoints` is exempt.
+    pub stream_max_ms: u64,
+    /// The same for the services anyone may call without a token (health `Watch`,
+    /// reflection), milliseconds; 0: never.
+    pub open_stream_max_ms: u64,
     /// HTTP/2 PING to every connection that has sent nothing for this long, milliseconds; a
     /// connection that does not answer within `keepalive_timeout_ms` is closed (a slowloris
     /// client that trickles its headers, or a dead peer). Real clients answer by themselves.
@@ -216,6 +251,14 @@ impl Default for Limits {
             max_concurrent_streams: 128,
             shutdown_grace_ms: 10_000,
             handshake_timeout_ms: 10_000,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            idle_timeout_ms: 300_000,
+            max_connection_age_ms: 3_600_000,
+            max_connection_age_grace_ms: 300_000,
+            stream_idle_ms: 60_000,
+            stream_max_ms: 3_600_000,
+            open_stream_max_ms: 60_000,
             keepalive_interval_ms: 30_000,
             keepalive_timeout_ms: 20_000,
         }
@@ -498,6 +541,13 @@ impl Config {
                 }
             }
         }
+        if self.limits.max_connections == 0 || self.limits.max_connections_per_address == 0 {
+            return Err(ConfigError::Parse {
+                path: PathBuf::from("[limits]"),
+                message: "max_connections and max_connections_per_address must be at least 1"
+                    .into(),
+            });
+        }
         for name in self.matching.max_distance.keys() {
             redline_proto::signal::SignalType::from_name(name).map_err(|e| ConfigError::Parse {
                 path: PathBuf::from("[matching]"),
@@ -545,6 +595,21 @@ impl Config {
     /// Refuses to serve hash lists and open services to a network: a listener off loopback
     /// needs `[[tokens]]` and `[tls]`, unless `insecure` is set.
     pub fn check_exposure(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        self.exposure("listen", addr)
+    }
+
+    /// The same rule for `metrics_listen`: `/metrics` (and `/livez`, `/readyz`) is plain HTTP
+    /// without a token by design (Prometheus and probes), so its address off loopback is
+    /// allowed exactly when the node is configured to face a network at all (`[[tokens]]` and
+    /// `[tls]`, or `insecure`). A node without them is a loopback node, and a metrics port on
+    /// another interface would be the one door it opens: its counters name the methods called,
+    /// the origins held and their sizes, and its peers.
+    pub fn check_metrics_exposure(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        self.exposure("metrics_listen", addr)
+    }
+
+    /// The exposure rule for the listener `what` on `addr`.
+    fn exposure(&self, what: &str, addr: SocketAddr) -> Result<(), ConfigError> {
         if addr.ip().is_loopback() {
             return Ok(());
         }
@@ -561,13 +626,19 @@ impl Config {
         if self.insecure {
             tracing::warn!(
                 %addr,
+                listener = what,
                 problems = %missing.join("; "),
                 "insecure = true: serving off loopback without protection"
             );
             return Ok(());
         }
+        let on = if what == "listen" {
+            format!("listen on {addr}")
+        } else {
+            format!("serve {what} on {addr}")
+        };
         Err(ConfigError::Exposed(format!(
-            "refusing to listen on {addr}, which is not loopback, with {}; configure \
+            "refusing to {on}, which is not loopback, with {}; configure \
              [[tokens]] and [tls], or pass --insecure (insecure = true) if a proxy in front \
              provides them",
             missing.join(" and ")
@@ -632,6 +703,49 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn metrics_off_loopback_needs_what_listen_needs() {
+        let public: SocketAddr = "192.0.2.1:9090".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        let parse = |extra: &str| {
+            Config::from_toml_str(
+                &format!("metrics_listen = \"0.0.0.0:9090\"\n{extra}"),
+                Path::new("t.toml"),
+            )
+            .unwrap()
+        };
+        let tokens = format!(
+            "[[tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nscopes = [\"admin\"]\n",
+            "0".repeat(64)
+        );
+        let tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+
+        let bare = parse("");
+        bare.check_metrics_exposure(loopback).unwrap();
+        let err = bare.check_metrics_exposure(public).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics_listen on 192.0.2.1:9090")
+                && err.contains("no [[tokens]]")
+                && err.contains("no [tls]")
+                && err.contains("--insecure"),
+            "{err}"
+        );
+        assert!(parse(tls).check_metrics_exposure(public).is_err());
+        assert!(parse(&tokens).check_metrics_exposure(public).is_err());
+        parse(&format!("{tokens}{tls}"))
+            .check_metrics_exposure(public)
+            .unwrap();
+        parse("insecure = true\n")
+            .check_metrics_exposure(public)
+            .unwrap();
+        // The gRPC rule is unchanged and says which listener it refused.
+        let err = bare.check_exposure(public).unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to listen on 192.0.2.1:9090"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -68,11 +68,13 @@ pub async fn serve(
     launch(NodeSource::Ready(node), listener, metrics, shutdown, |_| {}).await
 }
 
-/// Binds `metrics_listen` when configured.
+/// Binds `metrics_listen` when configured, after the exposure check
+/// ([`Config::check_metrics_exposure`]).
 pub async fn bind_metrics(config: &Config) -> Result<Option<TcpListener>, BoxError> {
     match config.metrics_listen {
         None => Ok(None),
         Some(addr) => {
+            config.check_metrics_exposure(addr)?;
             Ok(Some(TcpListener::bind(addr).await.map_err(|e| {
                 format!("cannot listen for metrics on {addr}: {e}")
             })?))
@@ -98,6 +100,15 @@ pub async fn launch(
         NodeSource::Ready(n) => (n.config().clone(), n.metrics().clone()),
     };
     config.check_exposure(addr)?;
+    if let Some(a) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        config.check_metrics_exposure(a)?;
+    }
+    // Before anything serves: a [tls] that does not load stops the node here.
+    let certificates = config
+        .tls
+        .as_ref()
+        .map(net::Certificates::load)
+        .transpose()?;
     if config.tokens.is_empty() {
         tracing::warn!(
             %addr,
@@ -121,12 +132,29 @@ pub async fn launch(
         }
     };
 
-    let (router, services) = grpc::router(&config, metrics.clone(), stopping.clone()).await?;
-    let incoming = net::opening_deadline(
-        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-        Duration::from_millis(config.limits.handshake_timeout_ms),
-    );
-    let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()));
+    // Connections are accepted, capped, handshaken (TLS) and bounded in time by `net`, then
+    // served by tonic.
+    let connections = net::connections(&config.limits);
+    let (router, services) = grpc::router(
+        &config,
+        metrics.clone(),
+        stopping.clone(),
+        connections.clone(),
+    )
+    .await?;
+    let timing = net::timing(&config.limits);
+    let mut server = match certificates {
+        Some(certs) => {
+            certs.watch(stopping.clone());
+            let incoming = net::incoming(listener, certs, connections, metrics.clone(), timing);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()))
+        }
+        None => {
+            let incoming =
+                net::incoming(listener, net::Plain, connections, metrics.clone(), timing);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped()))
+        }
+    };
 
     let gauges: Arc<OnceLock<Arc<dyn metrics::GaugeSource>>> = Arc::new(OnceLock::new());
     let metrics_task = metrics_listener.map(|l| {

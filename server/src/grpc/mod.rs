@@ -20,11 +20,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::transport::server::Router;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -102,8 +103,12 @@ type MatchingServer = pb::matching_server::MatchingServer<matching::MatchingServ
 type NodeServer = pb::node_server::NodeServer<node_status::NodeService>;
 
 /// The router with every service, before the node behind them is open.
-pub type GrpcRouter =
-    Router<tower::layer::util::Stack<guard::GuardLayer, tower::layer::util::Identity>>;
+pub type GrpcRouter = Router<
+    tower::layer::util::Stack<
+        guard::GuardLayer,
+        tower::layer::util::Stack<crate::net::CallTracker, tower::layer::util::Identity>,
+    >,
+>;
 
 /// The services of a router built by [`router`]: open them once the node is loaded, and mark
 /// them not serving when it stops.
@@ -171,28 +176,16 @@ impl Services {
     }
 }
 
-/// Reads the listener's TLS configuration.
-fn server_tls(config: &crate::config::TlsConfig) -> Result<ServerTlsConfig, BoxError> {
-    let read = |p: &std::path::Path, what: &str| {
-        std::fs::read(p).map_err(|e| format!("[tls] {what} {}: {e}", p.display()))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        read(&config.cert, "cert")?,
-        read(&config.key, "key")?,
-    ));
-    if let Some(ca) = &config.client_ca {
-        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client_ca")?));
-    }
-    Ok(tls)
-}
-
 /// Builds the router with every service behind the [`guard`] (tokens, scopes, rate limits,
-/// metrics), TLS when configured, message size limits and the unary deadline. The node's
-/// services answer UNAVAILABLE and health reports NOT_SERVING until [`Services::open`].
+/// metrics) and the call tracker of `connections` (idle timeout, [`crate::net::idle`]),
+/// message size limits, the unary deadline and the maximum connection age. TLS is not here:
+/// the listener's accept loop does it ([`crate::net`]). The node's services answer
+/// UNAVAILABLE and health reports NOT_SERVING until [`Services::open`].
 pub async fn router(
     config: &Config,
     metrics: Arc<Metrics>,
     stopping: watch::Receiver<bool>,
+    connections: Arc<crate::net::Connections>,
 ) -> Result<(GrpcRouter, Services), BoxError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let services = Services {
@@ -213,9 +206,14 @@ pub async fn router(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    let limits = &config.limits;
     let mut builder = Server::builder();
-    if let Some(tls) = &config.tls {
-        builder = builder.tls_config(server_tls(tls)?)?;
+    if limits.max_connection_age_ms > 0 {
+        // hyper's graceful shutdown of the connection: GOAWAY, open calls finish, then after
+        // the grace the connection is closed anyway (endless streams included).
+        builder = builder
+            .max_connection_age(Duration::from_millis(limits.max_connection_age_ms))
+            .max_connection_age_grace(Duration::from_millis(limits.max_connection_age_grace_ms));
     }
     let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping);
     let router = builder
@@ -228,6 +226,7 @@ pub async fn router(
         .http2_keepalive_timeout(Some(std::time::Duration::from_millis(
             config.limits.keepalive_timeout_ms,
         )))
+        .layer(crate::net::CallTracker::new(connections))
         .layer(guard)
         .add_service(health_service)
         .add_service(reflection_v1)
