@@ -406,6 +406,55 @@ impl Default for MatchingConfig {
     }
 }
 
+/// Evidence of refused peer material (`[evidence]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Most bytes the evidence store keeps (each record plus its keys). When a new record would
+    /// pass it, the oldest records that prove nothing are dropped first; proof of equivocation
+    /// is never dropped (there is at most about one per trusted origin, as the origin is frozen
+    /// once it is proven). Oversized notes are kept as a 4 KiB prefix with their length and
+    /// SHA-256, so 64 MiB holds well over ten thousand records.
+    pub max_bytes: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one caller's `Gossip` may cost this node (`[gossip]`), per token (or per address when
+/// tokens are off). Checkpoints over the budget are dropped unread and counted
+/// (`redline_rejected_total{source="peer",reason="gossip_budget"}`), never queued.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GossipConfig {
+    /// Signature checks per second on average. Only checkpoints of trusted origins that differ
+    /// from the one this node holds are checked: an honest peer gossips what we already hold,
+    /// so it costs nothing.
+    pub signature_checks_per_sec: f64,
+    /// Signature checks allowed in a burst.
+    pub signature_check_burst: u32,
+    /// Checkpoints that may end in an evidence record (a refusal), per minute on average.
+    pub evidence_per_min: f64,
+    /// Such checkpoints allowed in a burst.
+    pub evidence_burst: u32,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            signature_checks_per_sec: 16.0,
+            signature_check_burst: 256,
+            evidence_per_min: 6.0,
+            evidence_burst: 8,
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -437,6 +486,12 @@ pub struct Config {
     /// Matching.
     #[serde(default)]
     pub matching: MatchingConfig,
+    /// Evidence store.
+    #[serde(default)]
+    pub evidence: EvidenceConfig,
+    /// Budget of gossip received.
+    #[serde(default)]
+    pub gossip: GossipConfig,
     /// Bearer tokens accepted. None: every caller may do everything, so the node then only
     /// listens on loopback.
     #[serde(default)]
@@ -546,6 +601,18 @@ impl Config {
                 path: PathBuf::from("[limits]"),
                 message: "max_connections and max_connections_per_address must be at least 1"
                     .into(),
+            });
+        }
+        let g = &self.gossip;
+        let rate = |r: f64| r.is_finite() && r >= 0.0;
+        if !rate(g.signature_checks_per_sec)
+            || !rate(g.evidence_per_min)
+            || g.signature_check_burst == 0
+            || g.evidence_burst == 0
+        {
+            return Err(ConfigError::Parse {
+                path: PathBuf::from("[gossip]"),
+                message: "rates must be finite and not negative, bursts at least 1".into(),
             });
         }
         for name in self.matching.max_distance.keys() {

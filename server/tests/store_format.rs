@@ -5,7 +5,10 @@
 //! starts whole new ones, and a commit is one atomic batch with its checkpoint.
 
 use redline_proto::merkle::{self, leaf_hash, Hash, MemoryHashes};
-use redline_server::store::{Commit, OriginId, Store, StoreError, StoredCheckpoint, BUNDLE};
+use redline_server::store::{
+    Commit, EvidenceAdded, EvidenceEntry, OriginId, Store, StoreError, StoredCheckpoint,
+    StoredEvidence, BUNDLE,
+};
 use std::path::Path;
 
 /// A log being written to a store, mirrored in memory to check what comes back.
@@ -233,21 +236,43 @@ fn an_unknown_format_version_is_refused() {
 #[test]
 fn evidence_ids_grow_and_records_read_back_in_order() {
     let dir = tempfile::tempdir().unwrap();
+    let entry = |i: u8| EvidenceEntry {
+        fingerprint: [i; 32],
+        proven: i == 2,
+        record: vec![i; 3],
+    };
     let ids: Vec<u64> = {
         let store = open(dir.path());
         (0..5u8)
-            .map(|i| store.add_evidence(&[i; 3]).unwrap())
+            .map(|i| match store.add_evidence(&entry(i), 1 << 20).unwrap() {
+                EvidenceAdded::Stored { id, evicted: 0 } => id,
+                other => panic!("{other:?}"),
+            })
             .collect()
     };
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let store = open(dir.path());
-    let read: Vec<(u64, Vec<u8>)> = store.evidence().collect::<Result<_, _>>().unwrap();
+    let read: Vec<StoredEvidence> = store
+        .evidence_newest_first(None)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want: Vec<StoredEvidence> = ids
+        .iter()
+        .zip(0..5u8)
+        .rev()
+        .map(|(&id, i)| StoredEvidence {
+            id,
+            proven: i == 2,
+            fingerprint: [i; 32],
+            record: vec![i; 3],
+        })
+        .collect();
+    assert_eq!(read, want);
+    let totals = store.evidence_totals();
+    assert_eq!((totals.records, totals.proven), (5, 1));
+    assert_eq!(totals, store.evidence_totals_scanned().unwrap());
     assert_eq!(
-        read,
-        ids.iter()
-            .zip(0..5u8)
-            .map(|(&id, i)| (id, vec![i; 3]))
-            .collect::<Vec<_>>()
+        store.add_evidence(&entry(3), 1 << 20).unwrap(),
+        EvidenceAdded::Duplicate(ids[3])
     );
-    assert_eq!(store.evidence_count(), 5);
 }

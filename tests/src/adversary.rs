@@ -118,6 +118,11 @@ impl ChildNode {
         self.process.pid()
     }
 
+    /// Its data directory (identity and sled store).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
         self.process.running()
@@ -184,19 +189,41 @@ pub async fn head(url: &str, origin: &str) -> (u64, Vec<u8>) {
     })
 }
 
-/// Evidence the node at `url` keeps about `origin` (all origins when empty), newest first.
+/// Evidence the node at `url` keeps about `origin` (all origins when empty), newest first:
+/// every page, following `next_page_token`.
 pub async fn evidence(url: &str, origin: &str) -> Vec<pb::Evidence> {
+    evidence_pages(url, origin, 0)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Every page of `ListEvidence` for `origin` (all when empty), `page_size` records a page
+/// (0: the node's default), in order.
+pub async fn evidence_pages(url: &str, origin: &str, page_size: u32) -> Vec<Vec<pb::Evidence>> {
     let mut a = pb::audit_client::AuditClient::connect(url.to_owned())
         .await
         .expect("audit connects");
-    a.list_evidence(pb::ListEvidenceRequest {
-        origin: origin.to_owned(),
-        limit: 0,
-    })
-    .await
-    .expect("list evidence")
-    .into_inner()
-    .evidence
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = a
+            .list_evidence(pb::ListEvidenceRequest {
+                origin: origin.to_owned(),
+                page_size,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list evidence")
+            .into_inner();
+        pages.push(page.evidence);
+        if page.next_page_token.is_empty() {
+            return pages;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// Submits `n` random PDQ hashes to the node's own list (in batches), so Match has a catalog
@@ -1017,6 +1044,22 @@ pub fn report(attack: &str, refused: &str, latencies: &Latencies, peak: u64, bas
         peak as f64 / (1 << 20) as f64,
         baseline as f64 / (1 << 20) as f64
     );
+}
+
+/// Bytes the files under `path` occupy on disk (allocated blocks, as `du` counts them).
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_usage(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Collects a stream of results (for small answers in tests).

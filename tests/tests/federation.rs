@@ -74,15 +74,7 @@ async fn audit_size(url: &str, origin: &str) -> u64 {
 }
 
 async fn list_evidence(url: &str, origin: &str) -> Vec<pb::Evidence> {
-    let mut a = AuditClient::connect(url.to_owned()).await.unwrap();
-    a.list_evidence(pb::ListEvidenceRequest {
-        origin: origin.to_owned(),
-        limit: 0,
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .evidence
+    redline_e2e::adversary::evidence(url, origin).await
 }
 
 fn now_ms() -> u64 {

@@ -1,5 +1,6 @@
 //! `redline.v1.Audit`: checkpoints, leaves and proofs for anyone who verifies, trusting no node.
 
+use crate::node::evidence::PageQuery;
 use crate::node::{to_pb, LeafChunks, Node};
 use futures::StreamExt;
 use redline_proto::merkle::Hash;
@@ -59,6 +60,13 @@ pub async fn consistency_proof(
         new_size,
         hashes: hashes(proof),
     })
+}
+
+/// Most record bytes in one `ListEvidence` page: a quarter of the response limit (records are
+/// at most a few tens of KiB, so a page always fits with room for framing), and no more than
+/// 4 MiB, so one call's answer stays a small allocation.
+fn page_bytes(max_message_bytes: usize) -> usize {
+    (max_message_bytes / 4).clamp(64 * 1024, 4 * 1024 * 1024)
 }
 
 /// Handlers.
@@ -135,8 +143,25 @@ impl Audit for AuditService {
         req: Request<ListEvidenceRequest>,
     ) -> Result<Response<ListEvidenceResponse>, Status> {
         let req = req.into_inner();
-        let evidence = self.node.evidence().list(&req.origin, req.limit as usize)?;
-        Ok(Response::new(ListEvidenceResponse { evidence }))
+        let page = self
+            .node
+            .evidence()
+            .page(PageQuery {
+                origin: req.origin,
+                // `limit` is what clients from before paging send.
+                page_size: if req.page_size == 0 {
+                    req.limit
+                } else {
+                    req.page_size
+                } as usize,
+                page_token: req.page_token,
+                max_bytes: page_bytes(self.node.config().limits.max_message_bytes),
+            })
+            .await?;
+        Ok(Response::new(ListEvidenceResponse {
+            evidence: page.evidence,
+            next_page_token: page.next_page_token,
+        }))
     }
 }
 

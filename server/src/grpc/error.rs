@@ -19,6 +19,7 @@ impl From<NodeError> for Status {
             | NoReason
             | Image(ImageError::Refused(_))
             | BadRange(_)
+            | BadPageToken(_)
             | Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
             UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
             NotAnAdd(_) | AlreadyRetracted(_) => Status::failed_precondition(e.to_string()),

@@ -3,7 +3,9 @@
 //! pulled checkpoint (`federation::replicate::consider`).
 
 use crate::federation::bounded::{GossipIn, MAX_CHECKPOINTS, MAX_CHECKPOINT_LIST_BYTES};
+use crate::federation::gossip::{Budgets, CallerId};
 use crate::grpc::audit::{consistency_proof, get_entries, EntryStream};
+use crate::grpc::auth::Caller;
 use crate::node::{to_pb, Node};
 use redline_proto::pb::{
     federation_server::{Federation, FederationServer},
@@ -25,12 +27,28 @@ use tonic_prost::ProstCodec;
 #[derive(Debug, Clone)]
 pub struct FederationService {
     node: Arc<Node>,
+    budgets: Arc<Budgets>,
 }
 
 impl FederationService {
-    /// Serves `node`.
+    /// Serves `node`, with gossip budgets as `node`'s `[gossip]` says.
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+        let budgets = Arc::new(Budgets::new(node.config().gossip.clone()));
+        Self::with_budgets(node, budgets)
+    }
+
+    fn with_budgets(node: Arc<Node>, budgets: Arc<Budgets>) -> Self {
+        Self { node, budgets }
+    }
+}
+
+/// Who made a call, for gossip budgets: its token's name (set by the guard), else its address.
+fn caller_of<T>(req: &Request<T>) -> CallerId {
+    match req.extensions().get::<Caller>() {
+        Some(Caller(Some(name))) => CallerId::Token(name.clone()),
+        _ => req
+            .remote_addr()
+            .map_or(CallerId::Unknown, |a| CallerId::Address(a.ip())),
     }
 }
 
@@ -83,26 +101,42 @@ impl Federation for FederationService {
         req: Request<GossipRequest>,
     ) -> Result<Response<GossipResponse>, Status> {
         // Not reached through the router (see [`FederationRoutes`]); kept for direct users.
-        let peer = req.remote_addr();
+        let (peer, caller) = (req.remote_addr(), caller_of(&req));
         let req = req.into_inner();
         let checkpoints = req.checkpoints.into_iter().take(MAX_CHECKPOINTS).collect();
-        Ok(Response::new(
-            gossip(&self.node, peer, &req.from, checkpoints, 0).await,
-        ))
+        let call = Gossip {
+            caller,
+            peer,
+            from: req.from,
+            checkpoints,
+            skipped: 0,
+        };
+        Ok(Response::new(gossip(&self.node, &self.budgets, call).await))
     }
 }
 
-/// The answer to gossip: what the federation layer makes of the caller's checkpoints, and ours.
-async fn gossip(
-    node: &Node,
+/// One gossip call as received.
+struct Gossip {
+    caller: CallerId,
     peer: Option<std::net::SocketAddr>,
-    from: &str,
+    from: String,
     checkpoints: Vec<Checkpoint>,
     skipped: u64,
-) -> GossipResponse {
+}
+
+/// The answer to gossip: what the federation layer makes of the caller's checkpoints, and ours.
+async fn gossip(node: &Arc<Node>, budgets: &Arc<Budgets>, g: Gossip) -> GossipResponse {
     GossipResponse {
-        checkpoints: crate::federation::gossip::received(node, peer, from, checkpoints, skipped)
-            .await,
+        checkpoints: crate::federation::gossip::received(
+            node,
+            budgets,
+            g.caller,
+            g.peer,
+            &g.from,
+            g.checkpoints,
+            g.skipped,
+        )
+        .await,
     }
 }
 
@@ -114,6 +148,7 @@ async fn gossip(
 pub struct FederationRoutes {
     generated: FederationServer<FederationService>,
     node: Arc<Node>,
+    budgets: Arc<Budgets>,
     max_encoding: usize,
 }
 
@@ -121,11 +156,16 @@ impl FederationRoutes {
     /// Serves `node`: at most `max_decoding` bytes per request (`Gossip`: at most
     /// [`MAX_CHECKPOINT_LIST_BYTES`]), `max_encoding` per response.
     pub fn new(node: Arc<Node>, max_decoding: usize, max_encoding: usize) -> Self {
+        let budgets = Arc::new(Budgets::new(node.config().gossip.clone()));
         Self {
-            generated: FederationServer::new(FederationService::new(node.clone()))
-                .max_decoding_message_size(max_decoding)
-                .max_encoding_message_size(max_encoding),
+            generated: FederationServer::new(FederationService::with_budgets(
+                node.clone(),
+                budgets.clone(),
+            ))
+            .max_decoding_message_size(max_decoding)
+            .max_encoding_message_size(max_encoding),
             node,
+            budgets,
             max_encoding,
         }
     }
@@ -152,7 +192,8 @@ impl tower::Service<http::Request<Body>> for FederationRoutes {
         if req.uri().path() != GOSSIP_PATH {
             return Box::pin(self.generated.call(req));
         }
-        let (node, max_encoding) = (self.node.clone(), self.max_encoding);
+        let (node, budgets, max_encoding) =
+            (self.node.clone(), self.budgets.clone(), self.max_encoding);
         Box::pin(async move {
             let mut grpc =
                 tonic::server::Grpc::new(ProstCodec::<GossipResponse, GossipIn>::default())
@@ -160,25 +201,30 @@ impl tower::Service<http::Request<Body>> for FederationRoutes {
                         Some(MAX_CHECKPOINT_LIST_BYTES),
                         Some(max_encoding),
                     );
-            Ok(grpc.unary(GossipHandler(node), req).await)
+            Ok(grpc.unary(GossipHandler(node, budgets), req).await)
         })
     }
 }
 
-struct GossipHandler(Arc<Node>);
+struct GossipHandler(Arc<Node>, Arc<Budgets>);
 
 impl tonic::server::UnaryService<GossipIn> for GossipHandler {
     type Response = GossipResponse;
     type Future = BoxFuture<Result<Response<GossipResponse>, Status>>;
 
     fn call(&mut self, req: Request<GossipIn>) -> Self::Future {
-        let node = self.0.clone();
+        let (node, budgets) = (self.0.clone(), self.1.clone());
         Box::pin(async move {
-            let peer = req.remote_addr();
+            let (peer, caller) = (req.remote_addr(), caller_of(&req));
             let g = req.into_inner();
-            Ok(Response::new(
-                gossip(&node, peer, &g.from, g.checkpoints, g.skipped).await,
-            ))
+            let call = Gossip {
+                caller,
+                peer,
+                from: g.from,
+                checkpoints: g.checkpoints,
+                skipped: g.skipped,
+            };
+            Ok(Response::new(gossip(&node, &budgets, call).await))
         })
     }
 }

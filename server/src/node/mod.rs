@@ -78,6 +78,8 @@ pub enum NodeError {
     AlreadyRetracted(u64),
     #[error("{0}")]
     BadRange(String),
+    #[error("page_token {0:?} is not one this node gave out")]
+    BadPageToken(String),
     #[error("leaves of {origin} from {at} are missing below its checkpoint")]
     MissingLeaves { origin: String, at: u64 },
     #[error(transparent)]
@@ -299,7 +301,10 @@ impl Node {
             states,
             broadcast::channel(1024).0,
         ));
-        let evidence = Arc::new(Evidence::new(store.clone(), metrics.clone()));
+        let evidence = {
+            let (s, m, max) = (store.clone(), metrics.clone(), config.evidence.max_bytes);
+            Arc::new(blocking(move || Evidence::open(s, m, max)).await??)
+        };
         let key = signer.public().clone();
         let own = OwnLog::new(
             logs.clone(),

@@ -14,11 +14,15 @@
 //! The active-ADD set is *not* stored: it is derived state, rebuilt from the leaves at start-up
 //! into the in-memory catalog (`crate::catalog`), which the node needs anyway for matching.
 //!
-//! Evidence of misbehaving peers lives in its own tree: it is append-only, never part of a log
-//! commit, and must survive even when the commit it explains was refused.
+//! Evidence of misbehaving peers lives in its own tree ([`evidence`]): never part of a log
+//! commit, it must survive even when the commit it explains was refused, and it is bounded in
+//! bytes.
 
 mod bundle;
+mod evidence;
 pub mod keys;
+
+pub use evidence::{EvidenceAdded, EvidenceEntry, EvidenceTotals, StoredEvidence};
 
 use crate::store::keys::{Key, ORIGIN_ID_LEN};
 use redline_proto::checkpoint::SignedCheckpoint;
@@ -136,7 +140,7 @@ pub struct Commit {
 pub struct Store {
     db: sled::Db,
     log: sled::Tree,
-    evidence: sled::Tree,
+    evidence: evidence::EvidenceTree,
 }
 
 impl Store {
@@ -147,7 +151,7 @@ impl Store {
             .cache_capacity(256 * 1024 * 1024)
             .open()?;
         let log = db.open_tree("log")?;
-        let evidence = db.open_tree("evidence")?;
+        let evidence = evidence::EvidenceTree::open(&db)?;
         match log.get(Key::format())? {
             None => {
                 log.insert(Key::format(), &FORMAT_VERSION.to_be_bytes())?;
@@ -351,32 +355,6 @@ impl Store {
         }
         b.insert(Key::checkpoint(c.origin), c.checkpoint.encode());
         Ok(b)
-    }
-
-    /// Appends an evidence record; returns its id.
-    pub fn add_evidence(&self, record: &[u8]) -> Result<u64> {
-        let id = self.db.generate_id()?;
-        self.evidence.insert(id.to_be_bytes(), record)?;
-        self.evidence.flush()?;
-        Ok(id)
-    }
-
-    /// Evidence records, oldest first.
-    pub fn evidence(&self) -> impl Iterator<Item = Result<(u64, Vec<u8>)>> {
-        self.evidence.iter().map(|item| {
-            let (k, v) = item?;
-            let id = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("evidence id", "not 8 bytes"))?,
-            );
-            Ok((id, v.to_vec()))
-        })
-    }
-
-    /// Number of evidence records.
-    pub fn evidence_count(&self) -> usize {
-        self.evidence.len()
     }
 
     /// A small persistent setting (e.g. a frozen-origin marker).
