@@ -50,6 +50,8 @@ pub struct ChildNode {
     pub url: String,
     /// Its address.
     pub addr: std::net::SocketAddr,
+    /// How a client reaches it: `url`, and under TLS the CA its certificate is signed by.
+    pub target: redline_client::NodeTarget,
     /// Its stderr (tracing output), kept for post-mortems.
     pub log: PathBuf,
     _dir: tempfile::TempDir,
@@ -60,6 +62,22 @@ impl ChildNode {
     /// `(verifier key, policy)` of `trust` and following `peers`, with `extra` appended to its
     /// TOML config (sections such as `[limits]`; `[sync]` is set here for quick retries).
     pub async fn spawn(peers: &[&str], trust: &[(&OriginKey, &str)], extra: &str) -> ChildNode {
+        Self::spawn_with(peers, trust, extra, None).await
+    }
+
+    /// [`ChildNode::spawn`] for a node serving TLS: `extra` holds its `[tls]` section and
+    /// `ca` is the PEM file of the CA that signs its certificate (issued for `127.0.0.1`);
+    /// `url` is then `https://127.0.0.1:PORT`.
+    pub async fn spawn_tls(extra: &str, ca: &std::path::Path) -> ChildNode {
+        Self::spawn_with(&[], &[], extra, Some(ca.to_owned())).await
+    }
+
+    async fn spawn_with(
+        peers: &[&str],
+        trust: &[(&OriginKey, &str)],
+        extra: &str,
+        ca: Option<PathBuf>,
+    ) -> ChildNode {
         let dir = tempfile::Builder::new()
             .prefix("redline-adversary-")
             .tempdir()
@@ -98,16 +116,26 @@ impl ChildNode {
             .strip_prefix("http://")
             .and_then(|a| a.parse().ok())
             .expect("listen address");
+        let url = match ca {
+            Some(_) => url.replace("http://", "https://"),
+            None => url,
+        };
+        let target = redline_client::NodeTarget {
+            url: url.clone(),
+            token: None,
+            ca,
+        };
         let node = ChildNode {
             process,
             url,
             addr,
+            target,
             log,
             _dir: dir,
         };
         crate::eventually(Duration::from_secs(30), "the child node serves", || {
-            let url = node.url.clone();
-            async move { status(&url).await.is_some() }
+            let target = node.target.clone();
+            async move { status_to(&target).await.is_some() }
         })
         .await;
         node
@@ -168,6 +196,15 @@ pub async fn status(url: &str) -> Option<pb::StatusResponse> {
     let mut c = pb::node_client::NodeClient::connect(url.to_owned())
         .await
         .ok()?;
+    c.status(pb::StatusRequest {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
+/// [`status`] of the node `target` names (TLS with its CA for `https://`).
+pub async fn status_to(target: &redline_client::NodeTarget) -> Option<pb::StatusResponse> {
+    let mut c = pb::node_client::NodeClient::new(target.open().await.ok()?);
     c.status(pb::StatusRequest {})
         .await
         .ok()
@@ -371,8 +408,13 @@ impl Sampler {
     /// call opens a new connection first and the time includes connecting (what a new
     /// client sees while the node's accept loop is under attack).
     pub fn start(url: &str, pdq_hex: &str, fresh: bool) -> Sampler {
+        Self::start_to(redline_client::NodeTarget::new(url), pdq_hex, fresh)
+    }
+
+    /// [`Sampler::start`] against `target` (e.g. TLS with a private CA).
+    pub fn start_to(target: redline_client::NodeTarget, pdq_hex: &str, fresh: bool) -> Sampler {
         let (tx, mut rx) = oneshot::channel::<()>();
-        let (url, pdq) = (url.to_owned(), pdq_hex.to_owned());
+        let pdq = pdq_hex.to_owned();
         let answered = Arc::new(AtomicU64::new(0));
         let count = answered.clone();
         let thread = std::thread::spawn(move || {
@@ -391,7 +433,7 @@ impl Sampler {
                     let call = async {
                         if fresh || client.is_none() {
                             client = Some(
-                                redline_client::PlatformClient::connect(&url)
+                                redline_client::PlatformClient::connect_to(&target)
                                     .await
                                     .map_err(|e| format!("connect: {e}"))?,
                             );
