@@ -83,6 +83,7 @@ impl PlatformClient {
             image: Vec::new(),
             max_distance: options.max_distance,
             dihedral: options.dihedral,
+            max_hits: 0,
         })
         .await
     }
@@ -109,6 +110,7 @@ impl PlatformClient {
             image,
             max_distance: options.max_distance,
             dihedral: options.dihedral,
+            max_hits: 0,
         })
         .await
     }

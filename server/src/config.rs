@@ -395,6 +395,10 @@ pub struct MatchingConfig {
     pub max_distance: std::collections::BTreeMap<String, u32>,
     /// Most signals in one Match request.
     pub max_signals: usize,
+    /// Most matches returned per queried signal (nearest first); the result says `truncated`
+    /// when there were more. Requests may ask for fewer, never more. Bounds the work and the
+    /// answer of a query near a hash that an origin (or many) lists many times over.
+    pub max_hits: usize,
 }
 
 impl Default for MatchingConfig {
@@ -402,6 +406,7 @@ impl Default for MatchingConfig {
         Self {
             max_distance: Default::default(),
             max_signals: 1024,
+            max_hits: 100,
         }
     }
 }

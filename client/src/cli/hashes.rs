@@ -371,6 +371,7 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
                 image: bytes,
                 max_distance: options.max_distance,
                 dihedral: options.dihedral,
+                max_hits: 0,
             })
             .await
             .with_context(|| format!("{} was not matched", file.display()))?;

@@ -12,6 +12,11 @@
 //! built here: one at a time is recorded as deferred and handed out as a
 //! [`Job`] for the caller to build off-lock (see `merge`); until it is
 //! installed, its segments stay searchable and no other merge touches them.
+//!
+//! A large batch can be **staged** instead of inserted: its slots are appended after the buffer
+//! (ids resolve, duplicates are refused) but nothing searches them, while the caller builds
+//! their segments away from its lock (`RunBuilder`); committing the built run then only places
+//! those segments — no table is built under the caller's lock for the batch.
 
 use crate::bits::{from_block, to_block, Words};
 use crate::idmap::IdMap;
@@ -58,6 +63,9 @@ pub(crate) struct Core<H> {
     /// any job in flight.
     generation: u64,
     stats: MergeStats,
+    /// Slots from here on are staged: stored, not searched (see the module
+    /// documentation). The buffer is `sealed..staged_from`.
+    staged_from: Option<usize>,
 }
 
 impl<H: Words> Core<H> {
@@ -79,7 +87,12 @@ impl<H: Words> Core<H> {
             deferred: None,
             generation: fresh_generation(),
             stats: MergeStats::default(),
+            staged_from: None,
         }
+    }
+
+    pub(crate) fn params(&self) -> BuildParams {
+        self.params
     }
 
     fn check(&self, hash: &[u8]) -> Result<(), IndexError> {
@@ -108,6 +121,7 @@ impl<H: Words> Core<H> {
     }
 
     pub(crate) fn insert(&mut self, id: u64, hash: &[u8]) -> Result<(), IndexError> {
+        self.end_staging_inline();
         self.push(id, hash)?;
         if self.store.slots() - self.sealed >= self.buffer_capacity {
             self.seal();
@@ -119,6 +133,7 @@ impl<H: Words> Core<H> {
         &mut self,
         items: impl IntoIterator<Item = (u64, &'a [u8])>,
     ) -> Result<(), IndexError> {
+        self.end_staging_inline();
         let iter = items.into_iter();
         self.store.reserve(iter.size_hint().0);
         self.ids.reserve(iter.size_hint().0, &self.store.ids);
@@ -133,6 +148,74 @@ impl<H: Words> Core<H> {
             self.seal();
         }
         result
+    }
+
+    /// Reserves room for `extra` more slots (store and id map), so that a
+    /// batch applied in many small steps grows them at most once.
+    pub(crate) fn reserve(&mut self, extra: usize) {
+        self.store.reserve(extra);
+        self.ids.reserve(extra, &self.store.ids);
+    }
+
+    /// Appends `items` to the staged run, opening one if none is open: stored
+    /// and refused like inserts, but not searched until
+    /// [`Core::commit_staged`]. Stops at the first invalid item (items before
+    /// it stay staged).
+    pub(crate) fn stage<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<(), IndexError> {
+        if self.staged_from.is_none() {
+            self.staged_from = Some(self.store.slots());
+        }
+        for (id, hash) in items {
+            self.push(id, hash)?;
+        }
+        Ok(())
+    }
+
+    /// Slots staged and not yet committed (removed ones included).
+    pub(crate) fn staged(&self) -> usize {
+        self.staged_from.map_or(0, |from| self.store.slots() - from)
+    }
+
+    /// Makes the staged run searchable with `segments` (built over exactly the
+    /// staged hashes, in order, with slot numbers relative to the run): the
+    /// buffer before it becomes a scan-only segment (no tables to build), the
+    /// run's segments are placed after it, and small neighbours merge as
+    /// after a seal. Returns false if `segments` do not cover the staged run
+    /// (then the run is sealed here instead, building its tables inline) or
+    /// if nothing is staged (an insert or a compaction already made it
+    /// searchable).
+    pub(crate) fn commit_staged(&mut self, segments: Vec<Segment>, len: usize) -> bool {
+        let Some(from) = self.staged_from else {
+            return false;
+        };
+        if len != self.store.slots() - from {
+            self.end_staging_inline();
+            return false;
+        }
+        self.staged_from = None;
+        if self.sealed < from {
+            self.segments
+                .push(Segment::scan_only(self.sealed, from - self.sealed));
+        }
+        for mut s in segments {
+            s.start += from;
+            self.segments.push(s);
+        }
+        self.sealed = self.store.slots();
+        self.merge_neighbours();
+        true
+    }
+
+    /// Seals a staged run here (building its tables inline), so a write that
+    /// does not go through [`Core::commit_staged`] never leaves staged slots
+    /// unsearchable or splits the buffer.
+    fn end_staging_inline(&mut self) {
+        if self.staged_from.take().is_some() {
+            self.seal();
+        }
     }
 
     /// Turns the buffer into segments and merges small neighbours.
@@ -288,10 +371,41 @@ impl<H: Words> Core<H> {
             return false;
         };
         self.store.kill(slot);
-        if self.store.dead >= COMPACT_MIN_DEAD && self.store.dead * 4 >= self.store.slots() {
+        if self.compaction_due() && self.builds_inline(self.store.slots()) {
             self.compact();
         }
         true
+    }
+
+    /// Enough tombstones to compact.
+    fn compaction_due(&self) -> bool {
+        self.store.dead >= COMPACT_MIN_DEAD && self.store.dead * 4 >= self.store.slots()
+    }
+
+    /// A compaction is due that `remove` left to the caller: with a background
+    /// threshold, an index larger than it is not rebuilt inside a removal (that
+    /// would hold the caller's lock for the whole rebuild).
+    pub(crate) fn wants_compaction(&self) -> bool {
+        self.compaction_due() && !self.builds_inline(self.store.slots())
+    }
+
+    /// Appends the id and hash bytes of every live slot in `from..from + max`
+    /// to `ids` and `hashes`; returns where to go on, `None` at the end.
+    pub(crate) fn copy_live(
+        &self,
+        from: usize,
+        max: usize,
+        ids: &mut Vec<u64>,
+        hashes: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let end = self.store.slots().min(from.saturating_add(max));
+        for slot in from..end {
+            if self.store.is_alive(slot) {
+                ids.push(self.store.ids[slot]);
+                hashes.extend_from_slice(&from_block(&self.store.hashes[slot], self.bytes));
+            }
+        }
+        (end < self.store.slots()).then_some(end)
     }
 
     /// Drops tombstones, frees spare capacity and rebuilds the segments from
@@ -300,6 +414,8 @@ impl<H: Words> Core<H> {
     /// Renumbers slots, so a deferred merge is forgotten and a job in flight
     /// becomes stale (its result is rejected by generation).
     pub(crate) fn compact(&mut self) {
+        // Every slot is rebuilt below, staged ones included.
+        self.staged_from = None;
         self.generation = fresh_generation();
         self.deferred = None;
         self.store.compact();
@@ -351,7 +467,7 @@ impl<H: Words> Core<H> {
             &q,
             radius,
             self.sealed,
-            self.store.slots(),
+            self.staged_from.unwrap_or(self.store.slots()),
             &mut found,
         );
         let mut out: Vec<(u32, u64)> = found

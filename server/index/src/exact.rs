@@ -1,15 +1,29 @@
 //! Exact-match index for cryptographic hashes (md5, sha256), where only
 //! equality is meaningful and a hash map is the whole story.
+//!
+//! The ids under one hash are kept ordered (a `BTreeSet` once there are two),
+//! so removing one costs O(log k) however many ids share the hash, and a
+//! caller can walk them from any id on ([`ExactIndex::ids_from`]) instead of
+//! copying them all. A log may list one hash any number of times (a signed
+//! origin's history is what it is), so a per-hash list scanned on every
+//! removal would make retracting them quadratic.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::IndexError;
+
+/// The ids stored under one hash: almost always one.
+#[derive(Debug, Clone)]
+enum Ids {
+    One(u64),
+    Many(BTreeSet<u64>),
+}
 
 /// Map from fixed-length hash bytes to the ids stored under them.
 #[derive(Debug, Clone)]
 pub struct ExactIndex {
     bytes: usize,
-    by_hash: HashMap<Box<[u8]>, Vec<u64>>,
+    by_hash: HashMap<Box<[u8]>, Ids>,
     by_id: HashMap<u64, Box<[u8]>>,
 }
 
@@ -44,21 +58,47 @@ impl ExactIndex {
             return Err(IndexError::DuplicateId(id));
         }
         let key: Box<[u8]> = hash.into();
-        self.by_hash.entry(key.clone()).or_default().push(id);
+        match self.by_hash.get_mut(&key) {
+            None => {
+                self.by_hash.insert(key.clone(), Ids::One(id));
+            }
+            Some(ids) => match ids {
+                Ids::One(other) => *ids = Ids::Many(BTreeSet::from([*other, id])),
+                Ids::Many(set) => {
+                    set.insert(id);
+                }
+            },
+        }
         self.by_id.insert(id, key);
         Ok(())
     }
 
-    /// Removes `id`; returns whether it was stored.
+    /// Removes `id`; returns whether it was stored. O(log k) for a hash
+    /// stored under k ids.
     pub fn remove(&mut self, id: u64) -> bool {
         let Some(key) = self.by_id.remove(&id) else {
             return false;
         };
-        if let Some(ids) = self.by_hash.get_mut(&key) {
-            ids.retain(|&x| x != id);
-            if ids.is_empty() {
-                self.by_hash.remove(&key);
+        let Some(ids) = self.by_hash.get_mut(&key) else {
+            return true;
+        };
+        let empty = match ids {
+            Ids::One(_) => true,
+            Ids::Many(set) => {
+                set.remove(&id);
+                match set.len() {
+                    0 => true,
+                    1 => {
+                        let last = *set.first().expect("one id");
+                        *ids = Ids::One(last);
+                        false
+                    }
+                    _ => false,
+                }
             }
+        };
+        if empty {
+            self.by_hash.remove(&key);
         }
         true
     }
@@ -68,10 +108,27 @@ impl ExactIndex {
     /// # Errors
     /// [`IndexError::WrongLength`].
     pub fn lookup(&self, hash: &[u8]) -> Result<Vec<u64>, IndexError> {
+        Ok(self.ids_from(hash, 0)?.collect())
+    }
+
+    /// Ids stored under exactly `hash` that are `>= from`, ascending, without
+    /// copying them: a caller wanting, say, the lowest id of each id range
+    /// skips to the next range instead of reading every id.
+    ///
+    /// # Errors
+    /// [`IndexError::WrongLength`].
+    pub fn ids_from(
+        &self,
+        hash: &[u8],
+        from: u64,
+    ) -> Result<impl Iterator<Item = u64> + '_, IndexError> {
         self.check(hash)?;
-        let mut ids = self.by_hash.get(hash).cloned().unwrap_or_default();
-        ids.sort_unstable();
-        Ok(ids)
+        let (one, many) = match self.by_hash.get(hash) {
+            None => (None, None),
+            Some(Ids::One(id)) => ((*id >= from).then_some(*id), None),
+            Some(Ids::Many(set)) => (None, Some(set.range(from..).copied())),
+        };
+        Ok(one.into_iter().chain(many.into_iter().flatten()))
     }
 
     /// Number of stored ids.
@@ -84,14 +141,18 @@ impl ExactIndex {
         self.by_id.is_empty()
     }
 
-    /// Approximate heap bytes (hash-map buckets plus key and id storage).
+    /// Approximate heap bytes (hash-map buckets plus key and id storage; a
+    /// hash under several ids adds ~40 bytes per id for its ordered set).
     pub fn heap_bytes(&self) -> usize {
         let key = std::mem::size_of::<Box<[u8]>>();
-        self.by_hash.capacity() * (key + std::mem::size_of::<Vec<u64>>() + 1)
+        self.by_hash.capacity() * (key + std::mem::size_of::<Ids>() + 1)
             + self
                 .by_hash
                 .values()
-                .map(|v| v.capacity() * 8)
+                .map(|v| match v {
+                    Ids::One(_) => 0,
+                    Ids::Many(set) => set.len() * 40,
+                })
                 .sum::<usize>()
             + self.by_id.capacity() * (8 + key + 1)
             + self.by_id.len() * 2 * self.bytes
@@ -120,5 +181,43 @@ mod tests {
         assert!(idx.remove(3));
         assert!(idx.lookup(&[1, 2, 3, 4]).unwrap().is_empty());
         assert_eq!(idx.len(), 1);
+    }
+
+    /// Many ids under one hash (a log may list a hash any number of times):
+    /// removals take the right id, whatever order they come in, and walking
+    /// from an id skips the ones below it.
+    #[test]
+    fn many_ids_under_one_hash_remove_exactly_and_walk_in_order() {
+        let mut idx = ExactIndex::new(2);
+        let n = 20_000u64;
+        for id in 0..n {
+            idx.insert(id * 3, &[7, 7]).unwrap();
+        }
+        idx.insert(1, &[8, 8]).unwrap();
+        assert_eq!(
+            idx.ids_from(&[7, 7], 10)
+                .unwrap()
+                .take(3)
+                .collect::<Vec<_>>(),
+            vec![12, 15, 18]
+        );
+        // Remove every other id, from the top down, then check what is left.
+        for id in (0..n).rev().step_by(2) {
+            assert!(idx.remove(id * 3));
+        }
+        assert!(!idx.remove(3 * (n - 1)));
+        let left = idx.lookup(&[7, 7]).unwrap();
+        let want: Vec<u64> = (0..n)
+            .filter(|i| (n - 1 - i) % 2 == 1)
+            .map(|i| i * 3)
+            .collect();
+        assert_eq!(left, want);
+        assert_eq!(idx.lookup(&[8, 8]).unwrap(), vec![1]);
+        for id in want {
+            assert!(idx.remove(id));
+        }
+        assert!(idx.lookup(&[7, 7]).unwrap().is_empty());
+        assert_eq!(idx.len(), 1);
+        assert!(idx.ids_from(&[7], 0).is_err());
     }
 }

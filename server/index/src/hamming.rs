@@ -1,9 +1,10 @@
 //! The public Hamming-distance range index and its options.
 
-use crate::bits::{W1, W16, W2, W32, W4, W8};
+use crate::bits::{to_block, Words, W1, W16, W2, W32, W4, W8};
 use crate::core::Core;
 use crate::merge::{BuiltMerge, MergeJob, MergeStats};
-use crate::segment::BuildParams;
+use crate::segment::{BuildParams, Segment};
+use crate::table::MAX_SEGMENT;
 use crate::IndexError;
 
 /// How segments are searched.
@@ -93,6 +94,7 @@ macro_rules! dispatch {
 #[derive(Debug)]
 pub struct HammingIndex {
     bits: u32,
+    options: IndexOptions,
     engine: Engine,
 }
 
@@ -132,7 +134,11 @@ impl HammingIndex {
             9..=16 => Engine::W16(Core::new(bytes, params, cap, bg)),
             _ => Engine::W32(Core::new(bytes, params, cap, bg)),
         };
-        Ok(Self { bits, engine })
+        Ok(Self {
+            bits,
+            options,
+            engine,
+        })
     }
 
     /// Hash width in bits.
@@ -161,6 +167,71 @@ impl HammingIndex {
         items: impl IntoIterator<Item = (u64, &'a [u8])>,
     ) -> Result<(), IndexError> {
         dispatch!(&mut self.engine, c => c.insert_batch(items))
+    }
+
+    /// Reserves room for `extra` more hashes, so that a batch applied in many
+    /// small steps ([`HammingIndex::stage`]) grows the index's arrays at most
+    /// once instead of rehashing them in one of those steps.
+    pub fn reserve(&mut self, extra: usize) {
+        dispatch!(&mut self.engine, c => c.reserve(extra))
+    }
+
+    /// Stores hashes without making them searchable yet: the way to add a
+    /// large batch while the caller holds a lock over the index only briefly
+    /// at a time. Call it as often as needed (a slice of the batch per lock
+    /// hold), build the batch's segments with [`RunBuilder::build`] away from
+    /// the lock, then make them searchable at once with
+    /// [`HammingIndex::commit_staged`].
+    ///
+    /// Staged ids are stored: duplicates are refused, [`HammingIndex::contains`],
+    /// [`HammingIndex::get`] and [`HammingIndex::remove`] see them, only
+    /// searches do not. An [`insert`](HammingIndex::insert) or
+    /// [`insert_batch`](HammingIndex::insert_batch) before the commit, or a
+    /// compaction, makes the staged hashes searchable by building their
+    /// tables there and then (correct, but not bounded), so callers should
+    /// serialize their writers. Stops at the first invalid item (items before
+    /// it stay staged).
+    ///
+    /// # Errors
+    /// As [`HammingIndex::insert`].
+    pub fn stage<'a>(
+        &mut self,
+        items: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> Result<(), IndexError> {
+        dispatch!(&mut self.engine, c => c.stage(items))
+    }
+
+    /// Hashes staged and not yet committed (removed ones included: a run to
+    /// commit is built over every staged hash).
+    pub fn staged(&self) -> usize {
+        dispatch!(&self.engine, c => c.staged())
+    }
+
+    /// Makes the staged hashes searchable with `run`, built by this index's
+    /// [`RunBuilder`] over exactly the staged hashes in the order staged: only
+    /// places its segments (and turns the small insert buffer before them
+    /// into a scan-only segment), so the call costs no table building.
+    ///
+    /// Returns false when `run` does not cover the staged hashes (another
+    /// width, another length): they are then sealed here, building their
+    /// tables inline; and when nothing is staged (a write or compaction since
+    /// already made them searchable): `run` is dropped.
+    pub fn commit_staged(&mut self, run: BuiltRun) -> bool {
+        let (segments, len) = if run.bits == self.bits {
+            (run.segments, run.len)
+        } else {
+            (Vec::new(), usize::MAX)
+        };
+        dispatch!(&mut self.engine, c => c.commit_staged(segments, len))
+    }
+
+    /// A builder of segments for hashes of this index, usable without it (on
+    /// another thread, with no lock held).
+    pub fn run_builder(&self) -> RunBuilder {
+        RunBuilder {
+            bits: self.bits,
+            params: dispatch!(&self.engine, c => c.params()),
+        }
     }
 
     /// Removes `id`; returns whether it was stored.
@@ -208,13 +279,39 @@ impl HammingIndex {
 
     /// Purges removed entries, rebuilds the tables as few large segments and
     /// frees spare capacity. Removals trigger this by themselves once a
-    /// quarter of the slots are dead; call it after a bulk load for the
-    /// fastest searches and the smallest footprint.
+    /// quarter of the slots are dead, unless the index is larger than
+    /// [`IndexOptions::background_merge_threshold`]: then
+    /// [`HammingIndex::wants_compaction`] says so and the caller compacts
+    /// away from its lock ([`HammingIndex::copy_live`] into a fresh index).
+    /// Call it after a bulk load for the fastest searches and the smallest
+    /// footprint.
     pub fn compact(&mut self) {
         dispatch!(&mut self.engine, c => {
             c.compact();
             c.shrink_to_fit();
         })
+    }
+
+    /// Whether a quarter of the slots are removed entries and the index left
+    /// the compaction to the caller (see [`HammingIndex::compact`]).
+    pub fn wants_compaction(&self) -> bool {
+        dispatch!(&self.engine, c => c.wants_compaction())
+    }
+
+    /// Copies the live entries of slots `from..from + max_slots` into `out`,
+    /// in slot order; returns the slot to go on from, `None` when every slot
+    /// was copied. With no write in between, successive calls from 0 copy
+    /// every live entry once: a caller compacting off its lock copies a slice
+    /// per read-lock hold, fills [`HammingIndex::empty_like`] with it
+    /// ([`HammingIndex::stage`] and a [`RunBuilder`] run) and swaps it in.
+    pub fn copy_live(&self, from: usize, max_slots: usize, out: &mut LiveEntries) -> Option<usize> {
+        out.bytes = (self.bits / 8) as usize;
+        dispatch!(&self.engine, c => c.copy_live(from, max_slots, &mut out.ids, &mut out.hashes))
+    }
+
+    /// An empty index of the same width and options.
+    pub fn empty_like(&self) -> HammingIndex {
+        Self::with_options(self.bits, self.options).expect("the options were valid")
     }
 
     /// `(hashes, substring tables)` per sealed segment, for diagnostics.
@@ -248,5 +345,126 @@ impl HammingIndex {
     /// Merge counters, for diagnostics.
     pub fn merge_stats(&self) -> MergeStats {
         dispatch!(&self.engine, c => c.merge_stats())
+    }
+}
+
+/// Builds the segments of a batch of hashes for a [`HammingIndex`] without
+/// touching it: copied out of the index by [`HammingIndex::run_builder`], it
+/// is `Send` and needs no lock. See [`HammingIndex::stage`].
+#[derive(Debug, Clone, Copy)]
+pub struct RunBuilder {
+    bits: u32,
+    params: BuildParams,
+}
+
+impl RunBuilder {
+    /// Builds the segments over `hashes`, in order (one segment per 2^24
+    /// hashes): the expensive part of adding a batch.
+    ///
+    /// # Errors
+    /// [`IndexError::WrongLength`] if a hash is not `bits / 8` bytes.
+    pub fn build<'a>(
+        &self,
+        hashes: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<BuiltRun, IndexError> {
+        fn run<'a, H: Words>(
+            bytes: usize,
+            params: &BuildParams,
+            hashes: impl IntoIterator<Item = &'a [u8]>,
+        ) -> Result<(Vec<Segment>, usize), IndexError> {
+            let blocks: Vec<H> = hashes
+                .into_iter()
+                .map(|h| {
+                    if h.len() == bytes {
+                        Ok(to_block(h))
+                    } else {
+                        Err(IndexError::WrongLength {
+                            expected: bytes,
+                            got: h.len(),
+                        })
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            let segments = blocks
+                .chunks(MAX_SEGMENT)
+                .enumerate()
+                .map(|(i, chunk)| Segment::build_over(chunk, i * MAX_SEGMENT, params))
+                .collect();
+            Ok((segments, blocks.len()))
+        }
+        let bytes = (self.bits / 8) as usize;
+        let p = &self.params;
+        let (segments, len) = match self.bits.div_ceil(64) {
+            1 => run::<W1>(bytes, p, hashes),
+            2 => run::<W2>(bytes, p, hashes),
+            3..=4 => run::<W4>(bytes, p, hashes),
+            5..=8 => run::<W8>(bytes, p, hashes),
+            9..=16 => run::<W16>(bytes, p, hashes),
+            _ => run::<W32>(bytes, p, hashes),
+        }?;
+        Ok(BuiltRun {
+            bits: self.bits,
+            len,
+            segments,
+        })
+    }
+}
+
+/// Segments built by [`RunBuilder::build`], waiting for
+/// [`HammingIndex::commit_staged`].
+pub struct BuiltRun {
+    bits: u32,
+    len: usize,
+    segments: Vec<Segment>,
+}
+
+impl BuiltRun {
+    /// Hashes it covers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it covers none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for BuiltRun {
+    // Not derived: the segments' tables are large.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltRun")
+            .field("bits", &self.bits)
+            .field("len", &self.len)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+/// Entries copied out of an index by [`HammingIndex::copy_live`].
+#[derive(Debug, Default, Clone)]
+pub struct LiveEntries {
+    bytes: usize,
+    ids: Vec<u64>,
+    hashes: Vec<u8>,
+}
+
+impl LiveEntries {
+    /// Entries copied.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// `(id, hash)` in the order copied.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.ids
+            .iter()
+            .copied()
+            .zip(self.hashes.chunks_exact(self.bytes.max(1)))
     }
 }

@@ -47,5 +47,5 @@ mod table;
 pub use bits::hamming_distance;
 pub use error::IndexError;
 pub use exact::ExactIndex;
-pub use hamming::{HammingIndex, IndexOptions, Strategy};
+pub use hamming::{BuiltRun, HammingIndex, IndexOptions, LiveEntries, RunBuilder, Strategy};
 pub use merge::{BuiltMerge, MergeJob, MergeStats};

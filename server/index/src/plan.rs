@@ -271,7 +271,7 @@ pub(crate) fn layout(bits: u32, n: usize, tables: usize) -> Vec<TableSpec> {
 }
 
 /// For each radius, the probes to run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Plans {
     /// `by_radius[d]` lists the probes for radius `d`; radii at or beyond
     /// `by_radius.len()` scan linearly.

@@ -87,6 +87,18 @@ impl Segment {
         }
     }
 
+    /// A segment over slots `start..start + len` without tables: every search
+    /// scans it, like the insert buffer it replaces (see `Core::commit_staged`),
+    /// until a merge builds it into a real one. Costs nothing to make.
+    pub(crate) fn scan_only(start: usize, len: usize) -> Self {
+        Self {
+            start,
+            len,
+            tables: Vec::new(),
+            plans: Plans::default(),
+        }
+    }
+
     /// Appends `(distance, slot)` for every live slot within `radius`.
     ///
     /// Runs in four passes over flat lists — bucket ids, bucket ranges,

@@ -2,7 +2,9 @@
 //! over a plain list returns, for every radius, after any interleaving of
 //! inserts (including duplicate hashes), removals, compactions and
 //! background merges (taken, run — sometimes on another thread — and
-//! installed late, out of order or after a compaction made them stale).
+//! installed late, out of order or after a compaction made them stale), and
+//! staged batches (stored but unsearched until their run, built apart, is
+//! committed; or made searchable early by an insert or a compaction).
 
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -16,6 +18,19 @@ use redline_index::{
 #[derive(Default)]
 struct Model {
     entries: Vec<(u64, Vec<u8>)>,
+    /// Staged, not yet searchable.
+    staged: Vec<(u64, Vec<u8>)>,
+    /// Every hash staged since the last commit, removed ones included: what
+    /// the run must be built over.
+    run: Vec<Vec<u8>>,
+}
+
+impl Model {
+    /// What was staged becomes searchable.
+    fn unstage(&mut self) {
+        self.entries.append(&mut self.staged);
+        self.run.clear();
+    }
 }
 
 impl Model {
@@ -45,6 +60,13 @@ enum HashSpec {
 #[derive(Debug, Clone)]
 enum Op {
     Insert(HashSpec),
+    /// Stage one hash.
+    Stage(HashSpec),
+    /// Build the staged hashes' run and commit it; `broken` builds it over
+    /// one hash too few (the index must then seal them itself).
+    Commit {
+        broken: bool,
+    },
     Remove(usize),
     RemoveUnknown,
     Compact,
@@ -82,7 +104,9 @@ fn op_strategy(bytes: usize, clustered: bool, max_flips: usize) -> impl Strategy
         .boxed()
     };
     prop_oneof![
-        12 => insert.prop_map(Op::Insert),
+        12 => insert.clone().prop_map(Op::Insert),
+        4 => insert.prop_map(Op::Stage),
+        2 => prop::bool::weighted(0.2).prop_map(|broken| Op::Commit { broken }),
         4 => any::<usize>().prop_map(Op::Remove),
         1 => Just(Op::RemoveUnknown),
         1 => Just(Op::Compact),
@@ -130,7 +154,8 @@ fn check_radii(index: &HammingIndex, model: &Model, centres: &[Vec<u8>], seed: u
             assert_eq!(got, want, "radius {d}, {} stored", model.entries.len());
         }
     }
-    assert_eq!(index.len(), model.entries.len());
+    assert_eq!(index.len(), model.entries.len() + model.staged.len());
+    assert_eq!(index.staged(), model.run.len());
 }
 
 /// Background merges the test holds, each tagged with the number of
@@ -241,27 +266,53 @@ fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
     let mut jobs = Jobs::new(options.background_merge_threshold);
     let mut next_id = 0u64;
     for (step, op) in ops.iter().enumerate() {
+        let make = |spec: &HashSpec, model: &Model| match spec {
+            HashSpec::Random(h) => h.clone(),
+            HashSpec::Near { centre, flips } => {
+                let mut h = centres[*centre].clone();
+                for &b in flips {
+                    flip(&mut h, usize::from(b));
+                }
+                h
+            }
+            HashSpec::Copy(i) if !model.entries.is_empty() => {
+                model.entries[i % model.entries.len()].1.clone()
+            }
+            HashSpec::Copy(_) => centres[0].clone(),
+        };
         match op {
-            Op::Insert(spec) => {
-                let hash = match spec {
-                    HashSpec::Random(h) => h.clone(),
-                    HashSpec::Near { centre, flips } => {
-                        let mut h = centres[*centre].clone();
-                        for &b in flips {
-                            flip(&mut h, usize::from(b));
-                        }
-                        h
-                    }
-                    HashSpec::Copy(i) if !model.entries.is_empty() => {
-                        model.entries[i % model.entries.len()].1.clone()
-                    }
-                    HashSpec::Copy(_) => centres[0].clone(),
-                };
+            Op::Insert(spec) | Op::Stage(spec) => {
+                let hash = make(spec, &model);
                 // Ids are sparse and out of order, like a caller's handles.
                 let id = next_id.wrapping_mul(0x9E37_79B9) % 1_000_003;
                 next_id += 1;
-                index.insert(id, &hash).unwrap();
-                model.entries.push((id, hash));
+                if matches!(op, Op::Stage(_)) {
+                    index.stage([(id, hash.as_slice())]).unwrap();
+                    model.run.push(hash.clone());
+                    model.staged.push((id, hash));
+                } else {
+                    index.insert(id, &hash).unwrap();
+                    // An insert makes what was staged searchable.
+                    model.unstage();
+                    model.entries.push((id, hash));
+                }
+            }
+            Op::Commit { broken } => {
+                let n = model.run.len();
+                let take = if *broken { n.saturating_sub(1) } else { n };
+                let run = index
+                    .run_builder()
+                    .build(model.run[..take].iter().map(Vec::as_slice))
+                    .unwrap();
+                assert_eq!(run.len(), take);
+                let committed = index.commit_staged(run);
+                assert_eq!(committed, n > 0 && !*broken, "{n} staged, broken {broken}");
+                model.unstage();
+            }
+            Op::Remove(i) if !model.staged.is_empty() && i % 2 == 0 => {
+                let (id, _) = model.staged.remove(i / 2 % model.staged.len());
+                assert!(index.remove(id));
+                assert!(!index.remove(id));
             }
             Op::Remove(i) if !model.entries.is_empty() => {
                 let (id, _) = model.entries.swap_remove(i % model.entries.len());
@@ -272,6 +323,7 @@ fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
             Op::Compact => {
                 index.compact();
                 jobs.compactions += 1;
+                model.unstage();
             }
             Op::Check { seed } => check(&index, &model, &centres, *seed),
             Op::TakeJob => jobs.take(&mut index),
@@ -279,6 +331,14 @@ fn run(bits: u32, options: IndexOptions, centre_seed: u64, ops: &[Op]) {
             Op::InstallJob { newest } => jobs.install(&mut index, *newest),
         }
         check_step(&index, &model, &centres, &jobs, step);
+    }
+    if !model.run.is_empty() {
+        let run = index
+            .run_builder()
+            .build(model.run.iter().map(Vec::as_slice))
+            .unwrap();
+        assert!(index.commit_staged(run));
+        model.unstage();
     }
     check(&index, &model, &centres, 0);
     jobs.drain(&mut index);
@@ -351,12 +411,17 @@ proptest! {
         let bytes = (bits / 8) as usize;
         let fit = |h: &Vec<u8>| { let mut h = h.clone(); h.resize(bytes, 0xA5); h };
         let bits16 = bits as u16;
-        let ops: Vec<Op> = ops.into_iter().map(|op| match op {
-            Op::Insert(HashSpec::Random(h)) => Op::Insert(HashSpec::Random(fit(&h))),
-            Op::Insert(HashSpec::Near { centre, flips }) => Op::Insert(HashSpec::Near {
+        let reshape = |spec: HashSpec| match spec {
+            HashSpec::Random(h) => HashSpec::Random(fit(&h)),
+            HashSpec::Near { centre, flips } => HashSpec::Near {
                 centre,
                 flips: flips.into_iter().map(|b| b % bits16).collect(),
-            }),
+            },
+            other => other,
+        };
+        let ops: Vec<Op> = ops.into_iter().map(|op| match op {
+            Op::Insert(spec) => Op::Insert(reshape(spec)),
+            Op::Stage(spec) => Op::Stage(reshape(spec)),
             other => other,
         }).collect();
         run(bits, options, seed, &ops);
@@ -430,7 +495,10 @@ fn single_segment_stays_exact(n: usize, seeds: u64) {
     index.compact();
     assert_eq!(index.segments().len(), 1, "{:?}", index.segments());
     assert!(index.segments()[0].1 > 0, "{:?}", index.segments());
-    let model = Model { entries: hashes };
+    let model = Model {
+        entries: hashes,
+        ..Model::default()
+    };
     let centres: Vec<Vec<u8>> = model
         .entries
         .iter()

@@ -5,15 +5,58 @@
 //! against it, and retractions are checked against it. It is derived state, rebuilt from the
 //! leaves in sled at start-up (`Node::open`) and updated under each log's writer lock right after
 //! a commit is durable, so a hash is matchable as soon as its submit or sync call returns.
+//!
+//! # Bounded write-lock holds
+//! Every Match query takes the catalog's read lock, so no write may hold it for long, whatever a
+//! peer sends. A batch is applied in **slices** of at most [`SLICE`] entries per write-lock hold,
+//! and the lock is handed to waiting readers between slices (`RwLockWriteGuard::bump`; the lock
+//! is task-fair, so a reader waits for at most the slice in progress). Nothing that costs more
+//! than the slice's own entries happens under the lock:
+//! - a large run of bit hashes (at least [`STAGE_MIN`] of one type) is *staged* slice by slice
+//!   (stored, not yet searched) while its index segments are built on another thread with no
+//!   lock held; one more short hold then places the built segments (`HammingIndex::stage`,
+//!   `RunBuilder`, `commit_staged`);
+//! - index merges above [`BACKGROUND_MERGE_SLOTS`] and compactions of large indexes are built on
+//!   background threads and swapped in (see [`spawn_merges`] and [`spawn_compaction`]);
+//! - the maps are grown once per batch, before its first slice, not in the middle of one.
+//!
+//! Writers (`apply`, `compact`, the background compaction) are serialized by a mutex of their
+//! own, so a staged run is never interleaved with another write to its index and a compaction
+//! sees no writes while it copies; readers never wait for it.
+//!
+//! # What readers see of a batch
+//! A reader sees each slice whole or not at all, and slices in order. Within one `apply`:
+//! - exact-type ADDs become matchable slice by slice; a staged run of bit hashes becomes
+//!   matchable all at once when its segments are placed (before that, `is_active` already says
+//!   yes: the planner of the next batch of that origin runs after `apply` returns anyway);
+//! - retractions (`deactivate`) are applied after every activation of the call, slice by slice;
+//!   each retracted entry disappears from the entry map and its index in the same hold, so no
+//!   search sees it half removed, and once gone it never comes back.
+//! - An ADD retracted within its own batch is never in `activate` (the planner drops it), so no
+//!   reader ever sees it: slicing cannot expose it.
+//!
+//! So every state a reader sees is between the states before and after the batch, entry by
+//! entry: an ADD of the batch is either not yet matched or matched, a retraction either not yet
+//! applied or applied. That is what a reader could see anyway of an origin whose checkpoints
+//! arrive a few entries apart.
 
 use crate::store::OriginId;
-use redline_index::{ExactIndex, HammingIndex, IndexOptions, MergeJob};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use redline_index::{BuiltRun, ExactIndex, HammingIndex, IndexOptions, MergeJob, RunBuilder};
 use redline_proto::signal::{Distance, SignalType};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
 /// Bits of an entry id holding the log index; the origin id sits above them.
 const INDEX_BITS: u32 = 40;
+
+/// Most entries (activations plus deactivations) applied in one write-lock hold. At ~0.1-0.5 us
+/// an entry in a release build that is 1-5 ms a hold, after which waiting Match queries run.
+pub const SLICE: usize = 8192;
+
+/// Runs of at least this many bit hashes of one type in one batch are staged and their segments
+/// built off the lock. Smaller ones go to the index's insert buffer, sealed inline at 2,048.
+pub const STAGE_MIN: usize = 2048;
 
 /// The catalog's handle of one log entry.
 pub fn entry_id(origin: OriginId, index: u64) -> u64 {
@@ -70,8 +113,18 @@ pub struct Hit {
     pub distance: u32,
     /// PDQ quality.
     pub quality: u32,
-    /// Labels and legal basis.
+    /// Labels and legal basis, shared with every other entry of the listing (not copied).
     pub listing: Arc<Listing>,
+}
+
+/// The hits of one search, at most the number asked for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    /// Sorted by distance, then origin, then index.
+    pub hits: Vec<Hit>,
+    /// More entries matched than were returned: the cap cut the list (the hits returned are
+    /// the nearest ones, in the same order as without a cap).
+    pub truncated: bool,
 }
 
 #[derive(Debug, Default)]
@@ -92,24 +145,35 @@ struct Inner {
 }
 
 /// Index merges producing more slots than this are built on a background thread. Merging keeps
-/// queries fast, but at 10M hashes one merge took seconds to build, and built inline it held the
-/// catalog's write lock — every Match query and every commit — for all of it.
-const BACKGROUND_MERGE_SLOTS: usize = 1 << 18;
+/// queries fast, but a build under the write lock stalls every Match query and commit for its
+/// duration: in a release build on the 2-core CI machine a 16k-slot build takes ~5-10 ms, a
+/// 262k-slot one ~150-230 ms (this was 2^18 before), a million slots about a second.
+const BACKGROUND_MERGE_SLOTS: usize = 1 << 14;
 
 /// The catalog (thread-safe).
 #[derive(Debug)]
 pub struct Catalog {
-    /// Shared with the background merge threads, which hold it weakly.
+    /// Shared with the background merge and compaction threads, which hold it weakly.
     inner: Arc<RwLock<Inner>>,
+    /// Serializes writers (see the module documentation); shared with the background
+    /// compaction.
+    writer: Arc<Mutex<()>>,
     /// See [`BACKGROUND_MERGE_SLOTS`].
     merge_threshold: usize,
+    /// See [`SLICE`] (smaller in tests).
+    slice: usize,
+    /// See [`STAGE_MIN`] (smaller in tests).
+    stage_min: usize,
 }
 
 impl Default for Catalog {
     fn default() -> Self {
         Self {
             inner: Arc::default(),
+            writer: Arc::default(),
             merge_threshold: BACKGROUND_MERGE_SLOTS,
+            slice: SLICE,
+            stage_min: STAGE_MIN,
         }
     }
 }
@@ -120,10 +184,22 @@ impl Catalog {
         Self::default()
     }
 
+    /// A catalog with small slices, staging threshold and inline-merge limit, so tests see many
+    /// slices, staged runs and background merges and compactions at small sizes.
+    #[cfg(test)]
+    pub(crate) fn with_limits(slice: usize, stage_min: usize, merge_threshold: usize) -> Self {
+        Self {
+            slice,
+            stage_min,
+            merge_threshold,
+            ..Self::default()
+        }
+    }
+
     /// Declares an origin: its name, and whether its entries are matched (policy `accept` or
     /// the node's own) or only replicated.
     pub fn set_origin(&self, origin: OriginId, name: &str, matched: bool) {
-        let mut inner = self.inner.write().expect("catalog lock");
+        let mut inner = self.inner.write();
         inner.names.insert(origin, name.to_owned());
         if matched {
             inner.matched.insert(origin);
@@ -132,23 +208,103 @@ impl Catalog {
         }
     }
 
-    /// Applies one committed batch of `origin`.
+    /// Applies one committed batch of `origin`: its activations, then its deactivations, in
+    /// slices (see the module documentation for what readers see meanwhile). Blocks while
+    /// another write is applied; call it off the async runtime.
     pub fn apply(&self, origin: OriginId, activate: &[Activation], deactivate: &[u64]) {
-        let jobs = {
-            let mut inner = self.inner.write().expect("catalog lock");
-            inner.apply(origin, activate, deactivate, self.merge_threshold);
-            inner.take_merge_jobs()
-        };
+        let _writer = self.writer.lock();
+        let staged = self.prepare(activate);
+        let runs = std::thread::scope(|scope| {
+            // Segments of each staged run are built beside the staging, with no lock held.
+            let building: Vec<_> = staged
+                .iter()
+                .map(|&(signal_type, builder)| {
+                    let build = move || {
+                        builder
+                            .build(staged_hashes(activate, signal_type))
+                            .expect("hash lengths are checked")
+                    };
+                    let handle = std::thread::Builder::new()
+                        .name("catalog-build".into())
+                        .spawn_scoped(scope, build)
+                        .ok();
+                    (signal_type, handle, build)
+                })
+                .collect();
+            let mut inner = self.inner.write();
+            for (i, slice) in activate.chunks(self.slice).enumerate() {
+                if i > 0 {
+                    RwLockWriteGuard::bump(&mut inner);
+                }
+                inner.activate(origin, slice, |t| staged.iter().any(|&(s, _)| s == t));
+            }
+            drop(inner);
+            building
+                .into_iter()
+                .map(|(signal_type, handle, build)| {
+                    let run = match handle {
+                        Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                        None => build(),
+                    };
+                    (signal_type, run)
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut jobs = Vec::new();
+        {
+            let mut inner = self.inner.write();
+            for (signal_type, run) in runs {
+                inner.commit_run(origin, signal_type, run, activate);
+            }
+            jobs.extend(inner.take_merge_jobs());
+        }
+        let mut compact = Vec::new();
+        for slice in deactivate.chunks(self.slice) {
+            let mut inner = self.inner.write();
+            inner.deactivate(origin, slice);
+            jobs.extend(inner.take_merge_jobs());
+            compact = inner.compactions_wanted();
+        }
         for (signal_type, job) in jobs {
             spawn_merges(Arc::downgrade(&self.inner), signal_type, job);
         }
+        for signal_type in compact {
+            spawn_compaction(
+                Arc::downgrade(&self.inner),
+                self.writer.clone(),
+                signal_type,
+            );
+        }
+    }
+
+    /// Creates the Hamming indexes `activate` needs, grows the maps for it once, and says which
+    /// types are staged, with a builder of their segments.
+    fn prepare(&self, activate: &[Activation]) -> Vec<(SignalType, RunBuilder)> {
+        let mut per_type: HashMap<SignalType, usize> = HashMap::new();
+        for a in activate {
+            if a.hash.len() == a.signal_type.byte_len()
+                && matches!(a.signal_type.distance(), Distance::Hamming { .. })
+            {
+                *per_type.entry(a.signal_type).or_default() += 1;
+            }
+        }
+        let mut inner = self.inner.write();
+        inner.info.reserve(activate.len());
+        let mut staged = Vec::new();
+        for (signal_type, n) in per_type {
+            let ix = inner.hamming_index(signal_type, self.merge_threshold);
+            ix.reserve(n);
+            if n >= self.stage_min {
+                staged.push((signal_type, ix.run_builder()));
+            }
+        }
+        staged
     }
 
     /// Whether the ADD at `index` of `origin` is active.
     pub fn is_active(&self, origin: OriginId, index: u64) -> bool {
         self.inner
             .read()
-            .expect("catalog lock")
             .info
             .contains_key(&entry_id(origin, index))
     }
@@ -160,21 +316,34 @@ impl Catalog {
         signal_type: SignalType,
         hash: &[u8],
     ) -> Option<u64> {
-        let inner = self.inner.read().expect("catalog lock");
-        inner
-            .ids_equal(signal_type, hash)
-            .into_iter()
-            .map(split_id)
-            .filter(|(o, _)| *o == origin)
-            .map(|(_, i)| i)
-            .min()
+        let inner = self.inner.read();
+        match signal_type.distance() {
+            Distance::Exact => inner
+                .exact
+                .get(&signal_type)?
+                .ids_from(hash, entry_id(origin, 0))
+                .ok()?
+                .next()
+                .map(split_id)
+                .filter(|(o, _)| *o == origin)
+                .map(|(_, i)| i),
+            Distance::Hamming { .. } => inner
+                .hamming
+                .get(&signal_type)?
+                .range_search(hash, 0)
+                .ok()?
+                .into_iter()
+                .map(|(id, _)| split_id(id))
+                .filter(|(o, _)| *o == origin)
+                .map(|(_, i)| i)
+                .min(),
+        }
     }
 
     /// Active ADDs of `origin`.
     pub fn active_count(&self, origin: OriginId) -> u64 {
         self.inner
             .read()
-            .expect("catalog lock")
             .active_per_origin
             .get(&origin)
             .copied()
@@ -184,51 +353,41 @@ impl Catalog {
     /// Every matched entry within `max_distance` of `query` (exact types: equal), sorted by
     /// distance, then origin, then index; one hit per origin and stored hash.
     pub fn search(&self, signal_type: SignalType, query: &[u8], max_distance: u32) -> Vec<Hit> {
-        let inner = self.inner.read().expect("catalog lock");
-        let pairs: Vec<(u64, u32)> = match signal_type.distance() {
-            Distance::Exact => inner
-                .ids_equal(signal_type, query)
-                .into_iter()
-                .map(|id| (id, 0))
-                .collect(),
-            Distance::Hamming { .. } => inner
-                .hamming
-                .get(&signal_type)
-                .and_then(|ix| ix.range_search(query, max_distance).ok())
-                .unwrap_or_default(),
+        self.search_capped(signal_type, query, max_distance, usize::MAX)
+            .hits
+    }
+
+    /// [`Catalog::search`], keeping only the first `max_hits` hits (and saying so). Work past
+    /// the cap is skipped: once `max_hits` hits are found, candidates farther than the last of
+    /// them are not looked at (those at its distance still are, as the order among them is by
+    /// origin name).
+    pub fn search_capped(
+        &self,
+        signal_type: SignalType,
+        query: &[u8],
+        max_distance: u32,
+        max_hits: usize,
+    ) -> Found {
+        let inner = self.inner.read();
+        let mut found = match signal_type.distance() {
+            Distance::Exact => inner.search_exact(signal_type, query),
+            Distance::Hamming { .. } => {
+                inner.search_hamming(signal_type, query, max_distance, max_hits)
+            }
         };
-        let mut seen: HashSet<(OriginId, Vec<u8>)> = HashSet::new();
-        let mut hits = Vec::new();
-        for (id, distance) in pairs {
-            let (origin, index) = split_id(id);
-            if !inner.matched.contains(&origin) {
-                continue;
-            }
-            let Some(info) = inner.info.get(&id) else {
-                continue;
-            };
-            let hash = inner.hash_of(signal_type, id, query);
-            if !seen.insert((origin, hash.clone())) {
-                continue;
-            }
-            hits.push(Hit {
-                origin: inner.names.get(&origin).cloned().unwrap_or_default(),
-                index,
-                hash,
-                distance,
-                quality: u32::from(info.quality),
-                listing: inner.listings[info.listing as usize].clone(),
-            });
-        }
-        hits.sort_by(|a, b| {
+        found.hits.sort_by(|a, b| {
             (a.distance, &a.origin, a.index).cmp(&(b.distance, &b.origin, b.index))
         });
-        hits
+        if found.hits.len() > max_hits {
+            found.hits.truncate(max_hits);
+            found.truncated = true;
+        }
+        found
     }
 
     /// Active entries in all indexes.
     pub fn len(&self) -> usize {
-        self.inner.read().expect("catalog lock").info.len()
+        self.inner.read().info.len()
     }
 
     /// Whether nothing is active.
@@ -238,7 +397,7 @@ impl Catalog {
 
     /// Approximate heap bytes of the hash indexes.
     pub fn index_heap_bytes(&self) -> usize {
-        let inner = self.inner.read().expect("catalog lock");
+        let inner = self.inner.read();
         inner
             .hamming
             .values()
@@ -251,13 +410,27 @@ impl Catalog {
                 .sum::<usize>()
     }
 
-    /// Compacts the hash indexes after a bulk load.
+    /// Compacts the hash indexes after a bulk load (inline, under the write lock: for start-up
+    /// and benchmarks, before anyone queries).
     pub fn compact(&self) {
-        let mut inner = self.inner.write().expect("catalog lock");
+        let _writer = self.writer.lock();
+        let mut inner = self.inner.write();
         for ix in inner.hamming.values_mut() {
             ix.compact();
         }
     }
+}
+
+/// The hashes of `activate`'s entries of `signal_type` that the catalog stages, in order (what
+/// [`Inner::activate`] stages, if none of them is already active).
+fn staged_hashes(
+    activate: &[Activation],
+    signal_type: SignalType,
+) -> impl Iterator<Item = &[u8]> + '_ {
+    activate
+        .iter()
+        .filter(move |a| a.signal_type == signal_type && a.hash.len() == signal_type.byte_len())
+        .map(|a| a.hash.as_slice())
 }
 
 /// Builds `job` on a thread of its own, without the catalog lock, installs it under the write
@@ -268,7 +441,7 @@ fn spawn_merges(inner: Weak<RwLock<Inner>>, signal_type: SignalType, job: MergeJ
     let run = move |mut job: MergeJob| loop {
         let built = job.run();
         let Some(inner) = inner.upgrade() else { return };
-        let mut guard = inner.write().expect("catalog lock");
+        let mut guard = inner.write();
         let Some(ix) = guard.hamming.get_mut(&signal_type) else {
             return;
         };
@@ -298,6 +471,63 @@ fn spawn_merges(inner: Weak<RwLock<Inner>>, signal_type: SignalType, job: MergeJ
     }
 }
 
+/// Compacts the `signal_type` index on a thread of its own: with the writer mutex held (no
+/// batch is applied meanwhile, so the index's entries do not change), copies its live entries
+/// a slice per read-lock hold, builds a fresh index from them with no lock held, and swaps it
+/// in under one short write hold. Searches go on against the old index until the swap. Without
+/// a thread, the compaction waits for the next batch's retractions to ask again.
+fn spawn_compaction(inner: Weak<RwLock<Inner>>, writer: Arc<Mutex<()>>, signal_type: SignalType) {
+    let spawned = std::thread::Builder::new()
+        .name("catalog-compact".into())
+        .spawn(move || {
+            let _writer = writer.lock();
+            let Some(inner) = inner.upgrade() else { return };
+            let mut entries = redline_index::LiveEntries::default();
+            let mut from = 0;
+            let (fresh, builder) = {
+                let guard = inner.read();
+                let Some(ix) = guard.hamming.get(&signal_type) else {
+                    return;
+                };
+                if !ix.wants_compaction() {
+                    return;
+                }
+                (ix.empty_like(), ix.run_builder())
+            };
+            loop {
+                let guard = inner.read();
+                let Some(ix) = guard.hamming.get(&signal_type) else {
+                    return;
+                };
+                match ix.copy_live(from, SLICE * 8, &mut entries) {
+                    Some(next) => from = next,
+                    None => break,
+                }
+            }
+            let mut fresh = fresh;
+            fresh.reserve(entries.len());
+            fresh
+                .stage(entries.iter())
+                .expect("entries of one index fit another like it");
+            let run = builder
+                .build(entries.iter().map(|(_, h)| h))
+                .expect("entries of one index fit another like it");
+            fresh.commit_staged(run);
+            let old = {
+                let mut guard = inner.write();
+                guard
+                    .hamming
+                    .get_mut(&signal_type)
+                    .map(|ix| std::mem::replace(ix, fresh))
+            };
+            // Freed after the write lock is released: unmapping a large index takes a while.
+            drop(old);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread for an index compaction; it waits");
+    }
+}
+
 impl Inner {
     fn listing_id(&mut self, labels: &[String], legal_basis: &str) -> u32 {
         if let Some(id) = self.last_listing {
@@ -323,6 +553,21 @@ impl Inner {
         id
     }
 
+    fn hamming_index(
+        &mut self,
+        signal_type: SignalType,
+        merge_threshold: usize,
+    ) -> &mut HammingIndex {
+        self.hamming.entry(signal_type).or_insert_with(|| {
+            let options = IndexOptions {
+                background_merge_threshold: Some(merge_threshold),
+                ..IndexOptions::default()
+            };
+            HammingIndex::with_options(signal_type.byte_len() as u32 * 8, options)
+                .expect("signal types have supported widths")
+        })
+    }
+
     /// Merge jobs waiting in any Hamming index (at most one per index is handed out at a time).
     fn take_merge_jobs(&mut self) -> Vec<(SignalType, MergeJob)> {
         self.hamming
@@ -331,19 +576,26 @@ impl Inner {
             .collect()
     }
 
-    fn apply(
+    /// Hamming indexes with enough removed entries to compact (off the lock).
+    fn compactions_wanted(&self) -> Vec<SignalType> {
+        self.hamming
+            .iter()
+            .filter(|(_, ix)| ix.wants_compaction())
+            .map(|(&t, _)| t)
+            .collect()
+    }
+
+    /// One slice of a batch's activations. Bit hashes of the types `staged` says are staged
+    /// (searchable once their run is committed); other bit hashes go in with one
+    /// `insert_batch` per type (the index then seals its buffer once for the slice).
+    fn activate(
         &mut self,
         origin: OriginId,
-        activate: &[Activation],
-        deactivate: &[u64],
-        merge_threshold: usize,
+        slice: &[Activation],
+        staged: impl Fn(SignalType) -> bool,
     ) {
-        // Hamming-indexed hashes go in with one `insert_batch` per type: the index then
-        // builds its segments once for the batch instead of sealing and merging small ones
-        // every few thousand inserts (most of a large replication's catalog time).
         let mut batches: HashMap<SignalType, Vec<(u64, &[u8])>> = HashMap::new();
-        self.info.reserve(activate.len());
-        for a in activate {
+        for a in slice {
             let id = entry_id(origin, a.index);
             if self.info.contains_key(&id) {
                 continue;
@@ -386,15 +638,15 @@ impl Inner {
             *self.active_per_origin.entry(origin).or_default() += 1;
         }
         for (signal_type, items) in batches {
-            let ix = self.hamming.entry(signal_type).or_insert_with(|| {
-                let options = IndexOptions {
-                    background_merge_threshold: Some(merge_threshold),
-                    ..IndexOptions::default()
-                };
-                HammingIndex::with_options(signal_type.byte_len() as u32 * 8, options)
-                    .expect("signal types have supported widths")
-            });
-            if let Err(e) = ix.insert_batch(items.iter().copied()) {
+            let Some(ix) = self.hamming.get_mut(&signal_type) else {
+                continue;
+            };
+            let added = if staged(signal_type) {
+                ix.stage(items.iter().copied())
+            } else {
+                ix.insert_batch(items.iter().copied())
+            };
+            if let Err(e) = added {
                 // Unreachable (sizes checked, ids new); should it happen, keep the catalog
                 // consistent: forget what the index did not take.
                 tracing::error!(error = %e, origin, "catalog index refused a batch");
@@ -407,7 +659,37 @@ impl Inner {
                 }
             }
         }
-        for &index in deactivate {
+    }
+
+    /// Makes a staged run searchable. If the index staged other hashes than `run` was built
+    /// over (an entry of the batch was already active, which the planner never lets happen), it
+    /// seals them itself (inline: correct, not bounded) and says so.
+    fn commit_run(
+        &mut self,
+        origin: OriginId,
+        signal_type: SignalType,
+        run: BuiltRun,
+        activate: &[Activation],
+    ) {
+        let Some(ix) = self.hamming.get_mut(&signal_type) else {
+            return;
+        };
+        let (staged, built) = (ix.staged(), run.len());
+        if !ix.commit_staged(run) && staged > 0 {
+            tracing::warn!(
+                origin,
+                staged,
+                built,
+                batch = activate.len(),
+                "catalog staged other hashes than it built; sealed them inline"
+            );
+        }
+    }
+
+    /// One slice of a batch's deactivations: each entry leaves the entry map and its index in
+    /// this hold. Large indexes are not compacted here (see [`spawn_compaction`]).
+    fn deactivate(&mut self, origin: OriginId, slice: &[u64]) {
+        for &index in slice {
             let id = entry_id(origin, index);
             let Some(info) = self.info.remove(&id) else {
                 continue;
@@ -430,31 +712,97 @@ impl Inner {
         }
     }
 
-    fn ids_equal(&self, signal_type: SignalType, hash: &[u8]) -> Vec<u64> {
-        match signal_type.distance() {
-            Distance::Exact => self
-                .exact
-                .get(&signal_type)
-                .and_then(|ix| ix.lookup(hash).ok())
-                .unwrap_or_default(),
-            Distance::Hamming { .. } => self
-                .hamming
-                .get(&signal_type)
-                .and_then(|ix| ix.range_search(hash, 0).ok())
-                .map(|v| v.into_iter().map(|(id, _)| id).collect())
-                .unwrap_or_default(),
+    /// Matched exact-type entries equal to `query`: the lowest index of each matched origin,
+    /// found by skipping from origin to origin in the index (a hash listed a million times by
+    /// one origin costs one step, not a million).
+    fn search_exact(&self, signal_type: SignalType, query: &[u8]) -> Found {
+        let mut hits = Vec::new();
+        let Some(ix) = self.exact.get(&signal_type) else {
+            return Found::default();
+        };
+        let mut from = Some(0);
+        while let Some(id) = from.and_then(|f| ix.ids_from(query, f).ok()?.next()) {
+            let (origin, index) = split_id(id);
+            // The first id of the next origin.
+            let next_origin = (id | ((1 << INDEX_BITS) - 1)).checked_add(1);
+            from = match self.info.get(&id) {
+                Some(info) => {
+                    if self.matched.contains(&origin) {
+                        hits.push(self.hit(origin, index, query.to_vec(), 0, info));
+                    }
+                    next_origin
+                }
+                // An index out of step with the map (a bug): try the origin's next entry.
+                None => id.checked_add(1),
+            };
+        }
+        Found {
+            hits,
+            truncated: false,
         }
     }
 
-    fn hash_of(&self, signal_type: SignalType, id: u64, query: &[u8]) -> Vec<u8> {
-        match signal_type.distance() {
-            // Exact hits equal the query.
-            Distance::Exact => query.to_vec(),
-            Distance::Hamming { .. } => self
-                .hamming
-                .get(&signal_type)
-                .and_then(|ix| ix.get(id))
-                .unwrap_or_default(),
+    /// Matched bit-hash entries within `max_distance` of `query`, one per origin and stored
+    /// hash. Once `max_hits` hits are found, candidates farther than the last of them are only
+    /// looked at until one would be a hit (then the answer is truncated).
+    fn search_hamming(
+        &self,
+        signal_type: SignalType,
+        query: &[u8],
+        max_distance: u32,
+        max_hits: usize,
+    ) -> Found {
+        let Some(ix) = self.hamming.get(&signal_type) else {
+            return Found::default();
+        };
+        // Sorted by distance, then id.
+        let pairs = ix.range_search(query, max_distance).unwrap_or_default();
+        let mut seen: HashSet<(OriginId, Vec<u8>)> = HashSet::new();
+        let mut hits = Vec::new();
+        let mut cut = None;
+        for (id, distance) in pairs {
+            let (origin, index) = split_id(id);
+            if !self.matched.contains(&origin) {
+                continue;
+            }
+            let (Some(info), Some(hash)) = (self.info.get(&id), ix.get(id)) else {
+                continue;
+            };
+            if !seen.insert((origin, hash.clone())) {
+                continue;
+            }
+            if cut.is_some_and(|d| distance > d) {
+                return Found {
+                    hits,
+                    truncated: true,
+                };
+            }
+            hits.push(self.hit(origin, index, hash, distance, info));
+            if hits.len() == max_hits {
+                cut = Some(distance);
+            }
+        }
+        Found {
+            hits,
+            truncated: false,
+        }
+    }
+
+    fn hit(
+        &self,
+        origin: OriginId,
+        index: u64,
+        hash: Vec<u8>,
+        distance: u32,
+        info: &EntryInfo,
+    ) -> Hit {
+        Hit {
+            origin: self.names.get(&origin).cloned().unwrap_or_default(),
+            index,
+            hash,
+            distance,
+            quality: u32::from(info.quality),
+            listing: self.listings[info.listing as usize].clone(),
         }
     }
 }
@@ -547,7 +895,7 @@ mod tests {
             c.apply(0, &adds, &retract);
             check(&stored);
         }
-        let stats = || c.inner.read().unwrap().hamming[&SignalType::Pdq].merge_stats();
+        let stats = || c.inner.read().hamming[&SignalType::Pdq].merge_stats();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while stats().jobs_installed + stats().jobs_rejected < stats().jobs_taken {
             assert!(
@@ -607,5 +955,196 @@ mod tests {
         let mut other = [1u8; 16];
         other[0] = 0;
         assert!(c.search(SignalType::Md5, &other, 31).is_empty());
+    }
+
+    fn md5(index: u64, byte: u8) -> Activation {
+        Activation {
+            signal_type: SignalType::Md5,
+            hash: vec![byte; 16],
+            ..act(index, [0; 32])
+        }
+    }
+
+    fn random_acts(rng: &mut impl rand::Rng, first: u64, n: u64) -> Vec<Activation> {
+        (first..first + n).map(|i| act(i, rng.gen())).collect()
+    }
+
+    /// A large batch goes in over many write-lock holds: a reader polling meanwhile gets in
+    /// between slices and sees the batch partly applied (exact-type entries slice by slice,
+    /// the staged PDQ run not yet searchable), never torn; afterwards every entry is found.
+    #[test]
+    fn large_batches_apply_in_slices_that_readers_get_between() {
+        use rand::SeedableRng;
+        let c = Arc::new(Catalog::with_limits(64, 32, 256));
+        c.set_origin(0, "uk.example", true);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let n = 20_000u64;
+        let mut acts = random_acts(&mut rng, 0, n);
+        acts.extend((n..2 * n).map(|i| Activation {
+            hash: [i.to_be_bytes(), i.to_le_bytes()].concat(),
+            ..md5(i, 0)
+        }));
+        let probe = acts[0].hash.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (c, stop, probe) = (c.clone(), stop.clone(), probe.clone());
+            std::thread::spawn(move || {
+                let mut seen = std::collections::BTreeSet::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let len = c.len();
+                    let found = !c.search(SignalType::Pdq, &probe, 0).is_empty();
+                    seen.insert((len, found));
+                }
+                seen
+            })
+        };
+        c.apply(0, &acts, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let seen = reader.join().unwrap();
+        let total = 2 * n as usize;
+        assert!(
+            seen.iter().any(|&(len, _)| len > 0 && len < total),
+            "the reader never got in between slices: {seen:?}"
+        );
+        // The staged PDQ run becomes searchable at once, after all its entries are in.
+        assert!(
+            seen.iter().all(|&(len, found)| !found || len >= n as usize),
+            "{seen:?}"
+        );
+        assert_eq!(c.len(), total);
+        for a in acts.iter().step_by(997) {
+            let hits = c.search(a.signal_type, &a.hash, 0);
+            assert!(hits.iter().any(|h| h.index == a.index), "{}", a.index);
+        }
+        assert_eq!(c.inner.read().hamming[&SignalType::Pdq].staged(), 0);
+    }
+
+    /// Exact-type retractions remove exactly their ids however many entries share the hash,
+    /// and searches return each origin's lowest active entry.
+    #[test]
+    fn exact_type_retractions_remove_the_right_ids() {
+        let c = Catalog::with_limits(100, 32, 256);
+        c.set_origin(0, "uk.example", true);
+        c.set_origin(1, "kr.example", true);
+        let n = 5_000u64;
+        c.apply(0, &(0..n).map(|i| md5(i, 7)).collect::<Vec<_>>(), &[]);
+        c.apply(1, &(0..10).map(|i| md5(i, 7)).collect::<Vec<_>>(), &[]);
+        c.apply(0, &[md5(n, 8)], &[]);
+        let lowest = |c: &Catalog| -> Vec<(String, u64)> {
+            c.search(SignalType::Md5, &[7; 16], 0)
+                .into_iter()
+                .map(|h| (h.origin, h.index))
+                .collect()
+        };
+        assert_eq!(
+            lowest(&c),
+            vec![("kr.example".into(), 0), ("uk.example".into(), 0)]
+        );
+        // Retract every even index of origin 0, and 0..5 of origin 1.
+        let even: Vec<u64> = (0..n).step_by(2).collect();
+        c.apply(0, &[], &even);
+        c.apply(1, &[], &[0, 1, 2, 3, 4]);
+        assert_eq!(
+            lowest(&c),
+            vec![("kr.example".into(), 5), ("uk.example".into(), 1)]
+        );
+        assert_eq!(c.active_count(0), n / 2 + 1);
+        assert_eq!(c.find_in_origin(0, SignalType::Md5, &[7; 16]), Some(1));
+        assert_eq!(c.find_in_origin(1, SignalType::Md5, &[7; 16]), Some(5));
+        assert_eq!(c.find_in_origin(0, SignalType::Md5, &[8; 16]), Some(n));
+        let ids: Vec<u64> = c.inner.read().exact[&SignalType::Md5]
+            .lookup(&[7; 16])
+            .unwrap()
+            .into_iter()
+            .filter(|&id| split_id(id).0 == 0)
+            .map(|id| split_id(id).1)
+            .collect();
+        assert_eq!(ids, (1..n).step_by(2).collect::<Vec<_>>());
+        c.apply(0, &[], &(1..n).step_by(2).collect::<Vec<_>>());
+        assert_eq!(lowest(&c), vec![("kr.example".into(), 5)]);
+        assert_eq!(c.find_in_origin(0, SignalType::Md5, &[7; 16]), None);
+    }
+
+    /// A cap on hits keeps the nearest ones in the uncapped order and says it cut the list.
+    #[test]
+    fn hit_cap_keeps_the_nearest_and_says_it_truncated() {
+        use rand::{Rng, SeedableRng};
+        let c = Catalog::new();
+        for (o, name) in ["a.example", "b.example", "c.example"].iter().enumerate() {
+            c.set_origin(o as OriginId, name, true);
+        }
+        let q = [0u8; 32];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for o in 0..3 {
+            let acts: Vec<Activation> = (0..150)
+                .map(|i| {
+                    let mut h = q;
+                    for _ in 0..rng.gen_range(0..20) {
+                        let bit = rng.gen_range(0..256);
+                        h[bit / 8] ^= 1 << (bit % 8);
+                    }
+                    act(i, h)
+                })
+                .collect();
+            c.apply(o, &acts, &[]);
+        }
+        let all = c.search(SignalType::Pdq, &q, 31);
+        assert!(all.len() > 100);
+        let capped = c.search_capped(SignalType::Pdq, &q, 31, 100);
+        assert!(capped.truncated);
+        assert_eq!(capped.hits, all[..100].to_vec());
+        let roomy = c.search_capped(SignalType::Pdq, &q, 31, all.len());
+        assert!(!roomy.truncated);
+        assert_eq!(roomy.hits, all);
+        // Exact types: one hit per origin, capped the same way.
+        for o in 0..3 {
+            c.apply(o, &[md5(1000, 3)], &[]);
+        }
+        let exact = c.search_capped(SignalType::Md5, &[3; 16], 0, 2);
+        assert!(exact.truncated);
+        let names: Vec<&str> = exact.hits.iter().map(|h| h.origin.as_str()).collect();
+        assert_eq!(names, vec!["a.example", "b.example"]);
+        assert!(!c.search_capped(SignalType::Md5, &[3; 16], 0, 3).truncated);
+        // Hits share their listing rather than copying it.
+        assert!(Arc::ptr_eq(&all[0].listing, &all[1].listing));
+    }
+
+    /// Retracting a quarter of a large index leaves its compaction to a background thread
+    /// (the removals' write holds stay short); searches stay exact before, during and after.
+    #[test]
+    fn large_compactions_run_off_the_lock() {
+        use rand::SeedableRng;
+        let c = Catalog::with_limits(256, 64, 512);
+        c.set_origin(0, "uk.example", true);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let acts = random_acts(&mut rng, 0, 8_000);
+        c.apply(0, &acts, &[]);
+        let gone: Vec<u64> = (0..8_000).filter(|i| i % 3 == 0).collect();
+        c.apply(0, &[], &gone);
+        let check = |c: &Catalog| {
+            for a in acts.iter().step_by(101) {
+                let found = c
+                    .search(SignalType::Pdq, &a.hash, 0)
+                    .iter()
+                    .any(|h| h.index == a.index);
+                assert_eq!(found, a.index % 3 != 0, "{}", a.index);
+            }
+        };
+        check(&c);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while c.inner.read().hamming[&SignalType::Pdq].wants_compaction() {
+            assert!(std::time::Instant::now() < deadline, "never compacted");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The compacted index holds only the live entries, and stays exact.
+        let _writer = c.writer.lock();
+        assert_eq!(
+            c.inner.read().hamming[&SignalType::Pdq].len(),
+            8_000 - gone.len()
+        );
+        drop(_writer);
+        check(&c);
+        assert_eq!(c.active_count(0), (8_000 - gone.len()) as u64);
     }
 }

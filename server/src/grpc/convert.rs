@@ -87,6 +87,7 @@ impl TryFrom<pb::MatchRequest> for Query {
             image: req.image,
             dihedral: req.dihedral,
             max_distance: req.max_distance,
+            max_hits: req.max_hits,
         })
     }
 }
@@ -122,6 +123,7 @@ impl From<Answer> for pb::MatchResponse {
                             .into_iter()
                             .map(|hit| match_of(signal_type, hit))
                             .collect(),
+                        truncated: r.truncated,
                     }
                 })
                 .collect(),

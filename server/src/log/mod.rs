@@ -488,4 +488,139 @@ mod tests {
             prepare_append(&store, &catalog, &state, leaves, Validation::Replicated).unwrap();
         assert_eq!(next.size, 5);
     }
+
+    /// A batch with ADDs, RETRACTs of ADDs of the same batch and RETRACTs of earlier ADDs,
+    /// applied to a catalog in many small slices while a reader keeps searching: the reader
+    /// never sees an ADD retracted within its own batch, sees each earlier retracted ADD
+    /// present until it is gone and never again after, and each surviving ADD absent until it
+    /// is there and never gone after. Afterwards the catalog holds exactly the survivors.
+    #[test]
+    fn slices_never_show_a_retraction_half_applied() {
+        use crate::catalog::Catalog;
+        use redline_proto::signal::SignalType;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let catalog = Arc::new(Catalog::with_limits(16, 8, 64));
+        catalog.set_origin(0, "o.example", true);
+        let hash = |n: u32| {
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&n.to_be_bytes());
+            h[31] = 0x5a;
+            h
+        };
+        let add_of = |n: u32| {
+            entry::encode_add(
+                AddEntry {
+                    signal_type: "pdq".into(),
+                    hash: hash(n).to_vec(),
+                    quality: 90,
+                    ..Default::default()
+                },
+                1,
+            )
+            .unwrap()
+        };
+        let prior: Vec<Vec<u8>> = (0..200).map(add_of).collect();
+        let state = LogState {
+            id: 0,
+            name: "o.example".into(),
+            registered: false,
+            checkpoint: None,
+        };
+        let first =
+            prepare_append(&store, &catalog, &state, prior.clone(), Validation::Strict).unwrap();
+        let (size, root) = (first.size, first.root);
+        store.commit_blocking(first.commit).unwrap();
+        catalog.apply(0, &first.plan.activate, &first.plan.deactivate);
+        let state = LogState {
+            registered: true,
+            checkpoint: Some(StoredCheckpoint {
+                size,
+                root,
+                note: Vec::new(),
+            }),
+            ..state
+        };
+        // Leaves 200..: ADD of hash 1000 + i, then after every fourth a RETRACT of it (in-run),
+        // and after every other one a RETRACT of prior ADD i (earlier).
+        let mut leaves = Vec::new();
+        let (mut in_run_gone, mut prior_gone, mut survivors) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..400u32 {
+            let index = 200 + leaves.len() as u64;
+            let leaf = add_of(1000 + i);
+            leaves.push(leaf.clone());
+            if i % 4 == 0 {
+                leaves.push(retract(index, &leaf));
+                in_run_gone.push(hash(1000 + i));
+            } else {
+                survivors.push(hash(1000 + i));
+            }
+            if i % 2 == 0 && i < 200 {
+                leaves.push(retract(u64::from(i), &prior[i as usize]));
+                prior_gone.push(hash(i));
+            }
+        }
+        let kept: Vec<[u8; 32]> = (0..200u32).filter(|i| i % 2 == 1).map(hash).collect();
+        let next = prepare_append(&store, &catalog, &state, leaves, Validation::Strict).unwrap();
+        assert_eq!(next.plan.deactivate.len(), prior_gone.len());
+        assert_eq!(next.plan.activate.len(), survivors.len());
+
+        let listed = |c: &Catalog, h: &[u8; 32]| !c.search(SignalType::Pdq, h, 0).is_empty();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (catalog, stop) = (catalog.clone(), stop.clone());
+            let (in_run_gone, prior_gone, survivors, kept) = (
+                in_run_gone.clone(),
+                prior_gone.clone(),
+                survivors.clone(),
+                kept.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut gone = vec![false; prior_gone.len()];
+                let mut there = vec![false; survivors.len()];
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) || rounds == 0 {
+                    rounds += 1;
+                    for h in &in_run_gone {
+                        assert!(
+                            !listed(&catalog, h),
+                            "an ADD retracted in its own batch showed"
+                        );
+                    }
+                    for (g, h) in gone.iter_mut().zip(&prior_gone) {
+                        let now = !listed(&catalog, h);
+                        assert!(now || !*g, "a retracted ADD came back");
+                        *g = now;
+                    }
+                    for (t, h) in there.iter_mut().zip(&survivors) {
+                        let now = listed(&catalog, h);
+                        assert!(now || !*t, "an activated ADD went away");
+                        *t = now;
+                    }
+                    for h in &kept {
+                        assert!(listed(&catalog, h), "an ADD nothing retracted went away");
+                    }
+                }
+                rounds
+            })
+        };
+        // As the replica commits: activations, then deactivations.
+        catalog.apply(0, &next.plan.activate, &[]);
+        catalog.apply(0, &[], &next.plan.deactivate);
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        for h in in_run_gone.iter().chain(&prior_gone) {
+            assert!(!listed(&catalog, h));
+        }
+        for h in survivors.iter().chain(&kept) {
+            assert!(listed(&catalog, h));
+        }
+        assert_eq!(
+            catalog.active_count(0),
+            (survivors.len() + kept.len()) as u64
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! origin, index, distance and listing. The catalog does the exact search.
 
 use super::{blocking, NodeError, Result, SentSignal};
-use crate::catalog::{Catalog, Hit};
+use crate::catalog::{Catalog, Found, Hit};
 use crate::config::MatchingConfig;
 use crate::hashing::ImageHasher;
 use crate::metrics::Metrics;
@@ -27,6 +27,9 @@ pub struct Query {
     pub dihedral: bool,
     /// Largest distance wanted; 0: the default. Never raises the configured radius.
     pub max_distance: u32,
+    /// Most hits wanted per queried signal; 0: the configured `max_hits`, which it never
+    /// raises.
+    pub max_hits: u32,
 }
 
 /// The hits for one queried signal.
@@ -34,8 +37,10 @@ pub struct Query {
 pub struct QueryHits {
     /// The signal as sent (or as computed from the image).
     pub query: SentSignal,
-    /// Every matched entry near it, by distance.
+    /// The matched entries nearest to it, by distance: at most the query's cap.
     pub hits: Vec<Hit>,
+    /// More entries matched than `hits` holds.
+    pub truncated: bool,
 }
 
 /// The answer to a [`Query`]: each given signal in order, then each signal computed from the
@@ -117,6 +122,7 @@ impl Matching {
         let catalog = self.catalog.clone();
         let config = self.config.clone();
         let max_distance = query.max_distance;
+        let max_hits = hit_cap(&config, query.max_hits);
         let searches: usize = queries.iter().map(|(_, variants)| variants.len()).sum();
         let search_all = move || -> Vec<QueryHits> {
             queries
@@ -124,8 +130,10 @@ impl Matching {
                 .map(|(query, variants)| {
                     let signal_type = query.signal.signal_type;
                     let r = radius(&config, signal_type, max_distance);
+                    let found = search_variants(&catalog, signal_type, &variants, r, max_hits);
                     QueryHits {
-                        hits: search_variants(&catalog, signal_type, &variants, r),
+                        hits: found.hits,
+                        truncated: found.truncated,
                         query,
                     }
                 })
@@ -177,20 +185,37 @@ pub fn radius(config: &MatchingConfig, signal_type: SignalType, requested: u32) 
     }
 }
 
-/// Every matched entry near any of `variants` (the query itself first, then e.g. its
-/// rotations), each stored hash once per origin at its smallest distance, sorted by distance.
+/// The hits a query may return: the configured `max_hits`, lowered by the request when it asks
+/// for fewer; `requested == 0` means the configured cap. Never 0 (a cap of 0 would answer
+/// nothing).
+pub fn hit_cap(config: &MatchingConfig, requested: u32) -> usize {
+    let cap = config.max_hits.max(1);
+    match requested {
+        0 => cap,
+        n => (n as usize).min(cap),
+    }
+}
+
+/// The matched entries nearest to any of `variants` (the query itself first, then e.g. its
+/// rotations), each stored hash once per origin at its smallest distance, sorted by distance:
+/// at most `max_hits`, and whether there were more.
 fn search_variants(
     catalog: &Catalog,
     signal_type: SignalType,
     variants: &[Vec<u8>],
     radius: u32,
-) -> Vec<Hit> {
+    max_hits: usize,
+) -> Found {
     if variants.len() == 1 {
-        return catalog.search(signal_type, &variants[0], radius);
+        return catalog.search_capped(signal_type, &variants[0], radius, max_hits);
     }
+    // The nearest `max_hits` over all variants are among the nearest `max_hits` of each.
+    let mut truncated = false;
     let mut best: HashMap<(String, Vec<u8>), Hit> = HashMap::new();
     for v in variants {
-        for hit in catalog.search(signal_type, v, radius) {
+        let found = catalog.search_capped(signal_type, v, radius, max_hits);
+        truncated |= found.truncated;
+        for hit in found.hits {
             let key = (hit.origin.clone(), hit.hash.clone());
             match best.get(&key) {
                 Some(b) if (b.distance, b.index) <= (hit.distance, hit.index) => {}
@@ -202,7 +227,11 @@ fn search_variants(
     }
     let mut hits: Vec<Hit> = best.into_values().collect();
     hits.sort_by(|a, b| (a.distance, &a.origin, a.index).cmp(&(b.distance, &b.origin, b.index)));
-    hits
+    if hits.len() > max_hits {
+        hits.truncate(max_hits);
+        truncated = true;
+    }
+    Found { hits, truncated }
 }
 
 #[cfg(test)]
@@ -218,5 +247,15 @@ mod tests {
         c.max_distance.insert("pdq".into(), 40);
         assert_eq!(radius(&c, SignalType::Pdq, 64), 40);
         assert_eq!(radius(&c, SignalType::Md5, 5), 0);
+    }
+
+    #[test]
+    fn requests_may_lower_the_hit_cap_but_not_raise_it() {
+        let mut c = MatchingConfig::default();
+        assert_eq!(hit_cap(&c, 0), 100);
+        assert_eq!(hit_cap(&c, 7), 7);
+        assert_eq!(hit_cap(&c, 5_000), 100);
+        c.max_hits = 0;
+        assert_eq!(hit_cap(&c, 0), 1, "a cap of 0 would answer nothing");
     }
 }

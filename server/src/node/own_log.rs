@@ -260,8 +260,10 @@ impl OwnLog {
         let checkpoint = commit.checkpoint.clone();
         let first_index = commit.first_index;
         self.store.commit(commit).await?;
-        self.catalog
-            .apply(state.id, &prepared.plan.activate, &prepared.plan.deactivate);
+        // Off the runtime: the catalog waits for another write in progress (a large replicated
+        // batch applies in slices for a while), and a runtime thread must not wait with it.
+        let (catalog, plan, id) = (self.catalog.clone(), prepared.plan, state.id);
+        blocking(move || catalog.apply(id, &plan.activate, &plan.deactivate)).await?;
         Ok(self.logs.publish(&self.log, state, checkpoint, first_index))
     }
 }
