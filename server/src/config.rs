@@ -146,10 +146,12 @@ pub struct TokenConfig {
     pub sha256: String,
     /// What it may call.
     pub scopes: Vec<Scope>,
-    /// Calls per second allowed on average (token bucket); unlimited when absent.
+    /// Work units per second allowed on average (token bucket); unlimited when absent. A
+    /// call is one unit; a Match or Submit is one per signal and 16 per image (+7 with
+    /// `dihedral`), each message of a MatchStream likewise (`grpc::auth::units`).
     #[serde(default)]
     pub rate_per_sec: Option<f64>,
-    /// Calls allowed in a burst; default: `rate_per_sec` rounded up (at least 1).
+    /// Units allowed in a burst; default: `rate_per_sec` rounded up (at least 1).
     #[serde(default)]
     pub burst: Option<u32>,
 }
@@ -184,7 +186,10 @@ pub struct TrustConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest accepted gRPC message, bytes.
+    /// Largest gRPC response message, bytes (Audit pages are sized from it). Requests are
+    /// bounded per method by what they can hold instead: Match and Submit by `max_signals`,
+    /// `max_batch`, the label and text limits and `[hashing] max_image_bytes`
+    /// (`grpc::wire`), the other services by their own small limits.
     pub max_message_bytes: usize,
     /// Most signals in one Submit.
     pub max_batch: usize,

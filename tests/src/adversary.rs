@@ -62,14 +62,26 @@ impl ChildNode {
     /// `(verifier key, policy)` of `trust` and following `peers`, with `extra` appended to its
     /// TOML config (sections such as `[limits]`; `[sync]` is set here for quick retries).
     pub async fn spawn(peers: &[&str], trust: &[(&OriginKey, &str)], extra: &str) -> ChildNode {
-        Self::spawn_with(peers, trust, extra, None).await
+        Self::spawn_with(peers, trust, extra, None, None, None).await
+    }
+
+    /// [`ChildNode::spawn`] (no peers, no trust) for a node with `[[tokens]]` in `extra`:
+    /// `token`, one with the `admin` scope, is what the start-up probe and
+    /// [`ChildNode::target`] carry; with `metrics`, `/metrics` listens there
+    /// (`metrics_listen`, a top-level key `extra` cannot hold).
+    pub async fn spawn_authenticated(
+        extra: &str,
+        token: &str,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> ChildNode {
+        Self::spawn_with(&[], &[], extra, None, Some(token), metrics).await
     }
 
     /// [`ChildNode::spawn`] for a node serving TLS: `extra` holds its `[tls]` section and
     /// `ca` is the PEM file of the CA that signs its certificate (issued for `127.0.0.1`);
     /// `url` is then `https://127.0.0.1:PORT`.
     pub async fn spawn_tls(extra: &str, ca: &std::path::Path) -> ChildNode {
-        Self::spawn_with(&[], &[], extra, Some(ca.to_owned())).await
+        Self::spawn_with(&[], &[], extra, Some(ca.to_owned()), None, None).await
     }
 
     async fn spawn_with(
@@ -77,6 +89,8 @@ impl ChildNode {
         trust: &[(&OriginKey, &str)],
         extra: &str,
         ca: Option<PathBuf>,
+        token: Option<&str>,
+        metrics: Option<std::net::SocketAddr>,
     ) -> ChildNode {
         let dir = tempfile::Builder::new()
             .prefix("redline-adversary-")
@@ -86,6 +100,9 @@ impl ChildNode {
             "origin = \"node.example\"\ndata_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n",
             dir.path().join("data").display()
         );
+        if let Some(m) = metrics {
+            toml.push_str(&format!("metrics_listen = \"{m}\"\n"));
+        }
         for p in peers {
             toml.push_str(&format!("\n[[peers]]\nurl = \"{p}\"\n"));
         }
@@ -122,7 +139,7 @@ impl ChildNode {
         };
         let target = redline_client::NodeTarget {
             url: url.clone(),
-            token: None,
+            token: token.map(str::to_owned),
             ca,
         };
         let node = ChildNode {
@@ -202,9 +219,11 @@ pub async fn status(url: &str) -> Option<pb::StatusResponse> {
         .map(|r| r.into_inner())
 }
 
-/// [`status`] of the node `target` names (TLS with its CA for `https://`).
+/// [`status`] of the node `target` names (TLS with its CA for `https://`, its token).
 pub async fn status_to(target: &redline_client::NodeTarget) -> Option<pb::StatusResponse> {
-    let mut c = pb::node_client::NodeClient::new(target.open().await.ok()?);
+    let channel =
+        redline_client::connect::with_auth(target.open().await.ok()?, target.auth().ok()?);
+    let mut c = pb::node_client::NodeClient::new(channel);
     c.status(pb::StatusRequest {})
         .await
         .ok()

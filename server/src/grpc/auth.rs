@@ -5,9 +5,11 @@
 
 use crate::config::{Scope, TokenConfig};
 use sha2::{Digest, Sha256};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use subtle::ConstantTimeEq;
+use thiserror::Error;
 use tonic::Status;
 
 /// Hex SHA-256 of a token, as written in `[[tokens]] sha256`.
@@ -53,7 +55,14 @@ impl Refusal {
     }
 }
 
-/// A token bucket: `rate` calls per second on average, up to `burst` at once.
+/// A token bucket of work units: `rate` per second on average, up to `burst` saved up.
+///
+/// A charge is admitted while the bucket holds at least one unit, and then takes its whole
+/// cost, which may leave the bucket in debt: a Match of 1,024 signals under a token of 10
+/// units a second is answered, and the token's next call waits until the debt is paid back
+/// (~100 s). Requiring the whole cost up front instead would refuse every request larger
+/// than `burst` forever. Either way the work a token gets done over any long stretch is at
+/// most `rate` units a second, plus `burst` and one request's cost.
 #[derive(Debug)]
 struct Bucket {
     rate: f64,
@@ -70,17 +79,105 @@ impl Bucket {
         }
     }
 
-    fn take(&self) -> bool {
+    /// Charges `units` if admitted (at least one unit in the bucket), or with `force` always.
+    fn charge(&self, units: u64, force: bool) -> bool {
         let mut s = self.state.lock().expect("bucket lock");
         let now = Instant::now();
         let refill = now.duration_since(s.1).as_secs_f64() * self.rate;
         s.0 = (s.0 + refill).min(self.burst);
         s.1 = now;
-        if s.0 >= 1.0 {
-            s.0 -= 1.0;
+        if force || s.0 >= 1.0 {
+            s.0 -= units as f64;
             true
         } else {
             false
+        }
+    }
+
+    fn take(&self) -> bool {
+        self.charge(1, false)
+    }
+}
+
+/// Work units of one image in a Match or Submit: decoding, resizing and hashing it with every
+/// configured signal type costs as much CPU as many searches do, so a token's rate bounds
+/// image work at `rate / 16` images a second.
+pub const IMAGE_UNITS: u64 = 16;
+
+/// Further units of an image matched with `dihedral`: 7 more PDQ searches.
+pub const DIHEDRAL_UNITS: u64 = 7;
+
+/// The work units of one Match or Submit message: one per signal, [`IMAGE_UNITS`] for an
+/// image (plus [`DIHEDRAL_UNITS`] with `dihedral`), at least one.
+pub fn units(signals: usize, image: bool, dihedral: bool) -> u64 {
+    let image = match (image, dihedral) {
+        (false, _) => 0,
+        (true, false) => IMAGE_UNITS,
+        (true, true) => IMAGE_UNITS + DIHEDRAL_UNITS,
+    };
+    (signals as u64).saturating_add(image).max(1)
+}
+
+/// A token over its rate: the request's work was not done.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error(
+    "token '{token}' is over its rate limit ({rate} units/s, burst {burst}): this request needs \
+     {units} units (a signal is 1, an image {IMAGE_UNITS}); retry later"
+)]
+pub struct OverRate {
+    /// The token's name.
+    pub token: String,
+    /// Its configured rate.
+    pub rate: f64,
+    /// Its burst.
+    pub burst: f64,
+    /// What the refused request would have cost.
+    pub units: u64,
+}
+
+/// What a call may spend of its token's rate, handed to the handlers whose requests carry a
+/// variable amount of work (Match, MatchStream, Submit) in the request's extensions.
+///
+/// Every call pays one unit when the guard admits it; a handler then charges each request
+/// message its [`units`], less the unit already paid for the first one. So a one-signal Match
+/// costs one unit as it always did, a Match of 1,024 signals 1,024, and a MatchStream pays for
+/// every query it carries instead of one call's worth for all of them. Without a budget
+/// (authentication off, or a token without `rate_per_sec`) nothing is charged.
+#[derive(Debug, Clone, Default)]
+pub struct Budget(Option<Arc<Metered>>);
+
+#[derive(Debug)]
+struct Metered {
+    token: String,
+    bucket: Arc<Bucket>,
+    /// Whether the unit paid at admission is still unused.
+    prepaid: AtomicBool,
+}
+
+impl Budget {
+    /// No limit.
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    /// Charges one request message of `units`; refused when the token's bucket is empty.
+    pub fn charge(&self, units: u64) -> Result<(), OverRate> {
+        let Some(m) = &self.0 else { return Ok(()) };
+        // The first message was admitted with the call: it pays the rest of its cost even if
+        // that takes the bucket into debt.
+        if m.prepaid.swap(false, Ordering::Relaxed) {
+            m.bucket.charge(units.saturating_sub(1), true);
+            return Ok(());
+        }
+        if m.bucket.charge(units, false) {
+            Ok(())
+        } else {
+            Err(OverRate {
+                token: m.token.clone(),
+                rate: m.bucket.rate,
+                burst: m.bucket.burst,
+                units,
+            })
         }
     }
 }
@@ -90,7 +187,7 @@ struct Token {
     name: String,
     hash: [u8; 32],
     scopes: Vec<Scope>,
-    bucket: Option<Bucket>,
+    bucket: Option<Arc<Bucket>>,
 }
 
 /// The tokens a node accepts. Empty means authentication is off (loopback only).
@@ -119,7 +216,7 @@ impl Tokens {
                     scopes: t.scopes.clone(),
                     bucket: t.rate_per_sec.map(|rate| {
                         let burst = t.burst.map_or(rate.ceil().max(1.0), f64::from);
-                        Bucket::new(rate, burst)
+                        Arc::new(Bucket::new(rate, burst))
                     }),
                 }
             })
@@ -138,11 +235,21 @@ impl Tokens {
         path: &str,
         authorization: Option<&[u8]>,
     ) -> Result<Caller, (Refusal, Status)> {
+        self.admit(path, authorization).map(|(caller, _)| caller)
+    }
+
+    /// [`check`](Self::check), also returning what the call may spend of the token's rate
+    /// (one unit of it already charged for the call itself).
+    pub fn admit(
+        &self,
+        path: &str,
+        authorization: Option<&[u8]>,
+    ) -> Result<(Caller, Budget), (Refusal, Status)> {
         if !self.enabled() {
-            return Ok(Caller(None));
+            return Ok((Caller(None), Budget::unlimited()));
         }
         let Some(scope) = scope_for_path(path) else {
-            return Ok(Caller(None));
+            return Ok((Caller(None), Budget::unlimited()));
         };
         let unauthenticated = |m: &str| (Refusal::Unauthenticated, Status::unauthenticated(m));
         let Some(value) = authorization else {
@@ -186,7 +293,14 @@ impl Tokens {
                 ));
             }
         }
-        Ok(Caller(Some(token.name.clone())))
+        let budget = Budget(token.bucket.as_ref().map(|bucket| {
+            Arc::new(Metered {
+                token: token.name.clone(),
+                bucket: bucket.clone(),
+                prepaid: AtomicBool::new(true),
+            })
+        }));
+        Ok((Caller(Some(token.name.clone())), budget))
     }
 }
 
@@ -258,5 +372,60 @@ mod tests {
             Err(tonic::Code::ResourceExhausted)
         );
         assert!(Tokens::default().check(p, None).is_ok());
+    }
+
+    #[test]
+    fn budgets_charge_work_not_calls() {
+        let t = Tokens::new(&[TokenConfig {
+            name: "platform".into(),
+            sha256: hash_token("p"),
+            scopes: vec![Scope::Match],
+            rate_per_sec: Some(0.001),
+            burst: Some(10),
+        }]);
+        let m = "/redline.v1.Matching/MatchStream";
+        let admit = || t.admit(m, Some(b"Bearer p")).map(|(_, b)| b);
+        // A stream: the call paid 1, its first query is that unit, 9 more fit in the burst.
+        let stream = admit().unwrap();
+        for _ in 0..10 {
+            stream.charge(1).unwrap();
+        }
+        let refused = stream.charge(1).unwrap_err();
+        assert_eq!((refused.token.as_str(), refused.units), ("platform", 1));
+        assert!(admit().is_err(), "the bucket is empty for new calls too");
+
+        // A large request is admitted with one unit left and leaves the bucket in debt.
+        let t = Tokens::new(&[TokenConfig {
+            burst: Some(2),
+            ..t_config()
+        }]);
+        let (_, one) = t.admit(m, Some(b"Bearer p")).unwrap();
+        one.charge(units(1024, true, true)).unwrap();
+        assert!(t.admit(m, Some(b"Bearer p")).is_err());
+
+        // Without a rate, nothing is charged.
+        let free = Budget::unlimited();
+        for _ in 0..100 {
+            free.charge(1024).unwrap();
+        }
+    }
+
+    fn t_config() -> TokenConfig {
+        TokenConfig {
+            name: "platform".into(),
+            sha256: hash_token("p"),
+            scopes: vec![Scope::Match],
+            rate_per_sec: Some(0.001),
+            burst: None,
+        }
+    }
+
+    #[test]
+    fn units_of_a_request() {
+        assert_eq!(units(0, false, false), 1);
+        assert_eq!(units(1, false, true), 1);
+        assert_eq!(units(1024, false, false), 1024);
+        assert_eq!(units(0, true, false), IMAGE_UNITS);
+        assert_eq!(units(2, true, true), 2 + IMAGE_UNITS + DIHEDRAL_UNITS);
     }
 }

@@ -9,6 +9,11 @@ use crate::node::{
 use redline_proto::pb;
 use redline_proto::signal::SignalType;
 
+/// Longest `Signal` message a request may carry, bytes on the wire. The longest valid one is
+/// 89 (the 15-character `blockhash-16x16`, 64 hex digits, a quality); the rest leaves room for
+/// an invalid one to reach [`parse_signals`], whose error says what is wrong with it.
+pub const MAX_SIGNAL_BYTES: usize = 256;
+
 /// Parses request signals; an error names the position and what is wrong.
 pub fn parse_signals(signals: Vec<pb::Signal>) -> Result<Vec<SentSignal>, NodeError> {
     signals

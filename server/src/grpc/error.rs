@@ -38,3 +38,22 @@ impl From<NodeError> for Status {
         }
     }
 }
+
+impl From<super::wire::WireError> for Status {
+    fn from(e: super::wire::WireError) -> Self {
+        use super::wire::WireError::*;
+        match &e {
+            // gRPC's code for a message over the receiver's size limit.
+            TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+            TooMany { .. } | TooLong { .. } | Malformed { .. } | Compressed { .. } => {
+                Status::invalid_argument(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<super::auth::OverRate> for Status {
+    fn from(e: super::auth::OverRate) -> Self {
+        Status::resource_exhausted(e.to_string())
+    }
+}

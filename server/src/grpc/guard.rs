@@ -1,28 +1,74 @@
 //! The one layer in front of every gRPC service, keyed by the request's path: it checks the
-//! bearer token and its scope ([`auth`](super::auth)), applies the token's rate limit, times
-//! the call for metrics (until its response body ends, so streams count their whole life),
-//! and ends `WatchCheckpoints` streams when the node shuts down: they never end on their own,
-//! and graceful shutdown waits for every open call.
+//! bearer token and its scope ([`auth`](super::auth)), charges the call to the token's rate
+//! (handing the rest of the token's [`Budget`] to the handlers that charge per query), times
+//! the call for metrics under a bounded label ([`methods`](super::methods)), until its
+//! response body ends, so streams count their whole life, and bounds how long a stream lives.
+//!
+//! Streams: nothing else ends a MatchStream, a health `Watch` or a reflection stream (tonic's
+//! request timeout only covers the wait for the response headers), so each streaming call
+//! gets an idle limit (`[limits] stream_idle_ms`: no message either way for that long) and a
+//! maximum lifetime (`stream_max_ms`), after which it ends with DEADLINE_EXCEEDED and the
+//! client opens a new one. Health and reflection stay open to callers without a token,
+//! because the tools that call them (load balancers' and gRPC clients' health checking,
+//! grpcurl) carry none and what they tell is public (serving status, service names, the
+//! protocol's descriptors); their streams get a short lifetime instead
+//! (`open_stream_max_ms`), so an anonymous caller holds nothing for long. `WatchCheckpoints`
+//! is the exception: it is the push path of federation, quiet for as long as no origin
+//! grows, opened only with a `federate` token, and the follower's whole session hangs on it;
+//! it is ended when the node shuts down (graceful shutdown waits for every open call), and
+//! otherwise bounded by the connection's maximum age ([`crate::net`]).
 //!
 //! Connections themselves (TLS, the opening deadline, caps) are bounded below it, in
 //! [`crate::net`].
 
-use super::auth::Tokens;
+use super::auth::{Budget, Tokens};
+use super::methods;
+use crate::config::Limits;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::Status;
 
 /// The endless stream ended at shutdown.
 const WATCH_PATH: &str = "/redline.v1.Federation/WatchCheckpoints";
+
+/// How long streaming calls may live; zero turns a bound off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// A stream that sent and received no message for this long is ended.
+    pub idle: Duration,
+    /// A stream of a service that needs a token is ended this long after it opened.
+    pub max: Duration,
+    /// A stream of a service anyone may call (health, reflection) is ended this long after
+    /// it opened.
+    pub open_max: Duration,
+}
+
+impl StreamLimits {
+    /// From `[limits]`.
+    pub fn of(limits: &Limits) -> Self {
+        Self {
+            idle: Duration::from_millis(limits.stream_idle_ms),
+            max: Duration::from_millis(limits.stream_max_ms),
+            open_max: Duration::from_millis(limits.open_stream_max_ms),
+        }
+    }
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self::of(&Limits::default())
+    }
+}
 
 /// Shared state of the layer.
 #[derive(Debug)]
@@ -36,11 +82,12 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct GuardLayer {
     shared: Arc<Shared>,
+    streams: StreamLimits,
 }
 
 impl GuardLayer {
     /// A guard checking `tokens`, recording into `metrics`, ending watch streams once
-    /// `stopping` turns true.
+    /// `stopping` turns true, and other streams by the default [`StreamLimits`].
     pub fn new(tokens: Tokens, metrics: Arc<Metrics>, stopping: watch::Receiver<bool>) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -48,7 +95,13 @@ impl GuardLayer {
                 metrics,
                 stopping,
             }),
+            streams: StreamLimits::default(),
         }
+    }
+
+    /// The same guard with `streams` as its stream limits.
+    pub fn with_streams(self, streams: StreamLimits) -> Self {
+        Self { streams, ..self }
     }
 }
 
@@ -58,6 +111,7 @@ impl<S> tower::Layer<S> for GuardLayer {
         GuardService {
             inner,
             shared: self.shared.clone(),
+            streams: self.streams,
         }
     }
 }
@@ -67,18 +121,7 @@ impl<S> tower::Layer<S> for GuardLayer {
 pub struct GuardService<S> {
     inner: S,
     shared: Arc<Shared>,
-}
-
-/// Metric label for a path: known services keep their method, anything else is `other`, so a
-/// client cannot create series at will.
-fn method_label(path: &str) -> String {
-    match super::auth::scope_for_path(path) {
-        Some(crate::config::Scope::Admin) if !path.starts_with("/redline.v1.Node/") => {
-            "other".to_owned()
-        }
-        _ if path.len() <= 96 => path.trim_start_matches('/').to_owned(),
-        _ => "other".to_owned(),
-    }
+    streams: StreamLimits,
 }
 
 /// Snake-case name of a gRPC status code (`grpc-status` value).
@@ -125,6 +168,63 @@ fn grpc_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
         .map(|v| tonic::Code::from_bytes(v.as_bytes()))
 }
 
+/// When a stream last carried a message: milliseconds after it opened.
+#[derive(Debug)]
+struct Activity {
+    opened: tokio::time::Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            opened: tokio::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn stamp(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+type Cut = Pin<Box<dyn Future<Output = Status> + Send>>;
+
+/// Resolves with the status to end a stream with once it has been idle for `idle` or lived
+/// for `max` (either zero: no such bound); never if both are zero.
+async fn bounded(activity: Arc<Activity>, idle: Duration, max: Duration) -> Status {
+    let lifetime = (!max.is_zero()).then(|| activity.opened + max);
+    loop {
+        let idle_at = (!idle.is_zero()).then(|| activity.last() + idle);
+        let wake = match (idle_at, lifetime) {
+            (Some(i), Some(l)) => i.min(l),
+            (Some(i), None) => i,
+            (None, Some(l)) => l,
+            (None, None) => return std::future::pending().await,
+        };
+        tokio::time::sleep_until(wake).await;
+        let now = tokio::time::Instant::now();
+        if lifetime.is_some_and(|l| now >= l) {
+            return Status::deadline_exceeded(format!(
+                "the stream reached its maximum lifetime of {} s ([limits] stream_max_ms, \
+                 open_stream_max_ms without a token); open a new one",
+                max.as_secs_f64()
+            ));
+        }
+        if !idle.is_zero() && now >= activity.last() + idle {
+            return Status::deadline_exceeded(format!(
+                "the stream carried no message for {} s ([limits] stream_idle_ms); open a new one",
+                idle.as_secs_f64()
+            ));
+        }
+    }
+}
+
 impl<S> tower::Service<http::Request<Body>> for GuardService<S>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
@@ -144,40 +244,63 @@ where
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let start = Instant::now();
         let shared = self.shared.clone();
-        let path = req.uri().path().to_owned();
-        let method = method_label(&path);
+        let path = req.uri().path();
+        let served = methods::lookup(path);
+        let method = served.map_or(methods::OTHER, |m| m.label.as_str());
+        let watch = path == WATCH_PATH;
+        let streaming = served.is_some_and(|m| m.streaming());
+        let open = super::auth::scope_for_path(path).is_none();
         let auth = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        match shared.tokens.check(&path, auth) {
-            Ok(caller) => {
+        match shared.tokens.admit(path, auth) {
+            Ok((caller, budget)) => {
                 req.extensions_mut().insert(caller);
+                req.extensions_mut().insert::<Budget>(budget);
             }
             Err((refusal, status)) => {
-                tracing::debug!(%path, reason = refusal.reason(), "call refused");
+                tracing::debug!(path = %path.chars().take(128).collect::<String>(), reason = refusal.reason(), "call refused");
                 shared.metrics.rejected("rpc", refusal.reason());
                 shared
                     .metrics
-                    .rpc(&method, code_name(status.code()), start.elapsed());
+                    .rpc(method, code_name(status.code()), start.elapsed());
                 return Box::pin(std::future::ready(Ok(status.into_http())));
             }
         }
+        let (cut, activity): (Option<Cut>, _) = if watch {
+            let mut stopping = shared.stopping.clone();
+            let cut = Box::pin(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+                Status::unavailable("node shutting down")
+            });
+            (Some(cut), None)
+        } else if streaming {
+            let activity = Activity::new();
+            let limits = self.streams;
+            let max = if open { limits.open_max } else { limits.max };
+            let stamped = activity.clone();
+            req = req.map(|inner| {
+                Body::new(Stamped {
+                    inner,
+                    activity: stamped,
+                })
+            });
+            let cut = Box::pin(bounded(activity.clone(), limits.idle, max));
+            (Some(cut), Some(activity))
+        } else {
+            (None, None)
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let resp = inner.call(req).await?;
             let (parts, body) = resp.into_parts();
-            let cut = (path == WATCH_PATH).then(|| {
-                let mut stopping = shared.stopping.clone();
-                Box::pin(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                }) as Pin<Box<dyn Future<Output = ()> + Send>>
-            });
             let body = Observed {
                 code: grpc_code(&parts.headers),
                 inner: body,
                 cut,
+                activity,
                 ended: false,
                 recorded: false,
                 start,
@@ -189,17 +312,51 @@ where
     }
 }
 
-/// A response body that records the call when it ends (or is dropped), and for watch streams
-/// ends it with UNAVAILABLE once the node stops.
+/// A request body that stamps its stream's [`Activity`] at every message the client sends.
+struct Stamped {
+    inner: Body,
+    activity: Arc<Activity>,
+}
+
+impl HttpBody for Stamped {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &frame {
+            if f.is_data() {
+                self.activity.stamp();
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that records the call when it ends (or is dropped), and ends a stream with
+/// the status its `cut` resolves to (shutdown, idle, lifetime).
 struct Observed {
     inner: Body,
     /// From the headers (a trailers-only error response), else from the trailers.
     code: Option<tonic::Code>,
-    cut: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    cut: Option<Cut>,
+    /// Stamped at every message sent, for the idle limit.
+    activity: Option<Arc<Activity>>,
     ended: bool,
     recorded: bool,
     start: Instant,
-    method: String,
+    method: &'static str,
     metrics: Arc<Metrics>,
 }
 
@@ -215,7 +372,7 @@ impl Observed {
             self.metrics.rejected("rpc", code_name(code));
         }
         self.metrics
-            .rpc(&self.method, code_name(code), self.start.elapsed());
+            .rpc(self.method, code_name(code), self.start.elapsed());
     }
 }
 
@@ -232,9 +389,8 @@ impl HttpBody for Observed {
             return Poll::Ready(None);
         }
         if let Some(cut) = &mut this.cut {
-            if cut.as_mut().poll(cx).is_ready() {
+            if let Poll::Ready(status) = cut.as_mut().poll(cx) {
                 this.ended = true;
-                let status = Status::unavailable("node shutting down");
                 let mut trailers = http::HeaderMap::new();
                 let _ = status.add_header(&mut trailers);
                 this.record(Some(status.code()));
@@ -246,6 +402,8 @@ impl HttpBody for Observed {
                 if let Some(trailers) = frame.trailers_ref() {
                     let code = grpc_code(trailers);
                     this.record(code);
+                } else if let Some(activity) = &this.activity {
+                    activity.stamp();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -283,16 +441,34 @@ impl Drop for Observed {
 mod tests {
     use super::*;
 
-    #[test]
-    fn labels_are_bounded() {
-        assert_eq!(
-            method_label("/redline.v1.Matching/Match"),
-            "redline.v1.Matching/Match"
-        );
-        assert_eq!(
-            method_label("/redline.v1.Node/Status"),
-            "redline.v1.Node/Status"
-        );
-        assert_eq!(method_label("/random/thing"), "other");
+    #[tokio::test(start_paused = true)]
+    async fn streams_end_when_idle_or_too_old() {
+        let s = Duration::from_secs;
+        // Idle: ends 60 s after the last message.
+        let a = Activity::new();
+        let cut = tokio::spawn(bounded(a.clone(), s(60), s(3600)));
+        tokio::time::sleep(s(50)).await;
+        a.stamp();
+        tokio::time::sleep(s(50)).await;
+        assert!(!cut.is_finished(), "a message 50 s in keeps it open");
+        tokio::time::sleep(s(11)).await;
+        let status = cut.await.unwrap();
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded);
+        assert!(status.message().contains("stream_idle_ms"), "{status:?}");
+        // Lifetime: ends at the maximum however busy.
+        let a = Activity::new();
+        let cut = tokio::spawn(bounded(a.clone(), s(60), s(100)));
+        for _ in 0..9 {
+            tokio::time::sleep(s(10)).await;
+            a.stamp();
+        }
+        tokio::time::sleep(s(11)).await;
+        let status = cut.await.unwrap();
+        assert!(status.message().contains("maximum lifetime"), "{status:?}");
+        // Both off: never.
+        let never = tokio::spawn(bounded(Activity::new(), s(0), s(0)));
+        tokio::time::sleep(s(100_000)).await;
+        assert!(!never.is_finished());
+        never.abort();
     }
 }

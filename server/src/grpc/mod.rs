@@ -8,8 +8,10 @@ pub mod error;
 pub mod federation;
 pub mod guard;
 pub mod matching;
+pub mod methods;
 pub mod node_status;
 pub mod submission;
+pub mod wire;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -95,11 +97,14 @@ where
 
 use tonic::Status;
 
-type SubmissionServer = pb::submission_server::SubmissionServer<submission::SubmissionService>;
+/// The generated Submission server behind a [`wire`] scan of its requests.
+type SubmissionServer =
+    wire::Scanned<pb::submission_server::SubmissionServer<submission::SubmissionService>>;
 type AuditServer = pb::audit_server::AuditServer<audit::AuditService>;
 /// The generated Federation server with a capped `Gossip` decoder in front.
 type FederationServer = federation::FederationRoutes;
-type MatchingServer = pb::matching_server::MatchingServer<matching::MatchingService>;
+/// The generated Matching server behind a [`wire`] scan of its requests.
+type MatchingServer = wire::Scanned<pb::matching_server::MatchingServer<matching::MatchingService>>;
 type NodeServer = pb::node_server::NodeServer<node_status::NodeService>;
 
 /// The router with every service, before the node behind them is open.
@@ -124,19 +129,25 @@ pub struct Services {
 
 impl Services {
     /// Opens every service on `node` and reports them SERVING.
+    ///
+    /// Each service decodes requests of at most what its own requests can be: Submission and
+    /// Matching what `max_batch`/`max_signals` signals, the label and text limits and one image
+    /// add up to (their [`wire`] shapes, which also count the repeated fields as the bytes
+    /// arrive, before anything is decoded), Audit and Node 64 KiB. `max_message_bytes` bounds
+    /// responses.
     pub async fn open(&self, node: &Arc<Node>) {
-        let max = node.config().limits.max_message_bytes;
-        let image_max = max.max(
-            node.own_log()
-                .max_image_bytes()
-                .max(node.matching().max_image_bytes())
-                + 64 * 1024,
-        );
-        self.submission.open(
-            SubmissionServer::new(submission::SubmissionService::new(node.clone()))
-                .max_decoding_message_size(image_max)
-                .max_encoding_message_size(max),
-        );
+        let config = node.config();
+        let max = config.limits.max_message_bytes;
+        let submit = submission::shapes(config.limits.max_batch, node.own_log().max_image_bytes());
+        let submit_max = wire::Scanned::<()>::max_message(&submit);
+        self.submission.open(wire::Scanned::new(
+            pb::submission_server::SubmissionServer::new(submission::SubmissionService::new(
+                node.clone(),
+            ))
+            .max_decoding_message_size(submit_max)
+            .max_encoding_message_size(max),
+            submit,
+        ));
         self.audit.open(
             AuditServer::new(audit::AuditService::new(node.clone()))
                 .max_decoding_message_size(64 * 1024)
@@ -147,11 +158,17 @@ impl Services {
             4 * 1024 * 1024,
             max.max(64 * 1024 * 1024),
         ));
-        self.matching.open(
-            MatchingServer::new(matching::MatchingService::new(node.clone()))
-                .max_decoding_message_size(image_max)
-                .max_encoding_message_size(max),
+        let shapes = matching::shapes(
+            config.matching.max_signals,
+            node.matching().max_image_bytes(),
         );
+        let match_max = wire::Scanned::<()>::max_message(&shapes);
+        self.matching.open(wire::Scanned::new(
+            pb::matching_server::MatchingServer::new(matching::MatchingService::new(node.clone()))
+                .max_decoding_message_size(match_max)
+                .max_encoding_message_size(max),
+            shapes,
+        ));
         self.status.open(
             NodeServer::new(node_status::NodeService::new(node.clone()))
                 .max_decoding_message_size(64 * 1024),
@@ -215,7 +232,8 @@ pub async fn router(
             .max_connection_age(Duration::from_millis(limits.max_connection_age_ms))
             .max_connection_age_grace(Duration::from_millis(limits.max_connection_age_grace_ms));
     }
-    let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping);
+    let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping)
+        .with_streams(guard::StreamLimits::of(&config.limits));
     let router = builder
         .timeout(config.request_timeout())
         .concurrency_limit_per_connection(256)

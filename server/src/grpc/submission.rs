@@ -1,12 +1,42 @@
 //! `redline.v1.Submission`: analysts add and retract hashes of the node's own origin. The
 //! handlers only convert; the node's own-log service does the rest.
 
+use super::auth::{units, Budget};
+use super::convert::MAX_SIGNAL_BYTES;
+use super::wire::{Field, Shape};
 use crate::node::{to_pb, Node, Upload};
+use redline_proto::entry::{MAX_LABELS, MAX_TEXT_BYTES};
 use redline_proto::pb::{
     submission_server::Submission, RetractRequest, RetractResponse, SubmitRequest, SubmitResponse,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+/// What `Submit` and `Retract` requests may be on the wire: at most `max_batch` signals
+/// (`[limits] max_batch`), the entry format's label and text limits, and an image of at most
+/// `max_image` bytes (`[hashing] max_image_bytes`). Checked as the bytes arrive, before they
+/// are decoded ([`wire`](super::wire)).
+pub fn shapes(max_batch: usize, max_image: usize) -> Vec<(&'static str, Shape)> {
+    vec![
+        (
+            "/redline.v1.Submission/Submit",
+            Shape::new(
+                "Submit",
+                vec![
+                    Field::repeated(1, "signals", max_batch, MAX_SIGNAL_BYTES),
+                    Field::repeated(2, "labels", MAX_LABELS, MAX_TEXT_BYTES),
+                    Field::single(3, "legal_basis", MAX_TEXT_BYTES),
+                    Field::single(4, "case_ref", MAX_TEXT_BYTES),
+                    Field::single(5, "image", max_image),
+                ],
+            ),
+        ),
+        (
+            "/redline.v1.Submission/Retract",
+            Shape::new("Retract", vec![Field::single(2, "reason", MAX_TEXT_BYTES)]),
+        ),
+    ]
+}
 
 /// Handlers; thin: convert, call the node, convert back.
 #[derive(Debug, Clone)]
@@ -27,7 +57,14 @@ impl Submission for SubmissionService {
         &self,
         req: Request<SubmitRequest>,
     ) -> Result<Response<SubmitResponse>, Status> {
-        let upload = Upload::try_from(req.into_inner())?;
+        let budget = req
+            .extensions()
+            .get::<Budget>()
+            .cloned()
+            .unwrap_or_default();
+        let req = req.into_inner();
+        budget.charge(units(req.signals.len(), !req.image.is_empty(), false))?;
+        let upload = Upload::try_from(req)?;
         let receipt = self.node.own_log().upload(upload).await?;
         Ok(Response::new(receipt.into()))
     }
