@@ -134,6 +134,7 @@ pub async fn launch(
 
     // Connections are accepted, capped, handshaken (TLS) and bounded in time by `net`, then
     // served by tonic.
+    net::check_open_file_limit(&config.limits);
     let connections = net::connections(&config.limits);
     let (router, services) = grpc::router(
         &config,

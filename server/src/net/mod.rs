@@ -35,10 +35,51 @@ pub fn connections(limits: &Limits) -> Arc<Connections> {
     Connections::new(limits.max_connections, limits.max_connections_per_address)
 }
 
+/// Warns when `max_connections` cannot be reached: past the process's open-file limit (less
+/// what the store and the runtime hold) accepts fail with `EMFILE` instead, which the accept
+/// loop survives ([`accept`]) but which refuses callers without a count or a reason. Linux
+/// only (`/proc/self/limits`); elsewhere nothing is checked.
+pub fn check_open_file_limit(limits: &Limits) {
+    const RESERVE: u64 = 64;
+    let Some(soft) = open_file_limit() else {
+        return;
+    };
+    if (limits.max_connections as u64).saturating_add(RESERVE) > soft {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_file_limit = soft,
+            "[limits] max_connections is above what the open-file limit allows (less {RESERVE} \
+             for the store and the runtime): raise the limit (systemd LimitNOFILE, ulimit -n) \
+             or lower max_connections"
+        );
+    }
+}
+
+/// The soft `Max open files` of this process, from `/proc/self/limits`.
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The per-connection timing of `limits`.
 pub fn timing(limits: &Limits) -> Timing {
     Timing {
         handshake: Duration::from_millis(limits.handshake_timeout_ms),
         idle: Duration::from_millis(limits.idle_timeout_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_open_file_limit_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(super::open_file_limit().is_some_and(|n| n > 0));
+        }
     }
 }
