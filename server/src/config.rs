@@ -276,7 +276,10 @@ impl Default for Limits {
 pub struct SyncConfig {
     /// Periodic pull interval, milliseconds (push is the fast path).
     pub poll_interval_ms: u64,
-    /// First retry delay for an unreachable peer, milliseconds; doubles up to the max.
+    /// Shortest retry delay for an unreachable peer, milliseconds. Each retry waits a random
+    /// time between this and three times the previous wait (decorrelated jitter, so followers
+    /// that lost a peer together do not come back together), up to `backoff_max_ms`; a session
+    /// that completed an exchange starts over from here.
     pub backoff_initial_ms: u64,
     /// Longest retry delay, milliseconds.
     pub backoff_max_ms: u64,
@@ -293,6 +296,18 @@ pub struct SyncConfig {
     /// memory. 512 MiB is ~3.5 million typical entries; raise it to catch up with a larger
     /// gap in one step.
     pub max_fetch_bytes: u64,
+    /// Report not ready (`/readyz` 503, gRPC health NOT_SERVING for `""` and
+    /// `redline.v1.Matching`) after start until the node has caught up with every origin it
+    /// replicates from at least one peer (`node::Readiness` says exactly when), so a new or
+    /// autoscaled follower gets no Match traffic while it holds nothing. A node without peers
+    /// is ready at once. Turn off on nodes whose own readiness gates how their peers reach
+    /// them (two hotlines each waiting for the other behind a readiness-gated load balancer).
+    pub ready_after_first_sync: bool,
+    /// With `ready_after_first_sync`: become ready anyway after this long, milliseconds,
+    /// logging a warning that names the origins not caught up with; 0 = wait as long as it
+    /// takes (a follower that cannot reach its peers stays out of rotation rather than
+    /// answering "no match").
+    pub ready_timeout_ms: u64,
 }
 
 impl Default for SyncConfig {
@@ -304,6 +319,8 @@ impl Default for SyncConfig {
             fetch_batch: 10_000,
             fetch_timeout_ms: 120_000,
             max_fetch_bytes: 512 * 1024 * 1024,
+            ready_after_first_sync: true,
+            ready_timeout_ms: 0,
         }
     }
 }
@@ -606,13 +623,6 @@ impl Config {
                 }
             }
         }
-        if self.limits.max_connections == 0 || self.limits.max_connections_per_address == 0 {
-            return Err(ConfigError::Parse {
-                path: PathBuf::from("[limits]"),
-                message: "max_connections and max_connections_per_address must be at least 1"
-                    .into(),
-            });
-        }
         let g = &self.gossip;
         let rate = |r: f64| r.is_finite() && r >= 0.0;
         if !rate(g.signature_checks_per_sec)
@@ -623,6 +633,13 @@ impl Config {
             return Err(ConfigError::Parse {
                 path: PathBuf::from("[gossip]"),
                 message: "rates must be finite and not negative, bursts at least 1".into(),
+            });
+        }
+        if self.limits.max_connections == 0 || self.limits.max_connections_per_address == 0 {
+            return Err(ConfigError::Parse {
+                path: PathBuf::from("[limits]"),
+                message: "max_connections and max_connections_per_address must be at least 1"
+                    .into(),
             });
         }
         for name in self.matching.max_distance.keys() {

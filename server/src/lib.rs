@@ -187,9 +187,19 @@ pub async fn launch(
     };
     let _ = gauges.set(node.clone());
     let mut sync_tasks = Vec::new();
+    let mut readiness_task = None;
     if !*stopping.borrow() {
         services.open(&node).await;
-        metrics.set_ready(true);
+        if node.peers().readiness().is_ready() {
+            metrics.set_ready(true);
+        } else {
+            services.set_caught_up(false).await;
+            readiness_task = Some(tokio::spawn(await_caught_up(
+                node.clone(),
+                services.clone(),
+                metrics.clone(),
+            )));
+        }
         tracing::info!(
             %addr,
             origin = node.origin(),
@@ -206,6 +216,11 @@ pub async fn launch(
         r = &mut server => Some(r),
         _ = stopped() => None,
     };
+    if let Some(t) = readiness_task {
+        // Before NOT_SERVING below, so it cannot report SERVING after it.
+        t.abort();
+        let _ = t.await;
+    }
     services.set_serving(false).await;
     metrics.set_ready(false);
     for t in sync_tasks {
@@ -236,4 +251,37 @@ pub async fn launch(
     served.map_err(|e| format!("server task: {e}"))??;
     tracing::info!("redline node stopped; store flushed");
     Ok(())
+}
+
+/// Turns `/readyz` and health SERVING once the node has caught up with its peers
+/// (`node::Readiness`), or after `[sync] ready_timeout_ms` (when set) with a warning.
+async fn await_caught_up(
+    node: Arc<Node>,
+    services: grpc::Services,
+    metrics: Arc<metrics::Metrics>,
+) {
+    let readiness = node.peers().readiness();
+    let timeout_ms = node.config().sync.ready_timeout_ms;
+    tracing::info!(
+        waiting_for = ?readiness.waiting(),
+        "not ready until caught up with the peers ([sync] ready_after_first_sync)"
+    );
+    let timed_out = if timeout_ms == 0 {
+        readiness.wait().await;
+        false
+    } else {
+        tokio::time::timeout(Duration::from_millis(timeout_ms), readiness.wait())
+            .await
+            .is_err()
+    };
+    if timed_out {
+        tracing::warn!(
+            timeout_ms,
+            not_caught_up = ?readiness.give_up(),
+            "ready without having caught up with these origins ([sync] ready_timeout_ms): \
+             Match will not find what the node has not replicated yet"
+        );
+    }
+    services.set_caught_up(true).await;
+    metrics.set_ready(true);
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct Metrics {
     registry: Registry,
     started: Instant,
-    /// 1 once the catalog is loaded and the services serve.
+    /// 1 once the catalog is loaded, the services serve and the node has caught up with its
+    /// peers after start (`node::Readiness`); what `/readyz` answers.
     ready: IntGauge,
     /// Committed tree size per origin.
     tree_size: IntGaugeVec,
@@ -51,7 +52,7 @@ impl Metrics {
         let registry = Registry::new();
         let ready = IntGauge::new(
             "redline_ready",
-            "1 once the node has loaded its catalog and serves every service",
+            "1 once the node has loaded its catalog, serves every service and has caught up with its peers after start ([sync] ready_after_first_sync)",
         )
         .expect("valid metric");
         let tree_size = IntGaugeVec::new(
@@ -249,8 +250,10 @@ pub struct MetricsSource {
 ///
 /// The probes are plain HTTP on this port because orchestrators' built-in probes (kubelet's
 /// `grpc:` probe) cannot speak TLS, and the gRPC port serves nothing else once `[tls]` is set.
-/// `/livez` answers 200 while the process runs; `/readyz` 200 once the node serves (the same
-/// moment grpc.health.v1 turns SERVING), 503 while it loads its store and index or shuts down.
+/// `/livez` answers 200 while the process runs; `/readyz` 200 once the node serves and has
+/// caught up with its peers after start (the same moment grpc.health.v1 turns `""` and
+/// Matching SERVING), 503 while it loads its store and index, while it catches up
+/// (`[sync] ready_after_first_sync`), and when it shuts down.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     source: MetricsSource,

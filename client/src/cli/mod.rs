@@ -6,6 +6,7 @@
 mod audit;
 mod hashes;
 mod lists;
+mod trail;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -91,6 +92,7 @@ enum Command {
     Audit(audit::AuditArgs),
     Export(lists::ExportArgs),
     Import(lists::ImportArgs),
+    Trail(trail::TrailArgs),
 }
 
 /// Withdraw an earlier hash of this hotline's own list (a false positive).
@@ -224,6 +226,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Command::Audit(a) => audit::audit(a, &global, &mut out).await?,
         Command::Export(a) => lists::export(a, &global, &mut out).await?,
         Command::Import(a) => lists::import(a, &global, &mut out).await?,
+        Command::Trail(a) => trail::trail(a, &global, &mut out).await?,
     };
     // A command that reports its own failure (an audit that found a problem) still writes
     // its report; only an error leaves --output untouched.

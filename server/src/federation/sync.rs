@@ -1,10 +1,14 @@
 //! One sync task per configured peer. It subscribes to the peer's pushed checkpoints first (so
 //! nothing signed between the pull and the subscription is missed), then pulls every
 //! checkpoint and exchanges gossip; after that it reacts to each push within the round trip, and
-//! pulls + gossips again every `poll_interval_ms` as the fallback. Connection failures back off
-//! exponentially up to `backoff_max_ms`. Sync is incremental by tree size and resumes from the
-//! committed size after a restart or a cut connection: nothing is committed until it verifies.
+//! pulls + gossips again every `poll_interval_ms` as the fallback. A session that ends is retried
+//! after a jittered delay ([`Backoff`]) that grows up to `backoff_max_ms` while sessions fail
+//! before completing an exchange, and starts over after one that completed it. Sync is
+//! incremental by tree size and resumes from the committed size after a restart or a cut
+//! connection: nothing is committed until it verifies. Each completed exchange is reported to
+//! the node's [`Readiness`](crate::node::Readiness).
 
+use crate::federation::backoff::Backoff;
 use crate::federation::client::{Peer, PeerError};
 use crate::federation::peers::{OfferChannel, Offers};
 use crate::federation::replicate::{consider, evidence, replicate, ReplicationError};
@@ -13,6 +17,7 @@ use redline_proto::pb::{
     federation_client::FederationClient, Checkpoint, GetCheckpointsRequest, GossipRequest,
     WatchCheckpointsRequest,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -70,25 +75,27 @@ async fn run_peer(
     url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let sync = node.config().sync.clone();
-    let mut backoff = Duration::from_millis(sync.backoff_initial_ms);
+    let sync = &node.config().sync;
+    let mut backoff = Backoff::new(sync.backoff_initial_ms, sync.backoff_max_ms);
     loop {
+        let mut exchanged = false;
         let result = tokio::select! {
-            r = session(&node, &offers, &url) => r,
+            r = session(&node, &offers, &url, &mut exchanged) => r,
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
-        match result {
-            Ok(()) => backoff = Duration::from_millis(sync.backoff_initial_ms),
-            Err(e) => {
-                tracing::debug!(peer = %url, error = %e, retry_in_ms = backoff.as_millis() as u64, "peer session ended");
-                node.peers().failed(&url, &e.to_string());
-            }
+        if exchanged {
+            // A good session: the link worked, so whatever ended it, retry soon.
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        if let Err(e) = result {
+            tracing::debug!(peer = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "peer session ended");
+            node.peers().failed(&url, &e.to_string());
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {},
+            _ = tokio::time::sleep(delay) => {},
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        backoff = (backoff * 2).min(Duration::from_millis(sync.backoff_max_ms));
     }
 }
 
@@ -100,8 +107,14 @@ async fn connect(node: &Node, url: &str) -> Result<Peer, PeerError> {
     crate::federation::client::connect(&peer).await
 }
 
-/// One connection's life: watch, pull, gossip, then follow pushes.
-async fn session(node: &Arc<Node>, offers: &Offers, url: &str) -> Result<(), SyncError> {
+/// One connection's life: watch, pull, gossip, then follow pushes. Sets `exchanged` once the
+/// first exchange completed (the session was good, whatever ends it).
+async fn session(
+    node: &Arc<Node>,
+    offers: &Offers,
+    url: &str,
+    exchanged: &mut bool,
+) -> Result<(), SyncError> {
     let mut peer = connect(node, url).await?;
     let mut pushes = peer
         .federation
@@ -110,6 +123,7 @@ async fn session(node: &Arc<Node>, offers: &Offers, url: &str) -> Result<(), Syn
         .map_err(SyncError::Watch)?
         .into_inner();
     pull_and_gossip(node, offers, &mut peer, url).await?;
+    *exchanged = true;
     let mut tick = tokio::time::interval(Duration::from_millis(
         node.config().sync.poll_interval_ms.max(100),
     ));
@@ -142,16 +156,26 @@ async fn pull_and_gossip(
         .await
         .map_err(SyncError::GetCheckpoints)?;
     skipped(url, "GetCheckpoints", offered.skipped);
+    // Origin -> largest validly signed size this peer offered in this exchange.
+    let mut verified = BTreeMap::new();
+    let mut note = |offer: Option<(String, u64)>| {
+        if let Some((origin, size)) = offer {
+            let at = verified.entry(origin).or_insert(size);
+            *at = (*at).max(size);
+        }
+    };
     for cp in &offered.checkpoints {
-        handle(
-            node,
-            offers,
-            &mut peer.federation,
-            cp,
-            url,
-            OfferChannel::Pull,
-        )
-        .await?;
+        note(
+            handle(
+                node,
+                offers,
+                &mut peer.federation,
+                cp,
+                url,
+                OfferChannel::Pull,
+            )
+            .await?,
+        );
     }
     let mut req = tonic::Request::new(GossipRequest {
         from: node.origin().to_owned(),
@@ -161,17 +185,25 @@ async fn pull_and_gossip(
     let answer = peer.gossip(req).await.map_err(SyncError::Gossip)?;
     skipped(url, "Gossip", answer.skipped);
     for cp in &answer.checkpoints {
-        handle(
-            node,
-            offers,
-            &mut peer.federation,
-            cp,
-            url,
-            OfferChannel::Pull,
-        )
-        .await?;
+        note(
+            handle(
+                node,
+                offers,
+                &mut peer.federation,
+                cp,
+                url,
+                OfferChannel::Pull,
+            )
+            .await?,
+        );
     }
     node.peers().ok(url, now_ms());
+    node.peers().readiness().exchange_completed(
+        url,
+        &verified,
+        |origin| node.log(origin).map_or(0, |l| l.state().size()),
+        |origin| node.is_frozen(origin),
+    );
     Ok(())
 }
 
@@ -191,7 +223,8 @@ fn skipped(url: &str, call: &str, n: u64) {
 /// supply the same checkpoint. A validly signed checkpoint older than one the same peer
 /// offered before on the same channel is a replay (an honest peer's logs only grow): it is
 /// kept as evidence with both notes, and changes nothing else. Sizes compared are the signed
-/// ones; the unsigned `tree_size` beside the note is never looked at.
+/// ones; the unsigned `tree_size` beside the note is never looked at. Returns the origin and
+/// signed size of the offer when its signature verified.
 async fn handle(
     node: &Arc<Node>,
     offers: &Offers,
@@ -199,8 +232,13 @@ async fn handle(
     cp: &Checkpoint,
     url: &str,
     channel: OfferChannel,
-) -> Result<(), SyncError> {
+) -> Result<Option<(String, u64)>, SyncError> {
     let verdict = consider(node, cp, url).await;
+    let offer = verdict
+        .as_ref()
+        .ok()
+        .and_then(|v| v.verified())
+        .map(|v| (v.origin.clone(), v.size));
     if let Some(v) = verdict.as_ref().ok().and_then(|v| v.verified()) {
         if let Some((before, note)) = offers.offered(url, &v.origin, channel, v.size, &v.note) {
             let detail = format!(
@@ -227,20 +265,20 @@ async fn handle(
         Ok(crate::federation::replicate::Verdict::Ahead(target)) => {
             let origin = target.origin.clone();
             match replicate(node, offers, client, target, url).await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(offer),
                 Err(e @ (ReplicationError::Peer(_) | ReplicationError::Deadline { .. })) => {
                     Err(SyncError::Fetch(e))
                 }
                 Err(e) => {
                     tracing::warn!(peer = %url, %origin, error = %e, "replication refused");
-                    Ok(())
+                    Ok(offer)
                 }
             }
         }
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(offer),
         Err(e) => {
             tracing::error!(peer = %url, error = %e, "considering a checkpoint failed");
-            Ok(())
+            Ok(offer)
         }
     }
 }

@@ -191,6 +191,18 @@ impl Services {
             self.health.set_service_status(name, status).await;
         }
     }
+
+    /// Reports the whole server (`""`) and Matching SERVING only once the node has caught up
+    /// with its peers after start (`node::Readiness`): until then a Match would miss what the
+    /// node has not replicated yet. The other services serve meanwhile (status for
+    /// operators, federation and audit of what is held, submissions to the own list).
+    pub async fn set_caught_up(&self, caught_up: bool) {
+        use tonic_health::ServingStatus::{NotServing, Serving};
+        let status = if caught_up { Serving } else { NotServing };
+        for name in ["", <MatchingServer as NamedService>::NAME] {
+            self.health.set_service_status(name, status).await;
+        }
+    }
 }
 
 /// Builds the router with every service behind the [`guard`] (tokens, scopes, rate limits,

@@ -1,9 +1,23 @@
-//! `redline.v1.Node`: the operator's view of a node.
+//! `redline.v1.Node`: the operator's view of a node (its status, and the operator audit trail),
+//! behind the `admin` scope. Every call here is itself recorded in the trail.
 
-use crate::node::Node;
-use redline_proto::pb::{node_server, StatusRequest, StatusResponse};
+use super::auth::Caller;
+use crate::node::{Actor, Node};
+use redline_proto::pb::{
+    node_server, ListOperatorEventsRequest, ListOperatorEventsResponse, StatusRequest,
+    StatusResponse,
+};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+/// Who made `req`: the token name the guard authenticated ([`Caller`], in the request's
+/// extensions) and the connection's peer address. For the operator trail.
+pub fn actor<T>(req: &Request<T>) -> Actor {
+    Actor {
+        token: req.extensions().get::<Caller>().and_then(|c| c.0.clone()),
+        remote: req.remote_addr().map(|a| a.to_string()),
+    }
+}
 
 /// Handlers.
 #[derive(Debug, Clone)]
@@ -22,8 +36,34 @@ impl NodeService {
 impl node_server::Node for NodeService {
     async fn status(
         &self,
-        _req: Request<StatusRequest>,
+        req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        Ok(Response::new(self.node.overview().await?.into()))
+        let overview = self.node.overview().await?;
+        self.node
+            .trail()
+            .called(&actor(&req), "redline.v1.Node/Status")
+            .await;
+        Ok(Response::new(overview.into()))
+    }
+
+    async fn list_operator_events(
+        &self,
+        req: Request<ListOperatorEventsRequest>,
+    ) -> Result<Response<ListOperatorEventsResponse>, Status> {
+        let who = actor(&req);
+        let req = req.into_inner();
+        let (events, next_after) = self
+            .node
+            .trail()
+            .page(req.after, req.limit as usize)
+            .await?;
+        self.node
+            .trail()
+            .called(&who, "redline.v1.Node/ListOperatorEvents")
+            .await;
+        Ok(Response::new(ListOperatorEventsResponse {
+            events,
+            next_after,
+        }))
     }
 }

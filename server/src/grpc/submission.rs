@@ -62,10 +62,15 @@ impl Submission for SubmissionService {
             .get::<Budget>()
             .cloned()
             .unwrap_or_default();
+        let actor = super::node_status::actor(&req);
         let req = req.into_inner();
         budget.charge(units(req.signals.len(), !req.image.is_empty(), false))?;
         let upload = Upload::try_from(req)?;
         let receipt = self.node.own_log().upload(upload).await?;
+        let trail = self.node.trail();
+        trail
+            .submitted(&actor, "redline.v1.Submission/Submit", &receipt)
+            .await;
         Ok(Response::new(receipt.into()))
     }
 
@@ -73,8 +78,14 @@ impl Submission for SubmissionService {
         &self,
         req: Request<RetractRequest>,
     ) -> Result<Response<RetractResponse>, Status> {
+        let actor = super::node_status::actor(&req);
         let req = req.into_inner();
         let (retract_index, cp) = self.node.own_log().retract(req.index, &req.reason).await?;
+        let call = "redline.v1.Submission/Retract";
+        let trail = self.node.trail();
+        trail
+            .retracted(&actor, call, req.index, retract_index, &cp)
+            .await;
         Ok(Response::new(RetractResponse {
             retract_index,
             checkpoint: Some(to_pb(self.node.origin(), &cp)),

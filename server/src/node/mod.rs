@@ -8,13 +8,17 @@
 //! - [`Matching`]: queries against the catalog: radius, PDQ's dihedral variants, threading.
 //! - [`Logs`]: every log the node holds, read-only: checkpoints, leaves and proofs for auditors
 //!   and peers, and the commits as they happen.
-//! - [`PeerStatus`]: what operators see of each peer (the federation loop reports into it).
+//! - [`PeerStatus`]: what operators see of each peer (the federation loop reports into it),
+//!   and whether the node has caught up with them since it started ([`Readiness`]).
+//! - [`OperatorTrail`]: who submitted, retracted or read the operator view (token names and
+//!   log indexes, never hashes).
 //!
 //! Nothing here knows about tonic; errors are [`NodeError`], mapped to a status in `grpc::error`.
 
 pub mod evidence;
 pub mod logs;
 pub mod matching;
+pub mod operator_trail;
 pub mod own_log;
 pub mod peers;
 pub mod replica;
@@ -22,8 +26,9 @@ pub mod replica;
 pub use evidence::{Evidence, Reason, Report};
 pub use logs::{CommitEvent, LeafChunks, LogHandle, Logs, OriginTrust};
 pub use matching::{Answer, Matching, Query, QueryHits};
+pub use operator_trail::{Actor, OperatorTrail};
 pub use own_log::{Listing, OwnLog, Receipt, Submitted, Upload};
-pub use peers::{PeerState, PeerStatus};
+pub use peers::{PeerState, PeerStatus, Readiness};
 pub use replica::{Applied, Committed, Judged, Replica};
 
 use crate::catalog::Catalog;
@@ -200,6 +205,7 @@ pub struct Node {
     matching: Matching,
     peers: PeerStatus,
     metrics: Arc<Metrics>,
+    trail: OperatorTrail,
 }
 
 impl std::fmt::Debug for Node {
@@ -220,18 +226,21 @@ impl Node {
     /// [`Node::open`], recording into `metrics` (created before the node, so the metrics
     /// endpoint and the gRPC guard can serve while it loads).
     pub async fn open_with_metrics(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| IdentityError::Io {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let (signer, created) = identity::load_or_create(&config.data_dir, &config.origin)?;
+        identity::prepare_data_dir(&config.data_dir)?;
+        let store = {
+            let dir = config.data_dir.join(identity::STORE_DIR);
+            blocking(move || Store::open(&dir)).await??
+        };
+        // The store first: a key may only be created when no log of this origin was signed.
+        let signed_log = store
+            .origins()?
+            .into_iter()
+            .find(|r| r.name == config.origin)
+            .map(|r| r.checkpoint.map_or(0, |c| c.size));
+        let (signer, created) = identity::open(&config.data_dir, &config.origin, signed_log)?;
         if created {
             tracing::info!(key = %signer.public().verifier_key(), "created a new identity");
         }
-        let store = {
-            let dir = config.data_dir.join("db");
-            blocking(move || Store::open(&dir)).await??
-        };
         let mut trust = BTreeMap::new();
         trust.insert(
             config.origin.clone(),
@@ -315,6 +324,8 @@ impl Node {
             hasher.clone(),
         )?;
         own.init().await?;
+        let readiness = Readiness::for_config(&config);
+        let trail_store = store.clone();
         let node = Arc::new(Self {
             replica: Replica::new(logs.clone(), store, catalog.clone(), evidence.clone()),
             matching: Matching::new(catalog, hasher, config.matching.clone(), metrics.clone()),
@@ -323,7 +334,8 @@ impl Node {
             logs,
             own,
             evidence,
-            peers: PeerStatus::default(),
+            peers: PeerStatus::new(readiness),
+            trail: OperatorTrail::new(trail_store),
             metrics,
         });
         Ok(node)
@@ -357,6 +369,11 @@ impl Node {
     /// Peer sync status and untrusted offers.
     pub fn peers(&self) -> &PeerStatus {
         &self.peers
+    }
+
+    /// The operator audit trail.
+    pub fn trail(&self) -> &OperatorTrail {
+        &self.trail
     }
 
     /// The node's Prometheus series.

@@ -17,10 +17,14 @@
 //! Evidence of misbehaving peers lives in its own tree ([`evidence`]): never part of a log
 //! commit, it must survive even when the commit it explains was refused, and it is bounded in
 //! bytes.
+//!
+//! The operator trail (who submitted and retracted what) is one more append-only tree
+//! ([`trail`]), beside the log and never part of its commits.
 
 mod bundle;
 mod evidence;
 pub mod keys;
+mod trail;
 
 pub use evidence::{EvidenceAdded, EvidenceEntry, EvidenceTotals, StoredEvidence};
 
@@ -141,6 +145,8 @@ pub struct Store {
     db: sled::Db,
     log: sled::Tree,
     evidence: evidence::EvidenceTree,
+    /// The operator trail ([`trail`]).
+    trail: sled::Tree,
 }
 
 impl Store {
@@ -152,6 +158,7 @@ impl Store {
             .open()?;
         let log = db.open_tree("log")?;
         let evidence = evidence::EvidenceTree::open(&db)?;
+        let trail = db.open_tree(trail::TREE)?;
         match log.get(Key::format())? {
             None => {
                 log.insert(Key::format(), &FORMAT_VERSION.to_be_bytes())?;
@@ -171,7 +178,12 @@ impl Store {
                 }
             }
         }
-        Ok(Self { db, log, evidence })
+        Ok(Self {
+            db,
+            log,
+            evidence,
+            trail,
+        })
     }
 
     /// Every registered origin with its latest checkpoint.
