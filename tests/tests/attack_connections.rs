@@ -513,7 +513,9 @@ async fn tls_connections_are_reclaimed_capped_and_renewed() {
 /// Bounds: the call-less connection survives the handshake deadline (its opening was read)
 /// and is closed within `idle_timeout_ms` (+ [`MARGIN`]); the stream is not cut as idle (a
 /// call is in flight) and ends within `max_connection_age_ms` + grace (+ [`MARGIN`]). Match
-/// samples on one connection meanwhile cross its maximum age: the GOAWAY is graceful.
+/// samples run on a new connection per call: a tonic client whose connection reaches the
+/// maximum age can lose a call racing the GOAWAY ("transport error", in 2 of 13 runs of a
+/// sampler kept on one connection), as tonic, unlike grpc-go, does not retry it by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_old_connections_are_closed() {
     const IDLE_MS: u64 = 3000;
@@ -530,7 +532,7 @@ async fn idle_and_old_connections_are_closed() {
     let addr = node.addr;
     let target = node.target.clone();
 
-    let p = phase(&node, &pdq, false, async {
+    let p = phase(&node, &pdq, true, async {
         let idle = async {
             let started = Instant::now();
             let mut s = tls.connect(addr, LOCAL).await.expect("TLS");
