@@ -10,6 +10,7 @@ pub mod adversary;
 pub mod crash;
 pub mod fuzz;
 pub mod liar;
+pub mod propagation;
 pub mod relay;
 
 use redline_proto::checkpoint::OriginKey;
