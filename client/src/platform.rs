@@ -35,6 +35,33 @@ pub fn signal(signal_type: &str, hex: &str) -> Result<Signal, ClientError> {
     })
 }
 
+/// Whether a call failed because its connection went away under it (a GOAWAY, a reset, a
+/// closed socket), not because the node answered with an error: such a call is safe to send
+/// again when it changes nothing. A node that answers `UNAVAILABLE` itself (still loading,
+/// shutting down) says so in the message, and that is retried the same way.
+fn is_connection_closing(s: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    match s.code() {
+        tonic::Code::Unavailable => true,
+        // hyper cancels a request it had queued on a connection that began to close before
+        // the request went out ("operation was canceled"): the node never saw it.
+        tonic::Code::Cancelled => true,
+        // tonic reports hyper's "connection closed before message completed" as UNKNOWN with
+        // the transport error as its source.
+        tonic::Code::Unknown => {
+            let mut source = s.source();
+            while let Some(e) = source {
+                if e.is::<tonic::transport::Error>() {
+                    return true;
+                }
+                source = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Client of a node's `Matching` service.
 #[derive(Debug, Clone)]
 pub struct PlatformClient {
@@ -122,7 +149,23 @@ impl PlatformClient {
                 "nothing to match: give at least one hash or an image".into(),
             ));
         }
-        Ok(self.matching.r#match(req).await?.into_inner())
+        // A Match only reads, so it is sent again once when the connection it went out on was
+        // closing under it: a node ends every connection at `[limits] max_connection_age_ms`
+        // with a GOAWAY, and a call racing that GOAWAY fails with a transport error that tonic
+        // (unlike grpc-go) does not retry itself. Each attempt sends a copy, so one can be sent again.
+        // Until the channel has reconnected, a resend can meet the same closing connection, so
+        // each waits a little longer (a few attempts, well under a second in all).
+        let mut waits = [20u64, 100, 400].into_iter();
+        loop {
+            match self.matching.r#match(req.clone()).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if is_connection_closing(&s) => match waits.next() {
+                    Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                    None => return Err(s.into()),
+                },
+                Err(s) => return Err(s.into()),
+            }
+        }
     }
 
     /// Opens a stream: one response per request, in order, for as long as `requests` yields.
