@@ -50,9 +50,16 @@ use std::sync::{Arc, Weak};
 /// Bits of an entry id holding the log index; the origin id sits above them.
 const INDEX_BITS: u32 = 40;
 
-/// Most entries (activations plus deactivations) applied in one write-lock hold. At ~0.1-0.5 us
+/// Most entries (activations or deactivations) applied in one write-lock hold. At ~0.1-0.5 us
 /// an entry in a release build that is 1-5 ms a hold, after which waiting Match queries run.
 pub const SLICE: usize = 8192;
+
+/// A hold also ends once it has lasted this long (checked every [`CHUNK`] entries), whatever
+/// the build: an unoptimised debug build takes ~10 us an entry, 80 ms for a full slice.
+pub const HOLD_BUDGET: std::time::Duration = std::time::Duration::from_millis(4);
+
+/// Entries applied between checks of [`HOLD_BUDGET`].
+const CHUNK: usize = 256;
 
 /// Runs of at least this many bit hashes of one type in one batch are staged and their segments
 /// built off the lock. Smaller ones go to the index's insert buffer, sealed inline at 2,048.
@@ -150,6 +157,80 @@ struct Inner {
 /// 262k-slot one ~150-230 ms (this was 2^18 before), a million slots about a second.
 const BACKGROUND_MERGE_SLOTS: usize = 1 << 14;
 
+/// A write hold longer than this is logged (`warn`): it is a stall of every Match query.
+const SLOW_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A write hold of the catalog lock that logs itself if it lasts longer than [`SLOW_HOLD`],
+/// naming what held it.
+struct Hold<'a> {
+    guard: RwLockWriteGuard<'a, Inner>,
+    what: &'static str,
+    since: std::time::Instant,
+    /// Entries applied in this hold.
+    entries: usize,
+}
+
+impl<'a> Hold<'a> {
+    fn new(lock: &'a RwLock<Inner>, what: &'static str) -> Self {
+        let guard = lock.write();
+        Hold {
+            guard,
+            what,
+            since: std::time::Instant::now(),
+            entries: 0,
+        }
+    }
+
+    /// Before applying `n` more entries: ends the hold first (see [`Hold::bump`]) if it
+    /// already applied some and adding `n` would pass `max` entries, or it has lasted
+    /// [`HOLD_BUDGET`].
+    fn pace(&mut self, n: usize, max: usize) {
+        if self.entries > 0 && (self.entries + n > max || self.since.elapsed() >= HOLD_BUDGET) {
+            self.bump();
+        }
+        self.entries += n;
+    }
+
+    /// Lets waiting readers in (the lock is fair) and takes the lock back: one hold ends, the
+    /// next begins.
+    fn bump(&mut self) {
+        self.report();
+        RwLockWriteGuard::bump(&mut self.guard);
+        self.since = std::time::Instant::now();
+        self.entries = 0;
+    }
+
+    fn report(&self) {
+        let held = self.since.elapsed();
+        if held > SLOW_HOLD {
+            tracing::warn!(
+                what = self.what,
+                held_ms = held.as_millis() as u64,
+                "catalog write lock held long: Match queries waited"
+            );
+        }
+    }
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        self.report();
+    }
+}
+
+impl std::ops::Deref for Hold<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Hold<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
 /// The catalog (thread-safe).
 #[derive(Debug)]
 pub struct Catalog {
@@ -231,12 +312,10 @@ impl Catalog {
                     (signal_type, handle, build)
                 })
                 .collect();
-            let mut inner = self.inner.write();
-            for (i, slice) in activate.chunks(self.slice).enumerate() {
-                if i > 0 {
-                    RwLockWriteGuard::bump(&mut inner);
-                }
-                inner.activate(origin, slice, |t| staged.iter().any(|&(s, _)| s == t));
+            let mut inner = Hold::new(&self.inner, "activate slice");
+            for chunk in activate.chunks(CHUNK.min(self.slice)) {
+                inner.pace(chunk.len(), self.slice);
+                inner.activate(origin, chunk, |t| staged.iter().any(|&(s, _)| s == t));
             }
             drop(inner);
             building
@@ -252,16 +331,19 @@ impl Catalog {
         });
         let mut jobs = Vec::new();
         {
-            let mut inner = self.inner.write();
+            let mut inner = Hold::new(&self.inner, "commit staged runs");
             for (signal_type, run) in runs {
                 inner.commit_run(origin, signal_type, run, activate);
             }
             jobs.extend(inner.take_merge_jobs());
         }
         let mut compact = Vec::new();
-        for slice in deactivate.chunks(self.slice) {
-            let mut inner = self.inner.write();
-            inner.deactivate(origin, slice);
+        if !deactivate.is_empty() {
+            let mut inner = Hold::new(&self.inner, "deactivate slice");
+            for chunk in deactivate.chunks(CHUNK.min(self.slice)) {
+                inner.pace(chunk.len(), self.slice);
+                inner.deactivate(origin, chunk);
+            }
             jobs.extend(inner.take_merge_jobs());
             compact = inner.compactions_wanted();
         }
@@ -288,7 +370,7 @@ impl Catalog {
                 *per_type.entry(a.signal_type).or_default() += 1;
             }
         }
-        let mut inner = self.inner.write();
+        let mut inner = Hold::new(&self.inner, "reserve");
         inner.info.reserve(activate.len());
         let mut staged = Vec::new();
         for (signal_type, n) in per_type {
@@ -441,7 +523,7 @@ fn spawn_merges(inner: Weak<RwLock<Inner>>, signal_type: SignalType, job: MergeJ
     let run = move |mut job: MergeJob| loop {
         let built = job.run();
         let Some(inner) = inner.upgrade() else { return };
-        let mut guard = inner.write();
+        let mut guard = Hold::new(&inner, "install merge");
         let Some(ix) = guard.hamming.get_mut(&signal_type) else {
             return;
         };
@@ -514,7 +596,7 @@ fn spawn_compaction(inner: Weak<RwLock<Inner>>, writer: Arc<Mutex<()>>, signal_t
                 .expect("entries of one index fit another like it");
             fresh.commit_staged(run);
             let old = {
-                let mut guard = inner.write();
+                let mut guard = Hold::new(&inner, "install compaction");
                 guard
                     .hamming
                     .get_mut(&signal_type)
