@@ -21,7 +21,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The `reason` label of `redline_rejected_total{source="connection"}`.
+    /// The `reason` label of `redline_rejected_inputs_total{source="connection"}`.
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::Total => "connection_cap",
