@@ -105,8 +105,8 @@ fn op_strategy(bytes: usize, clustered: bool, max_flips: usize) -> impl Strategy
     };
     prop_oneof![
         12 => insert.clone().prop_map(Op::Insert),
-        4 => insert.prop_map(Op::Stage),
-        2 => prop::bool::weighted(0.2).prop_map(|broken| Op::Commit { broken }),
+        2 => insert.prop_map(Op::Stage),
+        1 => prop::bool::weighted(0.2).prop_map(|broken| Op::Commit { broken }),
         4 => any::<usize>().prop_map(Op::Remove),
         1 => Just(Op::RemoveUnknown),
         1 => Just(Op::Compact),
