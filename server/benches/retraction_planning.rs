@@ -95,6 +95,7 @@ impl Log {
             size,
             root,
             note: Vec::new(),
+            proof: None,
         });
     }
 

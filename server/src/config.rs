@@ -289,12 +289,12 @@ pub struct SyncConfig {
     /// drips its answer is cut off after this and the session retried with backoff.
     pub fetch_timeout_ms: u64,
     /// Most leaf bytes one replication step holds in memory before it can verify them
-    /// against the signed root (counted as each leaf's length plus 32 bytes of overhead).
-    /// Entries are only merged once the whole range up to a signed checkpoint hashes to its
-    /// root, so a checkpoint further ahead than this is refused and kept as evidence
-    /// (`too_large`) instead of letting an origin that signs a tree of 2^63 leaves fill
-    /// memory. 512 MiB is ~3.5 million typical entries; raise it to catch up with a larger
-    /// gap in one step.
+    /// (counted as each leaf's length plus 32 bytes of overhead; a step may end one entry
+    /// past it). A checkpoint further ahead is caught up in steps of this size: each step's
+    /// prefix is committed once a consistency proof reconciles its root with the origin's
+    /// signed root, so this bounds a step, never what can be joined (an origin that signs a
+    /// tree of 2^63 leaves costs one step and is refused as `root_mismatch`). 512 MiB is ~3.5
+    /// million typical entries per step.
     pub max_fetch_bytes: u64,
     /// Report not ready (`/readyz` 503, gRPC health NOT_SERVING for `""` and
     /// `redline.v1.Matching`) after start until the node has caught up with every origin it

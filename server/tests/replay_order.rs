@@ -77,6 +77,7 @@ fn apply(
             size: prepared.size,
             root: prepared.root,
             note: b"test".to_vec(),
+            proof: None,
         };
         state.checkpoint = Some(commit.checkpoint.clone());
         store.commit_blocking(commit).unwrap();

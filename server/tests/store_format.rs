@@ -6,8 +6,8 @@
 
 use redline_proto::merkle::{self, leaf_hash, Hash, MemoryHashes};
 use redline_server::store::{
-    Commit, EvidenceAdded, EvidenceEntry, OriginId, Store, StoreError, StoredCheckpoint,
-    StoredEvidence, BUNDLE,
+    Commit, EvidenceAdded, EvidenceEntry, OriginId, PrefixProof, Store, StoreError,
+    StoredCheckpoint, StoredEvidence, BUNDLE,
 };
 use std::path::Path;
 
@@ -63,6 +63,7 @@ impl Writer {
                     size,
                     root: self.mirror.root(),
                     note: format!("note {size}").into_bytes(),
+                    proof: None,
                 },
             })
             .unwrap();
@@ -201,6 +202,7 @@ fn a_commit_that_does_not_continue_the_log_is_refused_and_changes_nothing() {
                 size: 13,
                 root: Hash([0; 32]),
                 note: b"forged".to_vec(),
+                proof: None,
             },
         })
         .unwrap_err();
@@ -275,4 +277,54 @@ fn evidence_ids_grow_and_records_read_back_in_order() {
         store.add_evidence(&entry(3), 1 << 20).unwrap(),
         EvidenceAdded::Duplicate(ids[3])
     );
+}
+
+/// A prefix committed by a catch-up in steps keeps the proof beside its checkpoint (read back
+/// after a restart), and the first commit of a tree the note signs exactly removes it.
+#[test]
+fn a_prefix_proof_is_kept_with_its_checkpoint_until_a_fully_signed_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let proof = PrefixProof {
+        signed_size: 1000,
+        signed_root: Hash([7; 32]),
+        hashes: vec![Hash([1; 32]), Hash([2; 32]), Hash([3; 32])],
+    };
+    let mut w = Writer::new(0, "a.example");
+    {
+        let store = open(dir.path());
+        w.commit(&store, 300);
+        // Rewrite the checkpoint as a proven prefix (what the replica commits for a step).
+        let size = w.leaves.len() as u64;
+        store
+            .commit_blocking(Commit {
+                origin: 0,
+                origin_name: "a.example".into(),
+                register: false,
+                first_index: size,
+                leaves: Vec::new(),
+                first_hash_index: merkle::stored_hash_index(0, size),
+                hashes: Vec::new(),
+                checkpoint: StoredCheckpoint {
+                    size,
+                    root: w.mirror.root(),
+                    note: format!("note {size}").into_bytes(),
+                    proof: Some(proof.clone()),
+                },
+            })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let cp = store.origins().unwrap()[0].checkpoint.clone().unwrap();
+    assert_eq!(cp.proof.as_ref(), Some(&proof));
+    assert!(!cp.offerable(), "a prefix's note is offered to peers");
+    w.check(&store);
+    // The next step reaches the signed tree: its checkpoint has no proof, and none is left.
+    w.commit(&store, 10);
+    drop(store);
+    let store = open(dir.path());
+    let cp = store.origins().unwrap()[0].checkpoint.clone().unwrap();
+    assert_eq!(cp.proof, None);
+    assert!(cp.offerable());
+    w.check(&store);
 }

@@ -575,6 +575,12 @@ pub enum Serve {
     /// Made-up, well-formed leaves at the indexes asked for, forever (a stream that never
     /// ends; with [`Offer::Claim`] of a huge size, what a malicious origin would serve).
     Endless,
+    /// The real leaves, but the one at `index` is replaced by another well-formed ADD (what a
+    /// relay altering a listing would serve: the root of every tree holding it changes).
+    Altered {
+        /// Which.
+        index: u64,
+    },
     /// The real leaves, one per `every`.
     Drip {
         /// Interval between messages.
@@ -635,6 +641,10 @@ pub struct Counters {
     pub pushed: AtomicU64,
     /// `Gossip` calls.
     pub gossips: AtomicU64,
+    /// `GetConsistencyProof` calls.
+    pub proofs: AtomicU64,
+    /// `start` of every `GetEntries` call, in order.
+    pub entry_starts: Mutex<Vec<u64>>,
 }
 
 impl Counters {
@@ -771,6 +781,11 @@ impl Federation for HostileService {
         let req = req.into_inner();
         let s = self.0.clone();
         s.counters.get_entries.fetch_add(1, Ordering::Relaxed);
+        s.counters
+            .entry_starts
+            .lock()
+            .expect("entry starts lock")
+            .push(req.start);
         if req.origin != s.signer.public().name() {
             return Err(Status::not_found("no such origin"));
         }
@@ -807,6 +822,16 @@ impl Federation for HostileService {
                     };
                     send_all(&tx, (req.start..real_end).map(one).map(counted)).await
                 }
+                Serve::Altered { index } => {
+                    let one = |i: u64| {
+                        if i == index {
+                            made_up(i)
+                        } else {
+                            real(i)
+                        }
+                    };
+                    send_all(&tx, (req.start..real_end).map(one).map(counted)).await
+                }
                 Serve::PastEnd => {
                     send_all(&tx, (req.start..real_end).map(real).map(counted)).await
                         || send_all(&tx, (req.end..).map(made_up).map(counted)).await
@@ -837,11 +862,29 @@ impl Federation for HostileService {
         )))
     }
 
+    /// The real proof within the honest log; past it (an [`Offer::Claim`] the peer cannot
+    /// back), a made-up path of one hash, which no signed root verifies.
     async fn get_consistency_proof(
         &self,
-        _req: Request<GetConsistencyProofRequest>,
+        req: Request<GetConsistencyProofRequest>,
     ) -> Result<Response<ConsistencyProof>, Status> {
-        Err(Status::unimplemented("not needed"))
+        let req = req.into_inner();
+        let s = &self.0;
+        s.counters.proofs.fetch_add(1, Ordering::Relaxed);
+        let hashes = if req.old_size <= req.new_size && req.new_size <= s.tree.size() {
+            redline_proto::merkle::consistency_proof(req.old_size, req.new_size, &s.tree)
+                .map_err(|e| Status::internal(e.to_string()))?
+                .iter()
+                .map(|h| h.0.to_vec())
+                .collect()
+        } else {
+            vec![vec![0x5A; 32]]
+        };
+        Ok(Response::new(ConsistencyProof {
+            old_size: req.old_size,
+            new_size: req.new_size,
+            hashes,
+        }))
     }
 
     type WatchCheckpointsStream = Boxed<Checkpoint>;

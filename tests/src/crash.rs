@@ -11,6 +11,7 @@
 
 use redline_client::audit::{verify_log, AuditError};
 use redline_proto::checkpoint::{OriginKey, SignedCheckpoint};
+use redline_proto::consistency::{self, TreeHead};
 use redline_proto::merkle::{self, HashReader, MemoryHashes};
 use redline_server::store::Store;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -212,7 +213,9 @@ impl Drop for NodeProcess {
     }
 }
 
-/// One origin's log as found on disk after a crash, fully checked by [`inspect_cold`].
+/// One origin's log as found on disk after a crash, fully checked by [`inspect_cold`]. For a
+/// prefix committed by a catch-up in steps, `checkpoint` is the larger signed tree the prefix is
+/// proven part of, and `leaves` are the prefix.
 #[derive(Debug)]
 pub struct ColdLog {
     /// Origin name.
@@ -227,7 +230,9 @@ pub struct ColdLog {
 
 /// Opens the sled store in `db` (the node must not be running) as a restarting node would, and
 /// checks every registered origin's log: its key is in `keys`; its stored checkpoint's signed
-/// note verifies under that key and names the stored size and root; the stored leaves are
+/// note verifies under that key and names the stored size and root (or, for a prefix committed
+/// in steps, a larger tree that the stored consistency proof shows the stored prefix is part
+/// of); the stored leaves are
 /// exactly `[0, size)` and hash to that root; the stored Merkle hashes give the same root and
 /// none is stored past the tree; no leaf is stored past the checkpoint. Panics on any breach.
 pub fn inspect_cold(db: &Path, keys: &[OriginKey]) -> Vec<ColdLog> {
@@ -255,24 +260,62 @@ pub fn inspect_cold(db: &Path, keys: &[OriginKey]) -> Vec<ColdLog> {
             tree.push_leaf(&data);
             leaves.push(data);
         }
-        // The stored note, size, root and leaves, checked the way an auditor checks a node: the
-        // protocol's verifier (signature first, then every leaf through the replay, then the root).
-        let verified = verify_log(
-            key,
-            &cp.note,
-            leaves
-                .iter()
-                .enumerate()
-                .map(|(i, l)| Ok::<_, AuditError>((i as u64, l.clone()))),
-            None,
-        )
-        .unwrap_or_else(|e| panic!("{origin}: the stored log does not verify: {e}"));
-        let signed = verified.checkpoint;
-        assert_eq!(
-            (signed.size, signed.root),
-            (cp.size, cp.root),
-            "{origin}: stored size and root are not the ones the note signs"
-        );
+        let signed = match &cp.proof {
+            // The stored note, size, root and leaves, checked the way an auditor checks a node: the
+            // protocol's verifier (signature first, then every leaf through the replay, then the
+            // root).
+            None => {
+                let verified = verify_log(
+                    key,
+                    &cp.note,
+                    leaves
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| Ok::<_, AuditError>((i as u64, l.clone()))),
+                    None,
+                )
+                .unwrap_or_else(|e| panic!("{origin}: the stored log does not verify: {e}"));
+                let signed = verified.checkpoint;
+                assert_eq!(
+                    (signed.size, signed.root),
+                    (cp.size, cp.root),
+                    "{origin}: stored size and root are not the ones the note signs"
+                );
+                signed
+            }
+            // A prefix committed by a catch-up in steps: the note signs a larger tree, the
+            // stored leaves give the stored prefix root, and the stored consistency proof shows
+            // that prefix is part of the signed tree.
+            Some(proof) => {
+                let signed = key
+                    .verify(&cp.note)
+                    .unwrap_or_else(|e| panic!("{origin}: the stored note does not verify: {e}"));
+                assert_eq!(
+                    (signed.size, signed.root),
+                    (proof.signed_size, proof.signed_root),
+                    "{origin}: the prefix proof names another tree than the note signs"
+                );
+                assert_eq!(tree.size(), cp.size, "{origin}: stored leaves end early");
+                assert_eq!(
+                    tree.root(),
+                    cp.root,
+                    "{origin}: stored leaves do not give the prefix root"
+                );
+                let path: Vec<[u8; 32]> = proof.hashes.iter().map(|h| h.0).collect();
+                consistency::extends(
+                    TreeHead {
+                        size: cp.size,
+                        root: cp.root,
+                    },
+                    TreeHead::from(&signed),
+                    &path,
+                )
+                .unwrap_or_else(|e| {
+                    panic!("{origin}: the stored prefix is not proven part of the signed tree: {e}")
+                });
+                signed
+            }
+        };
         let hashes = store.hashes(rec.id);
         assert_eq!(
             merkle::tree_root(cp.size, &hashes).expect("stored hashes readable"),

@@ -296,14 +296,15 @@ async fn endless_streams_are_cut_and_floods_do_not_fill_the_evidence() {
     p.check("GetEntries past the end, forever", BOUND, &node);
 
     // A validly signed checkpoint of 2^63 entries and a stream of made-up entries that never
-    // ends: held up to max_fetch_bytes, then refused as too large (and not fetched again).
+    // ends: one step of max_fetch_bytes is fetched, then refused because no consistency proof
+    // reconciles its prefix with the signed root (and not fetched again).
     hostile.set(Script {
         offer: Offer::Claim { size: 1 << 63 },
         serve: Serve::Endless,
         push: Push::Quiet,
     });
     let p = phase(&node, &pdq, false, async {
-        wait_for_evidence(&node, &hostile, "too_large").await;
+        wait_for_evidence(&node, &hostile, "root_mismatch").await;
     })
     .await;
     let calls = n(&hostile.counters().get_entries);
@@ -314,7 +315,7 @@ async fn endless_streams_are_cut_and_floods_do_not_fill_the_evidence() {
     .await;
     assert!(
         n(&hostile.counters().get_entries) <= calls + 1,
-        "a checkpoint refused as too large is fetched again"
+        "a step no proof reconciles is fetched again"
     );
     assert_eq!(
         head(&node.url, hostile.origin()).await,
@@ -322,7 +323,7 @@ async fn endless_streams_are_cut_and_floods_do_not_fill_the_evidence() {
     );
     p.print(
         "signed 2^63 + endless GetEntries",
-        "too_large evidence at max_fetch_bytes",
+        "root_mismatch evidence after one max_fetch_bytes step",
     );
     p.check("signed 2^63 + endless GetEntries", 16 * MIB + BOUND, &node);
 

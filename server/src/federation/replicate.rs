@@ -17,7 +17,7 @@ use futures::StreamExt;
 use redline_proto::checkpoint::SignedCheckpoint;
 use redline_proto::consistency::Judgement;
 use redline_proto::entry::MAX_ENTRY_BYTES;
-use redline_proto::merkle::Hash;
+use redline_proto::merkle::{self, Hash};
 use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
 use std::time::Duration;
 use thiserror::Error;
@@ -65,6 +65,17 @@ pub enum BadEntries {
     OverMessageLimit { index: u64, message: String },
     #[error("asked for entries up to {asked}, stream ended at {ended}")]
     EndedEarly { asked: u64, ended: u64 },
+    #[error("entries {held}..{size} from {peer} give the prefix root {} of size {size}, which no proof reconciles with the origin's signed tree of size {signed_size}: {error}", hex::encode(.root.0))]
+    Unproven {
+        held: u64,
+        size: u64,
+        signed_size: u64,
+        peer: String,
+        root: Hash,
+        error: String,
+    },
+    #[error("consistency proof {old} -> {new}: {why}")]
+    BadProof { old: u64, new: u64, why: String },
     #[error("entries {held}..{size} from {peer} give root {}, the origin signed {}", hex::encode(.root.0), hex::encode(.signed.0))]
     RootMismatch {
         held: u64,
@@ -221,9 +232,18 @@ fn verdict(
     }
 }
 
-/// Fetches the entries between what we hold and `target` from `peer` and hands them to the
-/// node's replica service, which commits them if they give the signed root. Returns the new
-/// size.
+/// Fetches the entries between what we hold and `target` from `peer` and commits them in steps
+/// of at most `sync.max_fetch_bytes` each; returns the new size.
+///
+/// A step fetches leaves `[held, held + k)` within the budget. If they reach `target`, the
+/// replica commits them when our stored tree plus them hash to the signed root. Otherwise we ask
+/// the peer for a consistency proof from `held + k` to the signed size, and the replica commits
+/// the prefix only when the proof reconciles the prefix root the leaves give with the origin's
+/// signed root ([`crate::node::Replica::apply_prefix`]): the peer is untrusted, the signature is
+/// the only authority. Each committed prefix is durable and matchable at once, and a crash or a
+/// cut connection resumes from it; `max_fetch_bytes` bounds a step, never what can be joined. A
+/// step that does not verify is kept as evidence and ends the session; one whose prefix no proof
+/// reconciles with the signed root is not asked of that peer again.
 ///
 /// The fetch runs without the log's writer lock: a slow or silent peer (its fetch may take up
 /// to the request timeout) must not hold up replication of the same origin from other peers.
@@ -246,52 +266,84 @@ pub async fn replicate(
         verdict(node, judged, target, peer)?;
         return Ok(log.state().size());
     }
-    let from = before.size();
-    if offers.is_too_large(peer, &target.origin, from, target.size) {
+    if offers.is_too_large(peer, &target.origin, before.size(), target.size) {
         return Err(TooLarge::Known {
             peer: peer.to_owned(),
             size: target.size,
         }
         .into());
     }
-    let started = std::time::Instant::now();
-    let leaves = fetch(node, client, &target.origin, from, target.size).await;
-    let fetched = started.elapsed();
-    let leaves = match leaves {
-        Ok(l) => l,
-        Err(ReplicationError::BadEntries(bad)) => {
-            evidence(
-                node,
-                &target.origin,
-                peer,
-                Reason::BadEntries,
-                bad.to_string(),
-                vec![target.note],
-            )?;
-            return Err(bad.into());
+    loop {
+        let from = log.state().size();
+        if from >= target.size {
+            return Ok(from);
         }
-        Err(ReplicationError::TooLarge(too_large)) => {
+        let size = step(node, offers, client, &target, from, peer).await?;
+        if size <= from || size >= target.size {
+            return Ok(size);
+        }
+    }
+}
+
+/// One bounded step of [`replicate`] from `from`: fetch, prove, commit. Returns the size held
+/// after it.
+async fn step(
+    node: &Node,
+    offers: &Offers,
+    client: &mut FederationClient<Channel>,
+    target: &SignedCheckpoint,
+    from: u64,
+    peer: &str,
+) -> Result<u64, ReplicationError> {
+    let log = node.log(&target.origin)?;
+    let refuse = |bad: BadEntries, reason: Reason| -> Result<u64, ReplicationError> {
+        // A step no proof reconciles with the signed root is not fetched from this peer again
+        // (the same range would be refused the same way: what an origin signing a tree it
+        // cannot back, e.g. 2^63 leaves, would otherwise cost every poll). Other refusals are
+        // retried with backoff as before.
+        if matches!(
+            bad,
+            BadEntries::Unproven { .. } | BadEntries::BadProof { .. }
+        ) {
             offers.set_too_large(peer, &target.origin, from, target.size);
-            evidence(
-                node,
-                &target.origin,
-                peer,
-                Reason::TooLarge,
-                too_large.to_string(),
-                vec![target.note],
-            )?;
-            return Err(too_large.into());
         }
+        evidence(
+            node,
+            &target.origin,
+            peer,
+            reason,
+            bad.to_string(),
+            vec![target.note.clone()],
+        )?;
+        Err(bad.into())
+    };
+    let started = std::time::Instant::now();
+    let leaves = match fetch(node, client, &target.origin, from, target.size).await {
+        Ok(l) => l,
+        Err(ReplicationError::BadEntries(bad)) => return refuse(bad, Reason::BadEntries),
         Err(e) => return Err(e),
     };
-    let (origin, note, size, signed) = (
-        target.origin.clone(),
-        target.note.clone(),
-        target.size,
-        target.root,
-    );
-    match node.replica().apply(target.clone(), from, leaves).await? {
-        Applied::Committed(c) => {
+    let end = from + leaves.len() as u64;
+    let applied = if end >= target.size {
+        let fetched = started.elapsed();
+        let applied = node.replica().apply(target.clone(), from, leaves).await?;
+        (applied, fetched)
+    } else {
+        let proof = match consistency_proof(node, client, &target.origin, end, target.size).await {
+            Ok(p) => p,
+            Err(ReplicationError::BadEntries(bad)) => return refuse(bad, Reason::RootMismatch),
+            Err(e) => return Err(e),
+        };
+        let fetched = started.elapsed();
+        let applied = node
+            .replica()
+            .apply_prefix(target.clone(), from, leaves, proof)
+            .await?;
+        (applied, fetched)
+    };
+    let (origin, note) = (target.origin.clone(), target.note.clone());
+    match applied {
+        (Applied::Committed(c), fetched) => {
             if !c.invalid.is_empty() {
                 let detail = c
                     .invalid
@@ -316,6 +368,7 @@ pub async fn replicate(
             tracing::info!(
                 %origin,
                 size = c.checkpoint.size,
+                signed_size = target.size,
                 %peer,
                 fetch_ms = fetched.as_millis() as u64,
                 verify_ms = c.verified_in.as_millis() as u64,
@@ -324,36 +377,84 @@ pub async fn replicate(
             );
             Ok(c.checkpoint.size)
         }
-        Applied::Frozen => Ok(log.state().size()),
-        Applied::Overtaken(judged) => {
-            verdict(node, judged, target, peer)?;
+        (Applied::Frozen, _) => Ok(log.state().size()),
+        (Applied::Overtaken(judged), _) => {
+            verdict(node, judged, target.clone(), peer)?;
             Ok(log.state().size())
         }
-        Applied::Mismatch { held, root, .. } => {
-            let bad = BadEntries::RootMismatch {
+        (Applied::Mismatch { held, root, .. }, _) => refuse(
+            BadEntries::RootMismatch {
                 held,
-                size,
+                size: target.size,
                 peer: peer.to_owned(),
                 root,
-                signed,
-            };
-            evidence(
-                node,
-                &origin,
-                peer,
-                Reason::RootMismatch,
-                bad.to_string(),
-                vec![note],
-            )?;
-            Err(bad.into())
-        }
+                signed: target.root,
+            },
+            Reason::RootMismatch,
+        ),
+        (
+            Applied::Unproven {
+                held,
+                size,
+                root,
+                error,
+            },
+            _,
+        ) => refuse(
+            BadEntries::Unproven {
+                held,
+                size,
+                signed_size: target.size,
+                peer: peer.to_owned(),
+                root,
+                error: error.to_string(),
+            },
+            Reason::RootMismatch,
+        ),
     }
 }
 
-/// Streams leaves `[start, end)` of `origin` from a peer, checking every index and size and
-/// reading no more than asked (an endless stream is cut off), each request within
-/// `sync.fetch_timeout_ms` (a dripping stream is cut off too), and holding at most
-/// `sync.max_fetch_bytes` (a checkpoint further ahead is refused as too large).
+/// Asks the peer for the consistency proof from `old` to `new` leaves of `origin`, within
+/// `sync.fetch_timeout_ms`. The answer is checked for shape only (sizes, 32-byte hashes):
+/// whether it proves anything is the replica's check against the signed root.
+async fn consistency_proof(
+    node: &Node,
+    client: &mut FederationClient<Channel>,
+    origin: &str,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, ReplicationError> {
+    let timeout = Duration::from_millis(node.config().sync.fetch_timeout_ms);
+    let mut req = tonic::Request::new(pb::GetConsistencyProofRequest {
+        origin: origin.to_owned(),
+        old_size: old,
+        new_size: new,
+    });
+    req.set_timeout(timeout);
+    let proof = tokio::time::timeout(timeout, client.get_consistency_proof(req))
+        .await
+        .map_err(|_| past_deadline(old, new, timeout))??
+        .into_inner();
+    let bad = |why: String| BadEntries::BadProof { old, new, why };
+    if (proof.old_size, proof.new_size) != (old, new) {
+        return Err(bad(format!(
+            "answered for sizes {} -> {}",
+            proof.old_size, proof.new_size
+        ))
+        .into());
+    }
+    proof
+        .hashes
+        .iter()
+        .map(|h| merkle::hash_from_slice(h).map_err(|e| bad(e.to_string()).into()))
+        .collect()
+}
+
+/// Streams leaves from `start` towards `end` of `origin` from a peer, checking every index and
+/// size and reading no more than asked (an endless stream is cut off), each request within
+/// `sync.fetch_timeout_ms` (a dripping stream is cut off too). Stops once the leaves held reach
+/// `sync.max_fetch_bytes` (one step of [`replicate`]), so a step holds at most that plus one
+/// entry, and always returns at least one leaf when `start < end`.
 async fn fetch(
     node: &Node,
     client: &mut FederationClient<Channel>,
@@ -410,18 +511,13 @@ async fn fetch(
                 .into());
             }
             held += e.data.len() as u64 + 32;
-            if held > budget {
-                return Err(TooLarge::Fetched {
-                    start,
-                    next,
-                    end,
-                    held,
-                    budget,
-                }
-                .into());
-            }
             leaves.push(e.data);
             next += 1;
+            if held >= budget {
+                // The step is full: the rest of this stream is dropped (the peer sees it
+                // cancelled) and fetched by the next step.
+                return Ok(leaves);
+            }
         }
         if next != hi {
             return Err(BadEntries::EndedEarly {

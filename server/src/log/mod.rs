@@ -227,6 +227,32 @@ pub fn prepare_append(
     prepare_decoded(store, catalog, state, leaves, decoded, validation)
 }
 
+/// The size and root the committed log plus `leaves` would have, computed from leaf hashes and
+/// the stored tree only (no decoding, no plan): what a catch-up step checks against the signed
+/// root before paying for [`prepare_append`], so a step no proof reconciles costs its leaves and
+/// their hashes, never a plan of them.
+pub fn root_with(
+    store: &Store,
+    state: &LogState,
+    leaves: &[Vec<u8>],
+) -> Result<(u64, Hash), LogError> {
+    let first = state.size();
+    let size = first + leaves.len() as u64;
+    let leaf_hashes = par_map(leaves, leaf_hash);
+    let computed = store.with_hashes(state.id, |base| -> Result<_, ProofError> {
+        let hashes = merkle::append_leaves(first, &leaf_hashes, base)?;
+        merkle::tree_root(
+            size,
+            &Overlay {
+                base,
+                first: merkle::stored_hash_index(0, first),
+                added: &hashes,
+            },
+        )
+    })?;
+    Ok((size, computed?))
+}
+
 /// [`prepare_append`] for entries the caller built itself (the node's own submissions): each
 /// leaf comes with the typed entry it encodes, so only its leaf hash is computed here instead of
 /// decoding back what was just encoded. `entries[i]` must be what `entry::decode_leaf` makes of
@@ -313,6 +339,7 @@ fn prepare_decoded(
                 size,
                 root,
                 note: Vec::new(),
+                proof: None,
             },
         },
     })
@@ -469,6 +496,7 @@ mod tests {
                 size,
                 root,
                 note: Vec::new(),
+                proof: None,
             }),
             ..state
         };
@@ -541,6 +569,7 @@ mod tests {
                 size,
                 root,
                 note: Vec::new(),
+                proof: None,
             }),
             ..state
         };

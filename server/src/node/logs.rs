@@ -158,6 +158,7 @@ impl Logs {
             .handles
             .iter()
             .filter_map(|(name, log)| Some((name.clone(), log.state().checkpoint?)))
+            .filter(|(_, cp)| cp.offerable())
             .collect();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
@@ -181,7 +182,9 @@ impl Logs {
             loop {
                 match events.recv().await {
                     Ok(ev) => {
-                        if newer(&ev.origin, ev.checkpoint.size)
+                        // A proven prefix's note names entries not held: not offered.
+                        if ev.checkpoint.offerable()
+                            && newer(&ev.origin, ev.checkpoint.size)
                             && tx.send((ev.origin, ev.checkpoint)).await.is_err()
                         {
                             return;
@@ -207,7 +210,10 @@ impl Logs {
     pub fn held_checkpoints(&self) -> Vec<pb::Checkpoint> {
         self.handles
             .iter()
-            .filter_map(|(name, log)| log.state().checkpoint.map(|c| super::to_pb(name, &c)))
+            .filter_map(|(name, log)| {
+                let c = log.state().checkpoint.filter(|c| c.offerable())?;
+                Some(super::to_pb(name, &c))
+            })
             .collect()
     }
 
@@ -411,6 +417,7 @@ mod tests {
                     size,
                     root: merkle::EMPTY_HASH,
                     note: Vec::new(),
+                    proof: None,
                 }),
             },
         );

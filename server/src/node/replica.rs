@@ -9,15 +9,24 @@
 //! the stored tree plus the leaves hash to exactly the signed root. A relay can therefore neither
 //! forge, alter, reorder nor drop entries: each of those changes the root. What to make of a
 //! refusal (evidence, freezing) is the caller's decision; this returns what happened.
+//!
+//! [`Replica::apply_prefix`] is the same commit for one step of a catch-up in bounded steps:
+//! the leaves end short of the signed size, and instead of the signed root they must give a
+//! root that an RFC 9162 consistency proof (fetched from any peer, so untrusted) shows to be a
+//! prefix of the origin's signed tree ([`consistency::extends`] against the signed root, never
+//! against anything the relay says). The prefix is then committed with the signed note and the
+//! proof as its checkpoint ([`StoredCheckpoint::proof`]): every committed prefix is provably
+//! part of the origin's signed log, so its entries are matched at once.
 
 use super::evidence::Evidence;
 use super::logs::{LogHandle, Logs};
 use super::{blocking, NodeError, Result};
 use crate::catalog::Catalog;
-use crate::log::{prepare_append, LogState, Plan, Validation};
+use crate::log::{prepare_append, root_with, LogState, Plan, Validation};
+use crate::store::PrefixProof;
 use crate::store::{Commit, Store, StoredCheckpoint};
 use redline_proto::checkpoint::SignedCheckpoint;
-use redline_proto::consistency::{self, Judgement, TreeHead};
+use redline_proto::consistency::{self, ExtendsError, Judgement, TreeHead};
 use redline_proto::merkle::{self, Hash};
 use redline_proto::replay::InvalidLeaf;
 use std::sync::Arc;
@@ -55,6 +64,18 @@ pub enum Applied {
     /// The log reached the checkpoint's size while the leaves were fetched: nothing was
     /// committed, and this is how the checkpoint compares with what is held now.
     Overtaken(Judged),
+    /// The held log plus the leaves give a prefix that the consistency proof does not show to
+    /// be part of the signed tree (altered leaves, or a bad proof): nothing committed.
+    Unproven {
+        /// Size the node held (the leaves start there).
+        held: u64,
+        /// Size the leaves give.
+        size: u64,
+        /// Root they give.
+        root: Hash,
+        /// Why the proof does not reconcile that root with the signed one.
+        error: ExtendsError,
+    },
     /// The held log plus the leaves give another tree than the one signed: nothing committed.
     Mismatch {
         /// Size the node held (the leaves start there).
@@ -137,7 +158,32 @@ impl Replica {
         &self,
         target: SignedCheckpoint,
         from: u64,
+        leaves: Vec<Vec<u8>>,
+    ) -> Result<Applied> {
+        self.apply_step(target, from, leaves, None).await
+    }
+
+    /// Applies leaves from index `from` that end short of `target` (verified by the caller):
+    /// committed only when `proof` is an RFC 9162 consistency proof from the tree they give
+    /// (our stored tree plus them) to `target`'s signed size and root. The checkpoint stored is
+    /// then `target`'s note with the proof ([`StoredCheckpoint::proof`]). Leaves that reach
+    /// `target`'s size are applied as by [`apply`](Self::apply) (the proof is not needed).
+    pub async fn apply_prefix(
+        &self,
+        target: SignedCheckpoint,
+        from: u64,
+        leaves: Vec<Vec<u8>>,
+        proof: Vec<Hash>,
+    ) -> Result<Applied> {
+        self.apply_step(target, from, leaves, Some(proof)).await
+    }
+
+    async fn apply_step(
+        &self,
+        target: SignedCheckpoint,
+        from: u64,
         mut leaves: Vec<Vec<u8>>,
+        proof: Option<Vec<Hash>>,
     ) -> Result<Applied> {
         let log = self.logs.get(&target.origin)?;
         let _writer = log.lock().await;
@@ -155,23 +201,76 @@ impl Replica {
                 target.origin
             )));
         }
+        // A step's proof is for the prefix it ends at: if another peer committed past that
+        // meanwhile, the step has nothing left to prove.
+        let end = from + leaves.len() as u64;
+        if proof.is_some() && state.checkpoint.is_some() && held >= end {
+            return Ok(Applied::Overtaken(self.judge_state(&state, &target).await?));
+        }
         // Drop what another peer committed meanwhile.
         leaves.drain(..((held - from) as usize).min(leaves.len()));
         let started = Instant::now();
+        // A step short of the signed tree is checked against the proof before it is planned:
+        // planning costs several times the leaves' bytes, the root only their hashes.
+        if let Some(hashes) = proof.as_ref().filter(|_| end < target.size) {
+            let (store, st, l) = (self.store.clone(), state.clone(), leaves);
+            let ((size, root), l) = blocking(move || {
+                let r = root_with(&store, &st, &l);
+                r.map(|r| (r, l))
+            })
+            .await??;
+            leaves = l;
+            let path: Vec<[u8; 32]> = hashes.iter().map(|h| h.0).collect();
+            let prefix = TreeHead { size, root };
+            if let Err(error) = consistency::extends(prefix, TreeHead::from(&target), &path) {
+                return Ok(Applied::Unproven {
+                    held,
+                    size,
+                    root,
+                    error,
+                });
+            }
+        }
         let (store, catalog, st) = (self.store.clone(), self.catalog.clone(), state.clone());
         let mut prepared =
             blocking(move || prepare_append(&store, &catalog, &st, leaves, Validation::Replicated))
                 .await??;
-        if prepared.size != target.size || prepared.root != target.root {
-            return Ok(Applied::Mismatch {
-                held,
-                size: prepared.size,
-                root: prepared.root,
-            });
+        let mut checkpoint = StoredCheckpoint::from(&target);
+        match proof {
+            Some(hashes) if prepared.size < target.size => {
+                let prefix = TreeHead {
+                    size: prepared.size,
+                    root: prepared.root,
+                };
+                let path: Vec<[u8; 32]> = hashes.iter().map(|h| h.0).collect();
+                if let Err(error) = consistency::extends(prefix, TreeHead::from(&target), &path) {
+                    return Ok(Applied::Unproven {
+                        held,
+                        size: prepared.size,
+                        root: prepared.root,
+                        error,
+                    });
+                }
+                checkpoint.size = prepared.size;
+                checkpoint.root = prepared.root;
+                checkpoint.proof = Some(PrefixProof {
+                    signed_size: target.size,
+                    signed_root: target.root,
+                    hashes,
+                });
+            }
+            _ if prepared.size != target.size || prepared.root != target.root => {
+                return Ok(Applied::Mismatch {
+                    held,
+                    size: prepared.size,
+                    root: prepared.root,
+                });
+            }
+            _ => {}
         }
         let invalid = std::mem::take(&mut prepared.plan.invalid);
         let mut commit = prepared.commit;
-        commit.checkpoint = StoredCheckpoint::from(&target);
+        commit.checkpoint = checkpoint;
         let verified_in = started.elapsed();
         let checkpoint = self.commit(&log, state, commit, prepared.plan).await?;
         Ok(Applied::Committed(Committed {
@@ -245,7 +344,7 @@ mod tests {
     use redline_proto::checkpoint::{OriginSigner, SignedCheckpoint};
     use redline_proto::consistency::Judgement;
     use redline_proto::entry;
-    use redline_proto::merkle::{leaf_hash, MemoryHashes};
+    use redline_proto::merkle::{consistency_proof, leaf_hash, MemoryHashes};
     use redline_proto::pb::AddEntry;
     use std::sync::Arc;
 
@@ -425,5 +524,90 @@ mod tests {
             .unwrap();
         assert!(matches!(applied, Applied::Frozen), "{applied:?}");
         assert_eq!(node.log(PEER).unwrap().state().size(), 4);
+    }
+
+    /// A step of a catch-up: a prefix of the signed tree is committed only with a consistency
+    /// proof from its root to the signed root, under the signed note, and is matchable at once
+    /// but never offered to peers; the step that reaches the signed tree drops the proof.
+    #[tokio::test]
+    async fn commits_a_prefix_only_with_a_proof_to_the_signed_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = OriginSigner::generate(PEER).unwrap();
+        let node = follower(dir.path(), &origin).await;
+        let leaves: Vec<Vec<u8>> = (0..10).map(add).collect();
+        let target = signed(&origin, &leaves);
+        let mut tree = MemoryHashes::new();
+        for l in &leaves {
+            tree.push_leaf(l);
+        }
+        let proof = |n: u64| consistency_proof(n, 10, &tree).unwrap();
+
+        // Altered prefix, and a true prefix with the proof of another size: both unproven.
+        let mut forged = leaves[..4].to_vec();
+        forged[1] = add(99);
+        for (step, proof) in [(forged, proof(4)), (leaves[..4].to_vec(), proof(5))] {
+            let applied = node
+                .replica()
+                .apply_prefix(target.clone(), 0, step, proof)
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    applied,
+                    Applied::Unproven {
+                        held: 0,
+                        size: 4,
+                        ..
+                    }
+                ),
+                "{applied:?}"
+            );
+        }
+        assert_eq!(node.log(PEER).unwrap().state().size(), 0);
+
+        // The true prefix with its proof: committed, matchable, not offered.
+        let applied = node
+            .replica()
+            .apply_prefix(target.clone(), 0, leaves[..4].to_vec(), proof(4))
+            .await
+            .unwrap();
+        let Applied::Committed(c) = applied else {
+            panic!("{applied:?}")
+        };
+        assert_eq!(
+            (c.checkpoint.size, c.checkpoint.root),
+            (4, tree.root_at(4).unwrap())
+        );
+        assert_eq!(c.checkpoint.note, target.note);
+        let p = c.checkpoint.proof.clone().expect("the proof is kept");
+        assert_eq!((p.signed_size, p.signed_root), (10, target.root));
+        let id = node.log(PEER).unwrap().state().id;
+        assert_eq!(node.logs().active_count(id), 4);
+        let offered = |node: &Node| {
+            node.logs()
+                .held_checkpoints()
+                .into_iter()
+                .filter(|c| c.origin == PEER)
+                .count()
+        };
+        assert_eq!(offered(&node), 0, "a prefix's note is offered");
+        // The signed target is still ahead of the prefix.
+        assert_eq!(
+            node.replica().judge(&target).await.unwrap().judgement,
+            Judgement::Ahead
+        );
+
+        // The last step reaches the signed tree: the note now signs what is held.
+        let applied = node
+            .replica()
+            .apply(target.clone(), 4, leaves[4..].to_vec())
+            .await
+            .unwrap();
+        let Applied::Committed(c) = applied else {
+            panic!("{applied:?}")
+        };
+        assert_eq!((c.checkpoint.size, c.checkpoint.proof), (10, None));
+        assert_eq!(offered(&node), 1);
+        assert_eq!(node.logs().active_count(id), 10);
     }
 }

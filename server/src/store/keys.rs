@@ -8,6 +8,7 @@
 //! | `E`    | `E` id (index / 256)                     | up to 256 leaves, each u32 length + bytes |
 //! | `H`    | `H` id (stored-hash-index / 256)         | up to 256 32-byte hashes   |
 //! | `C`    | `C` id                                   | size, root, signed note    |
+//! | `P`    | `P` id                                   | prefix proof of `C`, while a follower catches up in steps: signed size, signed root, consistency hashes |
 //! | `M`    | `M` name                                 | small settings             |
 
 use super::OriginId;
@@ -51,6 +52,10 @@ impl Key {
     }
     pub fn checkpoint(id: OriginId) -> Vec<u8> {
         with_id(b'C', id, 0)
+    }
+    /// The [`super::PrefixProof`] of the checkpoint `C` id, when it has one.
+    pub fn prefix_proof(id: OriginId) -> Vec<u8> {
+        with_id(b'P', id, 0)
     }
     pub fn meta(name: &str) -> Vec<u8> {
         [b"M", name.as_bytes()].concat()

@@ -58,15 +58,67 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Compact id of an origin inside this store (not part of the protocol).
 pub type OriginId = u32;
 
-/// A checkpoint as stored with its parsed fields.
+/// A checkpoint as stored with its parsed fields: the size and root of the tree held, and the
+/// origin's signed note that vouches for it.
+///
+/// The note either signs exactly `size` and `root` (`proof` is `None`: everything a node
+/// commits of its own origin, and a replicated log caught up in one step), or signs a larger
+/// tree of which the held one is a proven prefix (`proof` is `Some`: a follower catching up in
+/// bounded steps commits each prefix once an RFC 9162 consistency proof shows it is part of the
+/// origin's signed tree). Keeping the note and the proof, rather than an unsigned "size, root"
+/// pair, lets the node show any auditor why it holds that prefix: verify the note, recompute
+/// the prefix root from the stored leaves, check the proof with
+/// `redline_proto::consistency::extends`. A prefix's note is never offered to peers as a
+/// checkpoint (see [`StoredCheckpoint::offerable`]): it names entries the node does not hold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredCheckpoint {
-    /// Tree size.
+    /// Tree size held.
     pub size: u64,
-    /// Root hash.
+    /// Root hash of the tree held.
     pub root: Hash,
-    /// Exact signed note.
+    /// Exact signed note (of this tree, or of the larger one `proof` names).
     pub note: Vec<u8>,
+    /// How the held tree is a prefix of the tree `note` signs, when it is not that tree.
+    pub proof: Option<PrefixProof>,
+}
+
+/// The proof that a held tree is a prefix of a larger tree its origin signed: stored beside the
+/// checkpoint (key `P`) while a follower catches up in steps, removed by the first commit of a
+/// tree the note signs exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrefixProof {
+    /// Size the note signs.
+    pub signed_size: u64,
+    /// Root the note signs.
+    pub signed_root: Hash,
+    /// RFC 9162 consistency path from the held tree to the signed one.
+    pub hashes: Vec<Hash>,
+}
+
+impl PrefixProof {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(40 + 32 * self.hashes.len());
+        v.extend_from_slice(&self.signed_size.to_be_bytes());
+        v.extend_from_slice(&self.signed_root.0);
+        for h in &self.hashes {
+            v.extend_from_slice(&h.0);
+        }
+        v
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 40 || !(bytes.len() - 40).is_multiple_of(32) {
+            return Err(corrupt("prefix proof", "not 40 + 32n bytes"));
+        }
+        Ok(Self {
+            signed_size: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
+            signed_root: Hash(bytes[8..40].try_into().expect("32 bytes")),
+            hashes: bytes[40..]
+                .chunks_exact(32)
+                .map(|c| Hash(c.try_into().expect("32 bytes")))
+                .collect(),
+        })
+    }
 }
 
 impl StoredCheckpoint {
@@ -86,7 +138,14 @@ impl StoredCheckpoint {
             size: u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
             root: Hash(bytes[8..40].try_into().expect("32 bytes")),
             note: bytes[40..].to_vec(),
+            proof: None,
         })
+    }
+
+    /// Whether peers may be offered this checkpoint: only a note the node fully holds (a
+    /// follower that fetched it would otherwise ask for entries the node does not have).
+    pub fn offerable(&self) -> bool {
+        self.proof.is_none()
     }
 }
 
@@ -96,6 +155,7 @@ impl From<&SignedCheckpoint> for StoredCheckpoint {
             size: c.size,
             root: c.root,
             note: c.note.clone(),
+            proof: None,
         }
     }
 }
@@ -198,11 +258,18 @@ impl Store {
                     .try_into()
                     .map_err(|_| corrupt("origin id", "not 4 bytes"))?,
             );
-            let checkpoint = self
+            let mut checkpoint = self
                 .log
                 .get(Key::checkpoint(id))?
                 .map(|b| StoredCheckpoint::decode(&b))
                 .transpose()?;
+            if let Some(cp) = checkpoint.as_mut() {
+                cp.proof = self
+                    .log
+                    .get(Key::prefix_proof(id))?
+                    .map(|b| PrefixProof::decode(&b))
+                    .transpose()?;
+            }
             out.push(OriginRecord {
                 id,
                 name,
@@ -366,6 +433,10 @@ impl Store {
             b.insert(key, value);
         }
         b.insert(Key::checkpoint(c.origin), c.checkpoint.encode());
+        match &c.checkpoint.proof {
+            Some(p) => b.insert(Key::prefix_proof(c.origin), p.encode()),
+            None => b.remove(Key::prefix_proof(c.origin)),
+        }
         Ok(b)
     }
 
