@@ -37,6 +37,13 @@ use thiserror::Error;
 /// Leaves (and stored hashes) per sled key.
 pub const BUNDLE: u64 = 256;
 
+/// How long [`Store::open`] waits for sled's lock on the directory. A node restarted in place
+/// (a supervisor's restart, a test reopening a store) can reach the lock while the previous
+/// holder is still letting go: sled releases it when its last background thread drops the
+/// file, a moment after the handle itself is gone. Waiting briefly turns that race into a
+/// short delay; a directory held by a live process still fails, with a message that says so.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Version of the on-disk layout, written at creation and checked at every open.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -51,6 +58,11 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error("too many origins (the id space of {0} is exhausted)")]
     TooManyOrigins(u32),
+    #[error(
+        "store at {path} is locked by another process (still locked after {waited_ms} ms); \
+         is another redline-node running on this data dir?"
+    )]
+    Locked { path: String, waited_ms: u64 },
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -199,6 +211,35 @@ pub struct Commit {
     pub checkpoint: StoredCheckpoint,
 }
 
+/// Opens sled in `dir`, retrying while its directory lock is held, for at most `wait`.
+fn open_waiting_for_lock(dir: &Path, wait: std::time::Duration) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+        {
+            Err(e) if is_lock_held(&e) => {
+                if started.elapsed() >= wait {
+                    return Err(StoreError::Locked {
+                        path: dir.display().to_string(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// sled reports a held directory lock only as an `Other` I/O error with this text (sled 0.34,
+/// `config.rs`), so the text is the one thing to match.
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// Handle on the node's sled database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -212,10 +253,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()?;
+        let db = open_waiting_for_lock(dir, LOCK_WAIT)?;
         let log = db.open_tree("log")?;
         let evidence = evidence::EvidenceTree::open(&db)?;
         let trail = db.open_tree(trail::TREE)?;
@@ -530,3 +568,42 @@ impl HashReader for StoreHashes {
 }
 
 const _: () = assert!(ORIGIN_ID_LEN == 4);
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A directory still held when the wait runs out is refused with `Locked`, naming the path;
+    /// nothing is opened twice.
+    #[test]
+    fn a_held_directory_is_refused_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Store::open(dir.path()).unwrap();
+        let err = open_waiting_for_lock(dir.path(), Duration::from_millis(200)).unwrap_err();
+        match &err {
+            StoreError::Locked { path, waited_ms } => {
+                assert!(path.contains(&*dir.path().to_string_lossy()), "{err}");
+                assert!(*waited_ms >= 200, "{err}");
+            }
+            other => panic!("expected Locked, got {other}"),
+        }
+    }
+
+    /// A lock let go during the wait (the previous holder finishing its shutdown) is taken, and
+    /// the data written before is there.
+    #[test]
+    fn a_lock_released_during_the_wait_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path()).unwrap();
+        first.db.insert(b"probe", b"kept").unwrap();
+        first.db.flush().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+        });
+        let db = open_waiting_for_lock(dir.path(), Duration::from_secs(10)).unwrap();
+        release.join().unwrap();
+        assert_eq!(db.get(b"probe").unwrap().as_deref(), Some(&b"kept"[..]));
+    }
+}
