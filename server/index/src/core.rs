@@ -22,9 +22,11 @@ use crate::bits::{from_block, to_block, Words};
 use crate::idmap::IdMap;
 use crate::merge::{fresh_generation, BuiltMerge, Job, MergeStats};
 use crate::segment::{scan, BuildParams, Scratch, Segment};
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use crate::store::Store;
 use crate::table::MAX_SEGMENT;
 use crate::IndexError;
+use std::io::{Read, Write};
 
 /// A segment is merged into its left neighbour while the neighbour is at
 /// most this many times larger.
@@ -480,6 +482,88 @@ impl<H: Words> Core<H> {
 
     pub(crate) fn len(&self) -> usize {
         self.store.live()
+    }
+
+    /// Writes store, id map and segments. A deferred merge is not written (the loaded index
+    /// plans it again at its next seal); a staged run cannot be saved, its segments exist only
+    /// in the caller's builder.
+    pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        if self.staged_from.is_some() {
+            return Err(SnapshotError::Unsavable(
+                "a staged run is not committed yet".into(),
+            ));
+        }
+        w.put_u32(H::WORDS as u32)?;
+        self.store.save(w)?;
+        self.ids.save(w)?;
+        w.put_u64(self.sealed as u64)?;
+        w.put_u64(self.segments.len() as u64)?;
+        for s in &self.segments {
+            s.save(w)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a core saved by [`Core::save`] for this width and these build parameters, checking
+    /// that its parts fit together (segments tile `0..sealed`, the map holds the live slots).
+    pub(crate) fn load<R: Read>(
+        bytes: usize,
+        params: BuildParams,
+        buffer_capacity: usize,
+        background_threshold: Option<usize>,
+        r: &mut SnapshotReader<R>,
+    ) -> Result<Self, SnapshotError> {
+        let words = r.u32("block words")? as usize;
+        if words != H::WORDS {
+            return Err(SnapshotError::Incompatible(format!(
+                "{words}-word blocks, this index uses {}",
+                H::WORDS
+            )));
+        }
+        let store = Store::<H>::load(r)?;
+        let ids = IdMap::load(r, store.slots())?;
+        let corrupt = |m: String| SnapshotError::Corrupt(format!("index: {m}"));
+        if ids.len() != store.live() {
+            return Err(corrupt(format!(
+                "{} ids mapped, {} live slots",
+                ids.len(),
+                store.live()
+            )));
+        }
+        let sealed = r.u64("sealed slots")? as usize;
+        let count = r.u64("segment count")? as usize;
+        if sealed > store.slots() || count > sealed {
+            return Err(corrupt(format!(
+                "{count} segments over {sealed} of {} slots",
+                store.slots()
+            )));
+        }
+        let mut segments = Vec::with_capacity(count);
+        let mut at = 0;
+        for _ in 0..count {
+            let s = Segment::load::<R, H>(at, &params, r)?;
+            at += s.len;
+            segments.push(s);
+        }
+        if at != sealed {
+            return Err(corrupt(format!(
+                "segments cover {at} slots, {sealed} sealed"
+            )));
+        }
+        Ok(Self {
+            store,
+            ids,
+            segments,
+            sealed,
+            buffer_capacity: buffer_capacity.max(1),
+            params,
+            bytes,
+            background_threshold,
+            deferred: None,
+            generation: fresh_generation(),
+            stats: MergeStats::default(),
+            staged_from: None,
+        })
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

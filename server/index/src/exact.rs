@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use crate::IndexError;
 
 /// The ids stored under one hash: almost always one.
@@ -129,6 +130,53 @@ impl ExactIndex {
             Some(Ids::Many(set)) => (None, Some(set.range(from..).copied())),
         };
         Ok(one.into_iter().chain(many.into_iter().flatten()))
+    }
+
+    /// Writes every `(id, hash)`, in id order. Equality maps are cheap to rebuild, so the
+    /// snapshot holds only the pairs and [`ExactIndex::load`] inserts them again.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Io`] when writing fails.
+    pub fn save<W: std::io::Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        let mut pairs: Vec<(&u64, &Box<[u8]>)> = self.by_id.iter().collect();
+        pairs.sort_unstable_by_key(|(id, _)| **id);
+        w.put_u64(self.bytes as u64)?;
+        w.put_u64(pairs.len() as u64)?;
+        for (id, hash) in pairs {
+            w.put_u64(*id)?;
+            w.put_raw(hash)?;
+        }
+        Ok(())
+    }
+
+    /// Reads an index written by [`ExactIndex::save`] for `bytes`-byte hashes.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Incompatible`] for another hash length, [`SnapshotError::Corrupt`] for
+    /// a duplicate id or a truncated list.
+    pub fn load<R: std::io::Read>(
+        bytes: usize,
+        r: &mut SnapshotReader<R>,
+    ) -> Result<Self, SnapshotError> {
+        let saved = r.u64("exact hash length")? as usize;
+        if saved != bytes {
+            return Err(SnapshotError::Incompatible(format!(
+                "exact index of {saved}-byte hashes, wanted {bytes}"
+            )));
+        }
+        let n = r.len(8 + bytes as u64, "exact entries")?;
+        let mut index = Self::new(bytes);
+        index.by_id.reserve(n);
+        index.by_hash.reserve(n);
+        let mut hash = vec![0u8; bytes];
+        for _ in 0..n {
+            let id = r.u64("exact id")?;
+            r.raw(&mut hash, "exact hash")?;
+            index
+                .insert(id, &hash)
+                .map_err(|e| SnapshotError::Corrupt(format!("exact index: {e}")))?;
+        }
+        Ok(index)
     }
 
     /// Number of stored ids.

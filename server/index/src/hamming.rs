@@ -4,8 +4,15 @@ use crate::bits::{to_block, Words, W1, W16, W2, W32, W4, W8};
 use crate::core::Core;
 use crate::merge::{BuiltMerge, MergeJob, MergeStats};
 use crate::segment::{BuildParams, Segment};
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use crate::table::MAX_SEGMENT;
 use crate::IndexError;
+
+/// First bytes of an index snapshot.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"RLHX";
+/// Version of the index snapshot layout; a load of any other version is refused (and the caller
+/// rebuilds).
+const SNAPSHOT_VERSION: u32 = 1;
 
 /// How segments are searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,16 +120,7 @@ impl HammingIndex {
     /// # Errors
     /// As [`HammingIndex::new`].
     pub fn with_options(bits: u32, options: IndexOptions) -> Result<Self, IndexError> {
-        if bits == 0 || !bits.is_multiple_of(8) || bits > 2048 {
-            return Err(IndexError::UnsupportedWidth(bits));
-        }
-        let params = BuildParams {
-            bits,
-            tuning_radius: options.tuning_radius.unwrap_or(31 * bits / 256).min(bits),
-            forced_tables: options.tables,
-            prefer_probe: options.strategy == Strategy::PreferProbe,
-            linear_only: options.strategy == Strategy::LinearOnly,
-        };
+        let params = Self::params(bits, &options)?;
         let bytes = (bits / 8) as usize;
         let cap = options.buffer_capacity;
         let bg = options.background_merge_threshold;
@@ -133,6 +131,99 @@ impl HammingIndex {
             5..=8 => Engine::W8(Core::new(bytes, params, cap, bg)),
             9..=16 => Engine::W16(Core::new(bytes, params, cap, bg)),
             _ => Engine::W32(Core::new(bytes, params, cap, bg)),
+        };
+        Ok(Self {
+            bits,
+            options,
+            engine,
+        })
+    }
+
+    fn params(bits: u32, options: &IndexOptions) -> Result<BuildParams, IndexError> {
+        if bits == 0 || !bits.is_multiple_of(8) || bits > 2048 {
+            return Err(IndexError::UnsupportedWidth(bits));
+        }
+        Ok(BuildParams {
+            bits,
+            tuning_radius: options.tuning_radius.unwrap_or(31 * bits / 256).min(bits),
+            forced_tables: options.tables,
+            prefer_probe: options.strategy == Strategy::PreferProbe,
+            linear_only: options.strategy == Strategy::LinearOnly,
+        })
+    }
+
+    /// Writes the whole index (hashes, ids, tables) to `w`, so that [`HammingIndex::load`]
+    /// restores it by copying rather than rebuilding: at 100M PDQ hashes a build takes minutes,
+    /// a load about as long as reading its ~11 GB. Refused while a staged run is uncommitted.
+    /// The snapshot's framing and checksum are the caller's: `w` may hold other sections.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Unsavable`] mid-way through a staged run, [`SnapshotError::Io`] when
+    /// writing fails.
+    pub fn save<W: std::io::Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        w.put_raw(SNAPSHOT_MAGIC)?;
+        w.put_u32(SNAPSHOT_VERSION)?;
+        w.put_u32(self.bits)?;
+        let p = Self::params(self.bits, &self.options).expect("checked at creation");
+        w.put_u32(p.tuning_radius)?;
+        w.put_u32(p.forced_tables.map_or(0, |t| t as u32))?;
+        w.put_u8(u8::from(p.prefer_probe) | u8::from(p.linear_only) << 1)?;
+        dispatch!(&self.engine, c => c.save(w))
+    }
+
+    /// Reads an index written by [`HammingIndex::save`] for `bits`-bit hashes and `options`.
+    /// The snapshot's build parameters (tuning radius, table count, strategy) must be the ones
+    /// `options` gives, or the loaded tables would not be the ones this build lays out; the
+    /// buffer capacity and background threshold are taken from `options`.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Incompatible`] for another width, version or parameters,
+    /// [`SnapshotError::Corrupt`] when the parts do not fit together.
+    pub fn load<R: std::io::Read>(
+        bits: u32,
+        options: IndexOptions,
+        r: &mut SnapshotReader<R>,
+    ) -> Result<Self, SnapshotError> {
+        let params =
+            Self::params(bits, &options).map_err(|e| SnapshotError::Incompatible(e.to_string()))?;
+        let mut magic = [0u8; 4];
+        r.raw(&mut magic, "index magic")?;
+        if &magic != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::Corrupt("not an index snapshot".into()));
+        }
+        let version = r.u32("index version")?;
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Incompatible(format!(
+                "index snapshot version {version}, this build reads {SNAPSHOT_VERSION}"
+            )));
+        }
+        let saved = (
+            r.u32("bits")?,
+            r.u32("tuning radius")?,
+            r.u32("tables")?,
+            r.u8("strategy")?,
+        );
+        let wanted = (
+            bits,
+            params.tuning_radius,
+            params.forced_tables.map_or(0, |t| t as u32),
+            u8::from(params.prefer_probe) | u8::from(params.linear_only) << 1,
+        );
+        if saved != wanted {
+            return Err(SnapshotError::Incompatible(format!(
+                "saved with (bits, tuning radius, tables, strategy) {saved:?}, wanted {wanted:?}"
+            )));
+        }
+        let bytes = (bits / 8) as usize;
+        let cap = options.buffer_capacity;
+        let bg = options.background_merge_threshold;
+        let engine = match bits.div_ceil(64) {
+            1 => Engine::W1(Core::load(bytes, params, cap, bg, r)?),
+            2 => Engine::W2(Core::load(bytes, params, cap, bg, r)?),
+            3..=4 => Engine::W4(Core::load(bytes, params, cap, bg, r)?),
+            5..=8 => Engine::W8(Core::load(bytes, params, cap, bg, r)?),
+            9..=16 => Engine::W16(Core::load(bytes, params, cap, bg, r)?),
+            _ => Engine::W32(Core::load(bytes, params, cap, bg, r)?),
         };
         Ok(Self {
             bits,

@@ -14,7 +14,9 @@
 //!
 //! [`Store`]: crate::store::Store
 
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use prefetch_index::prefetch_index;
+use std::io::{Read, Write};
 
 const EMPTY: u32 = 0;
 
@@ -176,9 +178,55 @@ impl IdMap {
         Some(slot)
     }
 
+    /// Ids held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.capacity() * 4
+    }
+
+    /// Writes the buckets as they are: a load is then a copy, not a rehash.
+    pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        w.put_u64(self.len as u64)?;
+        w.put_u32s(&self.table)
+    }
+
+    /// Reads a map saved by [`IdMap::save`] over a store of `slots` slots. Checked: the load
+    /// factor (so every probe sequence reaches an empty bucket and lookups end) and that every
+    /// bucket names a slot of the store (so no lookup indexes past it). Not checked: that each
+    /// id sits where its hash sends it, which would cost a random access per id (seconds at
+    /// 100M) to guard against a file that passed its checksum.
+    pub(crate) fn load<R: Read>(
+        r: &mut SnapshotReader<R>,
+        slots: usize,
+    ) -> Result<Self, SnapshotError> {
+        let corrupt = |m: String| SnapshotError::Corrupt(format!("id map: {m}"));
+        let len = r.u64("id count")? as usize;
+        let table = r.u32s("id buckets")?;
+        let buckets = table.len();
+        if !buckets.is_power_of_two() || buckets < 16 || len * 4 > buckets * 3 {
+            return Err(corrupt(format!("{len} ids in {buckets} buckets")));
+        }
+        let mut filled = 0;
+        for &b in &table {
+            if b != EMPTY {
+                if slot_of(b) >= slots {
+                    return Err(corrupt(format!("a bucket names slot {}", slot_of(b))));
+                }
+                filled += 1;
+            }
+        }
+        if filled != len {
+            return Err(corrupt(format!("{filled} filled buckets, {len} ids")));
+        }
+        Ok(Self {
+            len,
+            shift: 64 - buckets.trailing_zeros(),
+            table,
+        })
     }
 }
 

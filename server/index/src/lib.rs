@@ -9,7 +9,10 @@
 //! popcount scan otherwise. [`ExactIndex`] covers md5/sha256-style
 //! equality lookups with the same shape.
 //!
-//! The crate is pure data structures: no I/O, no async, no unsafe code
+//! An index can be saved to and loaded from any `Write`/`Read` ([`HammingIndex::save`],
+//! [`snapshot`]), so a restart copies what a build took minutes to make.
+//!
+//! The crate is pure data structures: no files, no async, no unsafe code
 //! (prefetching goes through the tiny `prefetch-index` crate). Distances
 //! use `u64::count_ones`, which is a single `popcnt` only when the build
 //! targets `x86-64-v2` or newer (`-C target-cpu=...`); the plain `x86-64`
@@ -41,6 +44,7 @@ mod idmap;
 mod merge;
 mod plan;
 mod segment;
+pub mod snapshot;
 mod store;
 mod table;
 

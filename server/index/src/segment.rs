@@ -8,9 +8,11 @@
 
 use crate::bits::{extract, Words};
 use crate::plan::{choose_layout, CostModel, Plans, Probe};
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use crate::store::Store;
-use crate::table::Table;
+use crate::table::{Table, MAX_SEGMENT};
 use prefetch_index::prefetch_index;
+use std::io::{Read, Write};
 
 /// How many candidates ahead the verification pass prefetches.
 const PREFETCH_AHEAD: usize = 32;
@@ -85,6 +87,104 @@ impl Segment {
             tables,
             plans,
         }
+    }
+
+    /// Writes the segment: its range, the specs of its tables and the tables. Plans are not
+    /// written: they follow from the specs and are rebuilt on load in microseconds.
+    pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        w.put_u64(self.start as u64)?;
+        w.put_u64(self.len as u64)?;
+        w.put_u32(self.tables.len() as u32)?;
+        for t in &self.tables {
+            let s = t.spec;
+            for v in [
+                s.start,
+                s.width,
+                s.dir_bits,
+                s.filter_start,
+                s.filter_bits,
+                s.spare_bits,
+                s.entry_bytes,
+            ] {
+                w.put_u32(v)?;
+            }
+        }
+        for t in &self.tables {
+            t.save(w)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a segment saved by [`Segment::save`] that must start at `start`. Its tables must
+    /// be exactly the ones a build of `len` slots with `p` lays out (or none, a scan-only
+    /// segment), so a loaded index searches the way a rebuilt one would.
+    pub(crate) fn load<R: Read, H: Words>(
+        start: usize,
+        p: &BuildParams,
+        r: &mut SnapshotReader<R>,
+    ) -> Result<Self, SnapshotError> {
+        let corrupt = |m: String| SnapshotError::Corrupt(format!("segment at slot {start}: {m}"));
+        let at = r.u64("segment start")? as usize;
+        let len = r.u64("segment length")? as usize;
+        if at != start || len == 0 || len > MAX_SEGMENT {
+            return Err(corrupt(format!("range {at}+{len}")));
+        }
+        let tables = r.u32("table count")? as usize;
+        let mut specs = Vec::with_capacity(tables.min(64));
+        for _ in 0..tables {
+            let mut v = [0u32; 7];
+            for x in &mut v {
+                *x = r.u32("table spec")?;
+            }
+            specs.push(crate::plan::TableSpec {
+                start: v[0],
+                width: v[1],
+                dir_bits: v[2],
+                filter_start: v[3],
+                filter_bits: v[4],
+                spare_bits: v[5],
+                entry_bytes: v[6],
+            });
+            if specs.len() > 64 {
+                return Err(corrupt(format!("{tables} tables")));
+            }
+        }
+        let model = CostModel::for_width(H::WORDS * 8);
+        if !specs.is_empty() {
+            let expected = if p.linear_only {
+                None
+            } else {
+                choose_layout(
+                    p.bits,
+                    len,
+                    p.tuning_radius,
+                    &model,
+                    p.forced_tables,
+                    p.prefer_probe,
+                )
+            }
+            .unwrap_or_default();
+            if specs != expected {
+                return Err(corrupt(
+                    "its tables are not the layout this build chooses".into(),
+                ));
+            }
+        }
+        let tables = specs
+            .iter()
+            .map(|&s| Table::load(s, len, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (plans, _) = if specs.is_empty() {
+            (Plans::default(), Vec::new())
+        } else {
+            Plans::build(&specs, len, p.bits, &model, p.prefer_probe)
+        };
+        Ok(Self {
+            start,
+            len,
+            tables,
+            plans,
+        })
     }
 
     /// A segment over slots `start..start + len` without tables: every search

@@ -6,6 +6,8 @@
 //! index compacts once tombstones become a large share.
 
 use crate::bits::Words;
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
+use std::io::{Read, Write};
 
 /// Hashes, ids and tombstones in slot order.
 #[derive(Debug)]
@@ -95,6 +97,64 @@ impl<H: Words> Store<H> {
             alive,
             dead: 0,
         };
+    }
+
+    /// Writes hashes, ids and liveness.
+    pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        w.put_u64(self.slots() as u64)?;
+        w.put_words(
+            self.hashes
+                .iter()
+                .flat_map(|h| h.words().iter().map(|x| x.to_le_bytes())),
+        )?;
+        w.put_u64s(&self.ids)?;
+        w.put_u64s(&self.alive)?;
+        w.put_u64(self.dead as u64)
+    }
+
+    /// Reads a store saved by [`Store::save`], checking that liveness covers exactly the slots
+    /// and that the dead count is what the bits say.
+    pub(crate) fn load<R: Read>(r: &mut SnapshotReader<R>) -> Result<Self, SnapshotError> {
+        let corrupt = |m: String| SnapshotError::Corrupt(format!("store: {m}"));
+        let slots = r.len((H::WORDS * 8 + 8) as u64, "slots")?;
+        if slots >= u32::MAX as usize - 1 {
+            return Err(corrupt(format!("{slots} slots")));
+        }
+        let words = r.words(slots * H::WORDS, "hashes", u64::from_le_bytes)?;
+        let hashes = words
+            .chunks_exact(H::WORDS)
+            .map(|c| {
+                let mut h = H::zero();
+                h.words_mut().copy_from_slice(c);
+                h
+            })
+            .collect::<Vec<H>>();
+        drop(words);
+        let ids = r.u64s("ids")?;
+        let alive = r.u64s("liveness")?;
+        let dead = r.u64("dead count")? as usize;
+        if ids.len() != slots || alive.len() != slots.div_ceil(64) {
+            return Err(corrupt(format!(
+                "{} ids and {} liveness words for {slots} slots",
+                ids.len(),
+                alive.len()
+            )));
+        }
+        if slots % 64 != 0 && alive[slots / 64] >> (slots % 64) != 0 {
+            return Err(corrupt("liveness bits past the last slot".into()));
+        }
+        let live: usize = alive.iter().map(|w| w.count_ones() as usize).sum();
+        if live + dead != slots {
+            return Err(corrupt(format!(
+                "{live} live and {dead} dead slots of {slots}"
+            )));
+        }
+        Ok(Self {
+            hashes,
+            ids,
+            alive,
+            dead,
+        })
     }
 
     /// Frees spare capacity after a bulk load.

@@ -10,7 +10,9 @@
 
 use crate::bits::{extract, Words};
 use crate::plan::TableSpec;
+use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use prefetch_index::prefetch_index;
+use std::io::{Read, Write};
 
 /// Largest segment a table can address: a search packs a candidate as
 /// `relative_slot << 8 | plan position` in a `u32`.
@@ -30,6 +32,60 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Writes the entries and directory (the spec is written by the segment).
+    pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
+        w.put_u32s(&self.offsets)?;
+        w.put_bytes(&self.entries)
+    }
+
+    /// Reads a table of a `len`-slot segment saved by [`Table::save`] under `spec` (already
+    /// checked to be the spec a build would choose), checking the directory and that every
+    /// entry names a slot of the segment: a search trusts both without bounds checks of its
+    /// own beyond the slice's.
+    pub(crate) fn load<R: Read>(
+        spec: TableSpec,
+        len: usize,
+        r: &mut SnapshotReader<R>,
+    ) -> Result<Self, SnapshotError> {
+        let corrupt = |m: String| SnapshotError::Corrupt(format!("table: {m}"));
+        let offsets = r.u32s("table directory")?;
+        let buckets = 1usize << spec.dir_bits;
+        if offsets.len() != buckets + 1 {
+            return Err(corrupt(format!(
+                "{} directory entries for {buckets} buckets",
+                offsets.len()
+            )));
+        }
+        if offsets[0] != 0
+            || offsets[buckets] as usize != len
+            || offsets.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(corrupt("directory is not a partition of the slots".into()));
+        }
+        let stride = spec.entry_bytes as usize;
+        let entries = r.bytes(len * stride, "table entries")?;
+        if entries.len() != len * stride {
+            return Err(corrupt(format!(
+                "{} entry bytes for {len} slots of {stride} bytes",
+                entries.len()
+            )));
+        }
+        let spare = spec.spare_bits;
+        let beyond = entries.chunks_exact(stride).any(|e| {
+            let mut b = [0u8; 8];
+            b[..stride].copy_from_slice(e);
+            (u64::from_le_bytes(b) >> spare) as usize >= len
+        });
+        if beyond {
+            return Err(corrupt(format!("an entry names a slot past {len}")));
+        }
+        Ok(Self {
+            spec,
+            offsets,
+            entries,
+        })
+    }
+
     /// Builds the table over `hashes` (slot `i` of the segment is `hashes[i]`)
     /// with a two-pass counting sort.
     pub(crate) fn build<H: Words>(spec: TableSpec, hashes: &[H]) -> Self {
