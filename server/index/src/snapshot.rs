@@ -117,7 +117,7 @@ impl<W: Write> SnapshotWriter<W> {
     }
 
     /// Fixed-size little-endian values, no length prefix, through the step buffer.
-    pub(crate) fn put_words<const N: usize>(
+    pub fn put_words<const N: usize>(
         &mut self,
         values: impl Iterator<Item = [u8; N]>,
     ) -> Result<(), SnapshotError> {
@@ -259,7 +259,7 @@ impl<R: Read> SnapshotReader<R> {
     }
 
     /// `n` fixed-size values (no length prefix), converted through the step buffer.
-    pub(crate) fn words<const N: usize, T>(
+    pub fn words<const N: usize, T>(
         &mut self,
         n: usize,
         what: &str,

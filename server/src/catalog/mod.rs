@@ -40,6 +40,10 @@
 //! applied or applied. That is what a reader could see anyway of an origin whose checkpoints
 //! arrive a few entries apart.
 
+mod snapshot;
+
+pub use snapshot::{Coverage, SnapshotSummary};
+
 use crate::store::OriginId;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use redline_index::{BuiltRun, ExactIndex, HammingIndex, IndexOptions, MergeJob, RunBuilder};
@@ -156,6 +160,15 @@ struct Inner {
 /// duration: in a release build on the 2-core CI machine a 16k-slot build takes ~5-10 ms, a
 /// 262k-slot one ~150-230 ms (this was 2^18 before), a million slots about a second.
 const BACKGROUND_MERGE_SLOTS: usize = 1 << 14;
+
+/// How the catalog's Hamming indexes are built (a loaded snapshot must have been saved with the
+/// same).
+fn index_options(merge_threshold: usize) -> IndexOptions {
+    IndexOptions {
+        background_merge_threshold: Some(merge_threshold),
+        ..IndexOptions::default()
+    }
+}
 
 /// A write hold longer than this is logged (`warn`): it is a stall of every Match query.
 const SLOW_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
@@ -641,12 +654,11 @@ impl Inner {
         merge_threshold: usize,
     ) -> &mut HammingIndex {
         self.hamming.entry(signal_type).or_insert_with(|| {
-            let options = IndexOptions {
-                background_merge_threshold: Some(merge_threshold),
-                ..IndexOptions::default()
-            };
-            HammingIndex::with_options(signal_type.byte_len() as u32 * 8, options)
-                .expect("signal types have supported widths")
+            HammingIndex::with_options(
+                signal_type.byte_len() as u32 * 8,
+                index_options(merge_threshold),
+            )
+            .expect("signal types have supported widths")
         })
     }
 
