@@ -421,6 +421,11 @@ pub struct MatchingConfig {
     /// when there were more. Requests may ask for fewer, never more. Bounds the work and the
     /// answer of a query near a hash that an origin (or many) lists many times over.
     pub max_hits: usize,
+    /// Seconds between catalog snapshots while the logs change (the snapshot a restart loads
+    /// instead of replaying every log; one is also saved at every graceful shutdown). 0 saves
+    /// only at shutdown. Commits (not Match queries) wait while one is written: ~1 s a 10M
+    /// entries.
+    pub snapshot_interval_s: u64,
 }
 
 impl Default for MatchingConfig {
@@ -429,6 +434,7 @@ impl Default for MatchingConfig {
             max_distance: Default::default(),
             max_signals: 1024,
             max_hits: 100,
+            snapshot_interval_s: 600,
         }
     }
 }

@@ -227,20 +227,7 @@ fn create(data_dir: &Path, path: &Path, signer: &OriginSigner) -> Result<(), Ide
     let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
     // A stale tmp (from a crash, or planted) is never written through: it may be a link
     // elsewhere or have any mode. `remove_file` removes a link itself, not its target.
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => tracing::warn!(path = %tmp.display(), "removed a stale temporary key file"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_at(&tmp)(e)),
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    no_follow(&mut opts);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(io_at(&tmp))?;
+    let mut f = create_private(&tmp).map_err(io_at(&tmp))?;
     // The umask can only remove bits from 0600; check anyway, before the key is written.
     check_private(&tmp, &f.metadata().map_err(io_at(&tmp))?)?;
     writeln!(f, "{}", signer.private_key()).map_err(io_at(&tmp))?;
@@ -250,16 +237,42 @@ fn create(data_dir: &Path, path: &Path, signer: &OriginSigner) -> Result<(), Ide
     sync_dir(data_dir)
 }
 
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), IdentityError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
+/// Creates `path` for writing: exclusively (after removing a stale file or link of that name),
+/// mode 0600, never through a symbolic link. For the key's temporary file and for other files
+/// of the data dir that hold what only the node may read (the catalog snapshot holds every
+/// perceptual hash).
+pub(crate) fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::warn!(path = %path.display(), "removed a stale temporary file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    no_follow(&mut opts);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
 }
 
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), IdentityError> {
-    Ok(())
+/// Fsyncs a directory, so a rename inside it survives a crash.
+pub(crate) fn sync_directory(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir).and_then(|d| d.sync_all())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), IdentityError> {
+    sync_directory(dir).map_err(io_at(dir))
 }
 
 #[cfg(unix)]

@@ -210,6 +210,13 @@ pub async fn launch(
         );
         on_ready(&node);
         sync_tasks = federation::sync::spawn_all(node.clone(), stopping.clone());
+        if config.matching.snapshot_interval_s > 0 {
+            sync_tasks.push(tokio::spawn(save_snapshots(
+                node.clone(),
+                Duration::from_secs(config.matching.snapshot_interval_s),
+                stopping.clone(),
+            )));
+        }
     }
 
     let served = tokio::select! {
@@ -247,10 +254,38 @@ pub async fn launch(
         // Scrapes are instant; nothing to drain.
         t.abort();
     }
+    // After the last call: what the next start loads instead of replaying every log.
+    if let Err(e) = node.save_catalog_snapshot().await {
+        tracing::warn!(error = %e, "catalog snapshot not saved; the next start replays the logs");
+    }
     node.flush()?;
     served.map_err(|e| format!("server task: {e}"))??;
     tracing::info!("redline node stopped; store flushed");
     Ok(())
+}
+
+/// Saves the catalog snapshot every `every` while the logs grow, until `stopping` (the shutdown
+/// saves the last one).
+async fn save_snapshots(
+    node: Arc<Node>,
+    every: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut saved_at = node.total_leaves();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        let leaves = node.total_leaves();
+        if leaves == saved_at {
+            continue;
+        }
+        match node.save_catalog_snapshot().await {
+            Ok(_) => saved_at = leaves,
+            Err(e) => tracing::warn!(error = %e, "periodic catalog snapshot failed"),
+        }
+    }
 }
 
 /// Turns `/readyz` and health SERVING once the node has caught up with its peers

@@ -345,12 +345,18 @@ fn prepare_decoded(
     })
 }
 
-/// Rebuilds `origin`'s part of the catalog from its committed leaves (start-up), a chunk at a
-/// time. Returns the number of invalid leaves skipped.
-pub fn replay(store: &Store, catalog: &Catalog, state: &LogState) -> Result<usize, LogError> {
+/// Rebuilds `origin`'s part of the catalog from its committed leaves `from..` (start-up: all of
+/// them, or those after a loaded snapshot), a chunk at a time. Returns the number of invalid
+/// leaves skipped.
+pub fn replay(
+    store: &Store,
+    catalog: &Catalog,
+    state: &LogState,
+    from: u64,
+) -> Result<usize, LogError> {
     const CHUNK: u64 = 65_536;
     let mut invalid = 0;
-    let mut next = 0;
+    let mut next = from;
     while next < state.size() {
         let end = (next + CHUNK).min(state.size());
         let leaves: Vec<Vec<u8>> = store

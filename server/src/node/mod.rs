@@ -15,6 +15,7 @@
 //!
 //! Nothing here knows about tonic; errors are [`NodeError`], mapped to a status in `grpc::error`.
 
+pub mod catalog_snapshot;
 pub mod evidence;
 pub mod logs;
 pub mod matching;
@@ -194,11 +195,26 @@ pub struct Overview {
     pub evidence_count: u64,
 }
 
+/// How the catalog came back at the last start: from its snapshot plus the leaves after it, or
+/// by replaying every log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Startup {
+    /// The catalog snapshot was loaded and agreed with the store.
+    pub from_snapshot: bool,
+    /// Leaves replayed into the catalog (all of them without a snapshot).
+    pub replayed_leaves: u64,
+    /// Milliseconds from opening the store to a loaded catalog.
+    pub catalog_ms: u64,
+}
+
 /// The node: its services over one store and one catalog.
 pub struct Node {
     config: Config,
     key: OriginKey,
     logs: Arc<Logs>,
+    /// Held here only to save its snapshot; every service reaches it through its own handle.
+    catalog: Arc<Catalog>,
+    startup: Startup,
     own: OwnLog,
     replica: Replica,
     evidence: Arc<Evidence>,
@@ -288,19 +304,47 @@ impl Node {
                 next_id += 1;
             }
         }
-        // Rebuild the catalog (active set + match index) from the committed leaves.
-        let catalog = Arc::new(Catalog::new());
+        // The catalog (active set + match index): its snapshot plus the leaves committed after
+        // it, or every committed leaf.
+        let catalog_started = std::time::Instant::now();
+        let (catalog, replay_from, from_snapshot) = {
+            let (dir, s, st) = (config.data_dir.clone(), store.clone(), states.clone());
+            match blocking(move || catalog_snapshot::load(&dir, &s, &st)).await? {
+                Some(l) => (Arc::new(l.catalog), l.replay_from, true),
+                None => (Arc::new(Catalog::new()), Default::default(), false),
+            }
+        };
+        let replay_started = std::time::Instant::now();
+        let mut replayed = 0;
         for (name, state) in &states {
             let matched = trust.get(name).is_some_and(OriginTrust::matched);
             catalog.set_origin(state.id, name, matched);
+            let from = replay_from.get(&state.id).copied().unwrap_or(0);
+            replayed += state.size() - from;
             let (s, c, st) = (store.clone(), catalog.clone(), state.clone());
-            let invalid = blocking(move || crate::log::replay(&s, &c, &st)).await??;
+            let invalid = blocking(move || crate::log::replay(&s, &c, &st, from)).await??;
             if invalid > 0 {
                 tracing::warn!(origin = %name, invalid, "log holds invalid entries; they are not matched");
             }
         }
+        tracing::info!(
+            leaves = replayed,
+            ms = replay_started.elapsed().as_millis() as u64,
+            "logs replayed into the catalog"
+        );
         catalog.compact();
-        tracing::info!(active = catalog.len(), "catalog loaded");
+        let startup = Startup {
+            from_snapshot,
+            replayed_leaves: replayed,
+            catalog_ms: catalog_started.elapsed().as_millis() as u64,
+        };
+        tracing::info!(
+            active = catalog.len(),
+            from_snapshot = startup.from_snapshot,
+            replayed_leaves = replayed,
+            ms = startup.catalog_ms,
+            "catalog loaded"
+        );
         let hashing = config.hashing.parsed()?;
         let hasher = ImageHasher::new(hashing.limits, hashing.signal_types);
         let logs = Arc::new(Logs::new(
@@ -328,6 +372,8 @@ impl Node {
         let trail_store = store.clone();
         let node = Arc::new(Self {
             replica: Replica::new(logs.clone(), store, catalog.clone(), evidence.clone()),
+            catalog: catalog.clone(),
+            startup,
             matching: Matching::new(catalog, hasher, config.matching.clone(), metrics.clone()),
             config,
             key,
@@ -489,6 +535,31 @@ impl Node {
             peers: self.peers.snapshot(),
             evidence_count: self.evidence.count() as u64,
         })
+    }
+
+    /// Saves the catalog snapshot the next start loads (see [`catalog_snapshot`]): at
+    /// shutdown, and periodically while the logs change.
+    pub async fn save_catalog_snapshot(
+        &self,
+    ) -> std::result::Result<crate::catalog::SnapshotSummary, redline_index::snapshot::SnapshotError>
+    {
+        catalog_snapshot::save(
+            &self.logs,
+            self.catalog.clone(),
+            self.config.data_dir.clone(),
+        )
+        .await
+    }
+
+    /// How the catalog came back at this start.
+    pub fn startup(&self) -> Startup {
+        self.startup
+    }
+
+    /// Total leaves held over every log: what a periodic snapshot compares to decide whether
+    /// anything changed since the last one.
+    pub fn total_leaves(&self) -> u64 {
+        self.logs.all().iter().map(|(_, h)| h.state().size()).sum()
     }
 
     /// Flushes the store (shutdown).
