@@ -143,7 +143,7 @@ proptest! {
         // Rebuilt from sled, as at start-up.
         let fresh = Catalog::new();
         for s in &st2 {
-            replay(&s2, &fresh, s).unwrap();
+            replay(&s2, &fresh, s, 0).unwrap();
         }
         prop_assert_eq!(&expected, &active_set(&fresh, &st2));
         // Roots agree too: the same leaves in the same per-origin order.
