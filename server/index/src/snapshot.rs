@@ -265,8 +265,23 @@ impl<R: Read> SnapshotReader<R> {
         what: &str,
         from: impl Fn([u8; N]) -> T,
     ) -> Result<Vec<T>, SnapshotError> {
-        self.take((n as u64).saturating_mul(N as u64), what)?;
         let mut out = Vec::with_capacity(n);
+        self.for_each(n, what, |v| {
+            out.push(from(v));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` on each of `n` fixed-size values (no length prefix) as they are read, so a
+    /// caller can build its own structure without holding a second copy of the array.
+    pub fn for_each<const N: usize>(
+        &mut self,
+        n: usize,
+        what: &str,
+        mut f: impl FnMut([u8; N]) -> Result<(), SnapshotError>,
+    ) -> Result<(), SnapshotError> {
+        self.take((n as u64).saturating_mul(N as u64), what)?;
         let mut buf = std::mem::take(&mut self.buf);
         let mut left = n * N;
         while left > 0 {
@@ -274,14 +289,13 @@ impl<R: Read> SnapshotReader<R> {
             buf.resize(step, 0);
             self.inner.read_exact(&mut buf)?;
             self.crc.update(&buf);
-            out.extend(
-                buf.chunks_exact(N)
-                    .map(|c| from(c.try_into().expect("exact chunks"))),
-            );
+            for c in buf.chunks_exact(N) {
+                f(c.try_into().expect("exact chunks"))?;
+            }
             left -= step;
         }
         self.buf = buf;
-        Ok(out)
+        Ok(())
     }
 
     /// Checks that every byte was read and that the trailer matches.

@@ -120,16 +120,19 @@ impl<H: Words> Store<H> {
         if slots >= u32::MAX as usize - 1 {
             return Err(corrupt(format!("{slots} slots")));
         }
-        let words = r.words(slots * H::WORDS, "hashes", u64::from_le_bytes)?;
-        let hashes = words
-            .chunks_exact(H::WORDS)
-            .map(|c| {
-                let mut h = H::zero();
-                h.words_mut().copy_from_slice(c);
-                h
-            })
-            .collect::<Vec<H>>();
-        drop(words);
+        // Word by word into the blocks: no second copy of the largest array.
+        let mut hashes = Vec::with_capacity(slots);
+        let mut block = H::zero();
+        let mut at = 0;
+        r.for_each(slots * H::WORDS, "hashes", |w: [u8; 8]| {
+            block.words_mut()[at] = u64::from_le_bytes(w);
+            at += 1;
+            if at == H::WORDS {
+                hashes.push(block);
+                at = 0;
+            }
+            Ok(())
+        })?;
         let ids = r.u64s("ids")?;
         let alive = r.u64s("liveness")?;
         let dead = r.u64("dead count")? as usize;

@@ -176,12 +176,11 @@ impl Catalog {
             );
         }
         let n = r.len(14, "entries")?;
-        let records = r.words(n, "entries", |rec: [u8; 14]| rec)?;
         let mut inner = Inner {
             info: HashMap::with_capacity_and_hasher(n, Default::default()),
             ..Inner::default()
         };
-        for rec in &records {
+        r.for_each(n, "entries", |rec: [u8; 14]| {
             let id = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
             let listing = u32::from_le_bytes(rec[10..].try_into().expect("4 bytes"));
             let signal_type = *types
@@ -202,8 +201,8 @@ impl Catalog {
                 .active_per_origin
                 .entry(super::split_id(id).0)
                 .or_default() += 1;
-        }
-        drop(records);
+            Ok(())
+        })?;
         let catalog = Catalog::new();
         for _ in 0..r.u32("hamming index count")? {
             let t = signal_type(&mut r)?;
