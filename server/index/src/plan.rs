@@ -68,7 +68,7 @@ pub(crate) struct Probe {
 /// [`entry_layout`]), so 16 tables keep the tables at 64–80 bytes a hash.
 pub(crate) const MAX_TABLES: usize = 16;
 /// Largest directory, in bits (16 MiB of offsets a table).
-const MAX_DIR_BITS: u32 = 22;
+pub(crate) const MAX_DIR_BITS: u32 = 22;
 /// Fewest bits of an entry left for substring low bits and partner filter
 /// bits.
 pub(crate) const MIN_SPARE_BITS: u32 = 8;

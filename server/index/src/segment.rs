@@ -89,8 +89,10 @@ impl Segment {
         }
     }
 
-    /// Writes the segment: its range, the specs of its tables and the tables. Plans are not
-    /// written: they follow from the specs and are rebuilt on load in microseconds.
+    /// Writes the segment: its range, the specs of its tables, its plans and the tables. The
+    /// plans are written rather than rebuilt on load: choosing a layout and planning every
+    /// radius costs 5-20 ms a segment, which across a catalog's segments was most of a small
+    /// snapshot's load.
     pub(crate) fn save<W: Write>(&self, w: &mut SnapshotWriter<W>) -> Result<(), SnapshotError> {
         w.put_u64(self.start as u64)?;
         w.put_u64(self.len as u64)?;
@@ -109,15 +111,25 @@ impl Segment {
                 w.put_u32(v)?;
             }
         }
+        w.put_u32(self.plans.by_radius.len() as u32)?;
+        for probes in &self.plans.by_radius {
+            w.put_u32(probes.len() as u32)?;
+            for p in probes {
+                w.put_u32(u32::from(p.table))?;
+                w.put_u32(u32::from(p.threshold))?;
+                w.put_u32(u32::from(p.window))?;
+            }
+        }
         for t in &self.tables {
             t.save(w)?;
         }
         Ok(())
     }
 
-    /// Reads a segment saved by [`Segment::save`] that must start at `start`. Its tables must
-    /// be exactly the ones a build of `len` slots with `p` lays out (or none, a scan-only
-    /// segment), so a loaded index searches the way a rebuilt one would.
+    /// Reads a segment saved by [`Segment::save`] that must start at `start`. Every spec must
+    /// be one a search can run on a segment of this length (substring and filter bits inside
+    /// the hash, the directory and entry layout this length gets) and every probe must name one
+    /// of its tables, so a search over a loaded segment indexes nothing out of bounds.
     pub(crate) fn load<R: Read, H: Words>(
         start: usize,
         p: &BuildParams,
@@ -130,13 +142,17 @@ impl Segment {
             return Err(corrupt(format!("range {at}+{len}")));
         }
         let tables = r.u32("table count")? as usize;
-        let mut specs = Vec::with_capacity(tables.min(64));
+        if tables > crate::plan::MAX_TABLES {
+            return Err(corrupt(format!("{tables} tables")));
+        }
+        let (entry_bytes, spare_bits) = crate::plan::entry_layout(len);
+        let mut specs = Vec::with_capacity(tables);
         for _ in 0..tables {
             let mut v = [0u32; 7];
             for x in &mut v {
                 *x = r.u32("table spec")?;
             }
-            specs.push(crate::plan::TableSpec {
+            let spec = crate::plan::TableSpec {
                 start: v[0],
                 width: v[1],
                 dir_bits: v[2],
@@ -144,46 +160,63 @@ impl Segment {
                 filter_bits: v[4],
                 spare_bits: v[5],
                 entry_bytes: v[6],
-            });
-            if specs.len() > 64 {
-                return Err(corrupt(format!("{tables} tables")));
+            };
+            let valid = (1..=32).contains(&spec.width)
+                && spec
+                    .start
+                    .checked_add(spec.width)
+                    .is_some_and(|e| e <= p.bits)
+                && spec.dir_bits <= spec.width
+                && spec.dir_bits <= crate::plan::MAX_DIR_BITS
+                && spec.filter_bits <= 32
+                && spec
+                    .filter_start
+                    .checked_add(spec.filter_bits)
+                    .is_some_and(|e| e <= p.bits)
+                && (spec.entry_bytes, spec.spare_bits) == (entry_bytes, spare_bits)
+                && spec.low_bits() + spec.filter_bits <= spec.spare_bits;
+            if !valid {
+                return Err(corrupt(format!("table spec {spec:?} cannot be searched")));
             }
+            specs.push(spec);
         }
-        let model = CostModel::for_width(H::WORDS * 8);
-        if !specs.is_empty() {
-            let expected = if p.linear_only {
-                None
-            } else {
-                choose_layout(
-                    p.bits,
-                    len,
-                    p.tuning_radius,
-                    &model,
-                    p.forced_tables,
-                    p.prefer_probe,
-                )
+        let radii = r.u32("planned radii")? as usize;
+        if radii > p.bits as usize + 1 || (tables == 0 && radii > 0) {
+            return Err(corrupt(format!("{radii} planned radii")));
+        }
+        let mut by_radius = Vec::with_capacity(radii);
+        for _ in 0..radii {
+            let n = r.u32("probes")? as usize;
+            if n > 64 * tables.max(1) {
+                return Err(corrupt(format!("{n} probes for one radius")));
             }
-            .unwrap_or_default();
-            if specs != expected {
-                return Err(corrupt(
-                    "its tables are not the layout this build chooses".into(),
-                ));
+            let mut probes = Vec::with_capacity(n);
+            for _ in 0..n {
+                let (table, threshold, window) = (
+                    r.u32("probe table")?,
+                    r.u32("probe threshold")?,
+                    r.u32("probe window")?,
+                );
+                if table as usize >= tables || threshold > p.bits || window > p.bits {
+                    return Err(corrupt(format!("probe of table {table}")));
+                }
+                probes.push(Probe {
+                    table: table as u16,
+                    threshold: threshold as u16,
+                    window: window as u16,
+                });
             }
+            by_radius.push(probes);
         }
         let tables = specs
             .iter()
             .map(|&s| Table::load(s, len, r))
             .collect::<Result<Vec<_>, _>>()?;
-        let (plans, _) = if specs.is_empty() {
-            (Plans::default(), Vec::new())
-        } else {
-            Plans::build(&specs, len, p.bits, &model, p.prefer_probe)
-        };
         Ok(Self {
             start,
             len,
             tables,
-            plans,
+            plans: Plans { by_radius },
         })
     }
 

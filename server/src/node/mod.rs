@@ -314,6 +314,7 @@ impl Node {
                 None => (Arc::new(Catalog::new()), Default::default(), false),
             }
         };
+        let loaded_entries = catalog.len() as u64;
         let replay_started = std::time::Instant::now();
         let mut replayed = 0;
         for (name, state) in &states {
@@ -332,7 +333,12 @@ impl Node {
             ms = replay_started.elapsed().as_millis() as u64,
             "logs replayed into the catalog"
         );
-        catalog.compact();
+        // A replay leaves many small segments, which a compaction rebuilds as a few large ones
+        // (the fastest searches). A loaded snapshot already has its layout: rebuilding it would
+        // cost what the snapshot saves, so only a long tail after it is worth one.
+        if !from_snapshot || replayed > loaded_entries / 4 {
+            catalog.compact();
+        }
         let startup = Startup {
             from_snapshot,
             replayed_leaves: replayed,
