@@ -176,49 +176,27 @@ impl Catalog {
             );
         }
         let n = r.len(14, "entries")?;
+        let records = r.words(n, "entries", |rec: [u8; 14]| rec)?;
+        // The entry map is built on a second thread while this one reads the indexes: each
+        // is about half of a load (a random write per entry; a copy of the tables).
+        let (entries, indexes) = std::thread::scope(|scope| {
+            let entries = scope.spawn(|| entry_map(&records, &types, listings.len()));
+            let indexes = read_indexes(&mut r, index_options(Catalog::new().merge_threshold));
+            let entries = entries
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (entries, indexes)
+        });
+        drop(records);
+        let (info, active_per_origin) = entries?;
+        let (hamming, exact) = indexes?;
         let mut inner = Inner {
-            info: HashMap::with_capacity_and_hasher(n, Default::default()),
+            info,
+            active_per_origin,
+            hamming,
+            exact,
             ..Inner::default()
         };
-        r.for_each(n, "entries", |rec: [u8; 14]| {
-            let id = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
-            let listing = u32::from_le_bytes(rec[10..].try_into().expect("4 bytes"));
-            let signal_type = *types
-                .get(rec[8] as usize)
-                .ok_or_else(|| corrupt(format!("entry {id} has type code {}", rec[8])))?;
-            if listing as usize >= listings.len() || rec[9] > 100 {
-                return Err(corrupt(format!("entry {id} has listing {listing}")));
-            }
-            let info = EntryInfo {
-                signal_type,
-                quality: rec[9],
-                listing,
-            };
-            if inner.info.insert(id, info).is_some() {
-                return Err(corrupt(format!("entry {id} appears twice")));
-            }
-            *inner
-                .active_per_origin
-                .entry(super::split_id(id).0)
-                .or_default() += 1;
-            Ok(())
-        })?;
-        let catalog = Catalog::new();
-        for _ in 0..r.u32("hamming index count")? {
-            let t = signal_type(&mut r)?;
-            let bits = t.byte_len() as u32 * 8;
-            let ix = HammingIndex::load(bits, index_options(catalog.merge_threshold), &mut r)?;
-            if inner.hamming.insert(t, ix).is_some() {
-                return Err(corrupt(format!("two {} indexes", t.name())));
-            }
-        }
-        for _ in 0..r.u32("exact index count")? {
-            let t = signal_type(&mut r)?;
-            let ix = ExactIndex::load(t.byte_len(), &mut r)?;
-            if inner.exact.insert(t, ix).is_some() {
-                return Err(corrupt(format!("two {} indexes", t.name())));
-            }
-        }
         r.finish()?;
         // Every entry is in exactly one index: the totals must agree.
         let indexed: usize = inner.hamming.values().map(HammingIndex::len).sum::<usize>()
@@ -235,9 +213,81 @@ impl Catalog {
             .map(|(i, l)| (l.clone(), i as u32))
             .collect();
         inner.listings = listings;
+        let catalog = Catalog::new();
         *catalog.inner.write() = inner;
         Ok((catalog, coverage))
     }
+}
+
+type Indexes = (
+    HashMap<SignalType, HammingIndex>,
+    HashMap<SignalType, ExactIndex>,
+);
+
+/// The Hamming and exact index sections.
+fn read_indexes<R: Read>(
+    r: &mut SnapshotReader<R>,
+    options: redline_index::IndexOptions,
+) -> Result<Indexes, SnapshotError> {
+    let corrupt = |m: String| SnapshotError::Corrupt(format!("catalog: {m}"));
+    let (mut hamming, mut exact) = (HashMap::new(), HashMap::new());
+    for _ in 0..r.u32("hamming index count")? {
+        let t = signal_type(r)?;
+        let ix = HammingIndex::load(t.byte_len() as u32 * 8, options, r)?;
+        if hamming.insert(t, ix).is_some() {
+            return Err(corrupt(format!("two {} indexes", t.name())));
+        }
+    }
+    for _ in 0..r.u32("exact index count")? {
+        let t = signal_type(r)?;
+        let ix = ExactIndex::load(t.byte_len(), r)?;
+        if exact.insert(t, ix).is_some() {
+            return Err(corrupt(format!("two {} indexes", t.name())));
+        }
+    }
+    Ok((hamming, exact))
+}
+
+type EntryMap = (
+    HashMap<u64, EntryInfo, foldhash::fast::RandomState>,
+    HashMap<OriginId, u64>,
+);
+
+/// The entry map and per-origin active counts from the saved records `(id, type, quality,
+/// listing)`.
+fn entry_map(
+    records: &[[u8; 14]],
+    types: &[SignalType],
+    listings: usize,
+) -> Result<EntryMap, SnapshotError> {
+    let corrupt = |m: String| SnapshotError::Corrupt(format!("catalog: {m}"));
+    let mut info = HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut counts: Vec<(OriginId, u64)> = Vec::new();
+    for rec in records {
+        let id = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
+        let listing = u32::from_le_bytes(rec[10..].try_into().expect("4 bytes"));
+        let signal_type = *types
+            .get(rec[8] as usize)
+            .ok_or_else(|| corrupt(format!("entry {id} has type code {}", rec[8])))?;
+        if listing as usize >= listings || rec[9] > 100 {
+            return Err(corrupt(format!("entry {id} has listing {listing}")));
+        }
+        let entry = EntryInfo {
+            signal_type,
+            quality: rec[9],
+            listing,
+        };
+        if info.insert(id, entry).is_some() {
+            return Err(corrupt(format!("entry {id} appears twice")));
+        }
+        // Few origins: a short list beats a map lookup per entry.
+        let origin = super::split_id(id).0;
+        match counts.iter_mut().find(|(o, _)| *o == origin) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((origin, 1)),
+        }
+    }
+    Ok((info, counts.into_iter().collect()))
 }
 
 fn signal_type<R: Read>(r: &mut SnapshotReader<R>) -> Result<SignalType, SnapshotError> {
