@@ -181,7 +181,7 @@ impl Catalog {
         // is about half of a load (a random write per entry; a copy of the tables).
         let (entries, indexes) = std::thread::scope(|scope| {
             let entries = scope.spawn(|| entry_map(&records, &types, listings.len()));
-            let indexes = read_indexes(&mut r, index_options(Catalog::new().merge_threshold));
+            let indexes = read_indexes(&mut r, index_options(super::BACKGROUND_MERGE_SLOTS));
             let entries = entries
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
