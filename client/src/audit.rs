@@ -55,6 +55,10 @@ pub struct AuditReport {
     pub retracts: u64,
     /// ADDs not retracted.
     pub active: u64,
+    /// Size the origin's note signs: larger than `size` when the node was still catching up
+    /// and served a prefix it proved part of the signed tree (everything up to `size` is
+    /// verified; the rest is not held there yet).
+    pub signed_size: u64,
     /// Size of the previous audit this one extends, if any.
     pub extends_previous: Option<u64>,
     /// Inclusion proofs from the node that were checked.
@@ -168,6 +172,20 @@ pub enum AuditError {
     },
     #[error("{origin}: the node misstates its checkpoint: {detail} (only the signed note counts; everything was verified against it)")]
     Misreported { origin: String, detail: String },
+    #[error("{origin}: the node is still catching up and holds {held} of the {signed_size} signed leaves, fewer than the previous audit verified ({previous}); audit a node that holds them, or again later")]
+    PrefixBehindPrevious {
+        origin: String,
+        held: u64,
+        previous: u64,
+        signed_size: u64,
+    },
+    #[error("{origin}: the node says it holds a prefix of size {size} of the signed tree of size {signed_size}, but its proof does not show that: {detail}")]
+    BadPrefix {
+        origin: String,
+        size: u64,
+        signed_size: u64,
+        detail: String,
+    },
 }
 
 fn tampered_hint(first_bad: &Option<u64>) -> String {
@@ -181,11 +199,15 @@ fn tampered_hint(first_bad: &Option<u64>) -> String {
 ///
 /// Made from the signed note (verified first); then each leaf `0..size` is [`LogVerifier::push`]ed
 /// in order — never more than the signed size — and [`LogVerifier::finish`] checks the root
-/// and the extension of the previous audit.
+/// and the extension of the previous audit. A node still catching up holds only a prefix of
+/// the signed tree: [`LogVerifier::for_prefix`] verifies that prefix, once a consistency proof
+/// shows it part of the signed tree.
 #[derive(Debug)]
 pub struct LogVerifier {
     origin: String,
     checkpoint: SignedCheckpoint,
+    /// The tree the leaves must give: the signed one, or a prefix proven part of it.
+    target: TreeHead,
     previous: Option<TrustedSize>,
     replay: Replay<Empty>,
     tree: CompactRange,
@@ -217,23 +239,77 @@ impl LogVerifier {
             origin: origin.clone(),
             detail: e.to_string(),
         })?;
+        let target = TreeHead::from(&checkpoint);
+        Self::towards(origin, checkpoint, target, previous)
+    }
+
+    /// Verifies `note` against `key`, then that `prefix` is part of the tree it signs by the
+    /// RFC 9162 consistency `proof` from `prefix` to the signed size and root (checked against
+    /// the signed root: the node that sent the proof is not trusted); the leaves pushed must
+    /// then give `prefix`. What a node serves mid catch-up.
+    pub fn for_prefix(
+        key: &OriginKey,
+        note: &[u8],
+        prefix: TreeHead,
+        proof: &[impl AsRef<[u8]>],
+        previous: Option<&TrustedSize>,
+    ) -> Result<Self, AuditError> {
+        let origin = key.name().to_owned();
+        let checkpoint = key.verify(note).map_err(|e| AuditError::BadCheckpoint {
+            origin: origin.clone(),
+            detail: e.to_string(),
+        })?;
+        let bad = |detail: String| AuditError::BadPrefix {
+            origin: origin.clone(),
+            size: prefix.size,
+            signed_size: checkpoint.size,
+            detail,
+        };
+        // An empty or whole tree is no prefix to prove: a node holding either serves the
+        // signed checkpoint itself.
+        if prefix.size == 0 || prefix.size >= checkpoint.size {
+            return Err(bad(
+                "a prefix is non-empty and smaller than the signed tree".into(),
+            ));
+        }
+        consistency::extends(prefix, TreeHead::from(&checkpoint), proof)
+            .map_err(|e| bad(e.to_string()))?;
+        Self::towards(origin, checkpoint, prefix, previous)
+    }
+
+    fn towards(
+        origin: String,
+        checkpoint: SignedCheckpoint,
+        target: TreeHead,
+        previous: Option<&TrustedSize>,
+    ) -> Result<Self, AuditError> {
         if let Some(prev) = previous {
-            if prev.size > checkpoint.size {
+            if prev.size > target.size && prev.size <= checkpoint.size {
+                // The signed log did not shrink: this node holds less of it than was audited.
+                return Err(AuditError::PrefixBehindPrevious {
+                    origin,
+                    held: target.size,
+                    previous: prev.size,
+                    signed_size: checkpoint.size,
+                });
+            }
+            if prev.size > target.size {
                 return Err(AuditError::Rollback {
                     origin,
                     previous: prev.size,
-                    now: checkpoint.size,
+                    now: target.size,
                 });
             }
         }
         let mut replay = Replay::from_start();
         // Reserve no more than a leaf count that fits the signed size (a signed size is what
         // the origin committed to, but memory is only taken as leaves arrive).
-        replay.reserve(checkpoint.size.min(1 << 16) as usize);
+        replay.reserve(target.size.min(1 << 16) as usize);
         let root_at_previous = None;
         Ok(Self {
             origin,
             checkpoint,
+            target,
             previous: previous.cloned(),
             replay,
             tree: CompactRange::new(),
@@ -247,9 +323,14 @@ impl LogVerifier {
         &self.checkpoint
     }
 
-    /// The signed tree size: how many leaves to push.
+    /// How many leaves to push: the signed tree size, or the proven prefix's.
     pub fn size(&self) -> u64 {
-        self.checkpoint.size
+        self.target.size
+    }
+
+    /// The tree the pushed leaves must give.
+    pub fn target(&self) -> TreeHead {
+        self.target
     }
 
     /// Leaves pushed so far.
@@ -267,11 +348,11 @@ impl LogVerifier {
                 got: index,
             });
         }
-        if index >= self.checkpoint.size {
+        if index >= self.target.size {
             return Err(AuditError::PastSignedSize {
                 origin: origin(),
                 index,
-                size: self.checkpoint.size,
+                size: self.target.size,
             });
         }
         // The index was checked above and a replay from leaf 0 reads no prior, so the replay
@@ -306,23 +387,24 @@ impl LogVerifier {
         let Self {
             origin,
             checkpoint,
+            target,
             previous,
             replay,
             tree,
             root_at_previous,
             invalid_leaves,
         } = self;
-        if tree.size() != checkpoint.size {
+        if tree.size() != target.size {
             return Err(AuditError::MissingEntries {
                 origin,
-                expected: checkpoint.size,
+                expected: target.size,
                 got: tree.size(),
             });
         }
-        if tree.root() != checkpoint.root {
+        if tree.root() != target.root {
             return Err(AuditError::RootMismatch {
                 origin,
-                size: checkpoint.size,
+                size: target.size,
                 first_bad: None,
             });
         }
@@ -369,8 +451,9 @@ impl LogVerifier {
         Ok(VerifiedLog {
             report: AuditReport {
                 origin,
-                size: checkpoint.size,
-                root: hex::encode(checkpoint.root.0),
+                size: target.size,
+                root: hex::encode(target.root.0),
+                signed_size: checkpoint.size,
                 adds: tally.adds,
                 retracts: tally.retracts,
                 active: tally.active_in_run,
@@ -572,8 +655,31 @@ impl Auditor {
     ) -> Result<VerifiedLog, AuditError> {
         let origin = key.name().to_owned();
         let served = self.checkpoint(&origin).await?;
-        let mut verifier = LogVerifier::new(key, &served.signed_note, previous)?;
-        let (size, root) = (verifier.size(), verifier.checkpoint().root);
+        let mut verifier = match &served.prefix {
+            None => LogVerifier::new(key, &served.signed_note, previous)?,
+            Some(prefix) => {
+                let root = merkle::hash_from_slice(&served.root_hash).map_err(|e| {
+                    AuditError::BadPrefix {
+                        origin: origin.clone(),
+                        size: served.tree_size,
+                        signed_size: 0,
+                        detail: format!("root_hash: {e}"),
+                    }
+                })?;
+                let held = TreeHead {
+                    size: served.tree_size,
+                    root,
+                };
+                LogVerifier::for_prefix(
+                    key,
+                    &served.signed_note,
+                    held,
+                    &prefix.consistency_proof,
+                    previous,
+                )?
+            }
+        };
+        let TreeHead { size, root } = verifier.target();
         self.stream_entries(&origin, 0, size, |index, data| {
             let replayed = verifier.push(index, &data)?;
             each(index, &data, &replayed)
@@ -658,7 +764,7 @@ impl Auditor {
                 }
             })?;
         }
-        misreported(&origin, &served, &verified.checkpoint)?;
+        misreported(&origin, &served, &verified)?;
         Ok(verified)
     }
 
@@ -692,13 +798,20 @@ impl Auditor {
     }
 }
 
-/// The served checkpoint's unsigned fields must say what the signed note says; a node that
-/// states another size or root is reported (after everything was verified against the note).
+/// The served checkpoint's unsigned fields must say what was verified: the signed note's origin,
+/// and the size and root the leaves gave (the signed ones, or the prefix the node proved); a
+/// node that states others is reported (after everything was verified).
 fn misreported(
     origin: &str,
     served: &Checkpoint,
-    signed: &SignedCheckpoint,
+    verified: &VerifiedLog,
 ) -> Result<(), AuditError> {
+    let signed = &verified.checkpoint;
+    let says = if served.prefix.is_some() {
+        "the verified prefix has"
+    } else {
+        "the signed note says"
+    };
     let mut wrong = Vec::new();
     if served.origin != signed.origin {
         wrong.push(format!(
@@ -706,17 +819,17 @@ fn misreported(
             served.origin, signed.origin
         ));
     }
-    if served.tree_size != signed.size {
+    if served.tree_size != verified.report.size {
         wrong.push(format!(
-            "tree_size {}, the signed note says {}",
-            served.tree_size, signed.size
+            "tree_size {}, {says} {}",
+            served.tree_size, verified.report.size
         ));
     }
-    if served.root_hash != signed.root.0 {
+    if hex::encode(&served.root_hash) != verified.report.root {
         wrong.push(format!(
-            "root_hash {}, the signed note says {}",
+            "root_hash {}, {says} {}",
             hex::encode(&served.root_hash),
-            hex::encode(signed.root.0)
+            verified.report.root
         ));
     }
     if wrong.is_empty() {
@@ -794,6 +907,102 @@ mod tests {
         assert_eq!(r.invalid_leaves[0].index, 3);
         assert!(r.invalid_leaves[0].reason.contains("not an ADD"));
         assert_eq!(v.leaf_hashes.len(), 5);
+    }
+
+    /// What is tried: a node mid catch-up serves the note of a 5-leaf tree and holds its first
+    /// 3 leaves, with a consistency proof 3 -> 5; then every way that claim can be wrong.
+    /// What holds: the true prefix verifies (report size 3, signed size 5); a prefix with a
+    /// wrong root, a bad proof, a "prefix" as large as the signed tree, leaves that do not
+    /// give the prefix, or a previous audit past the prefix are each refused by name.
+    #[test]
+    fn a_proven_prefix_verifies_and_every_false_one_is_refused() {
+        let signer = OriginSigner::generate("a.example").unwrap();
+        let key = signer.public();
+        let leaves = log();
+        let note = signed(&signer, &leaves, 5);
+        let mut t = MemoryHashes::new();
+        leaves.iter().for_each(|l| t.push_leaf(l));
+        let prefix = TreeHead {
+            size: 3,
+            root: t.root_at(3).unwrap(),
+        };
+        let proof: Vec<Vec<u8>> = merkle::consistency_proof(3, 5, &t)
+            .unwrap()
+            .iter()
+            .map(|h| h.0.to_vec())
+            .collect();
+        let verify = |prefix: TreeHead, proof: &[Vec<u8>], leaves: &[Vec<u8>], prev| {
+            let mut v = LogVerifier::for_prefix(key, &note, prefix, proof, prev)?;
+            for (i, l) in leaves.iter().enumerate() {
+                v.push(i as u64, l)?;
+            }
+            v.finish()
+        };
+        let ok = verify(prefix, &proof, &leaves[..3], None).unwrap();
+        assert_eq!((ok.report.size, ok.report.signed_size), (3, 5));
+        assert_eq!(ok.report.root, hex::encode(prefix.root.0));
+        assert_eq!(ok.report.trusted().size, 3);
+
+        let wrong_root = TreeHead {
+            root: t.root_at(2).unwrap(),
+            ..prefix
+        };
+        let e = verify(wrong_root, &proof, &leaves[..3], None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::BadPrefix {
+                    size: 3,
+                    signed_size: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut bad_proof = proof.clone();
+        bad_proof[0][0] ^= 1;
+        let e = verify(prefix, &bad_proof, &leaves[..3], None).unwrap_err();
+        assert!(matches!(e, AuditError::BadPrefix { .. }), "{e}");
+        let whole = TreeHead {
+            size: 5,
+            root: t.root(),
+        };
+        let e = verify(whole, &[], &leaves, None).unwrap_err();
+        assert!(matches!(e, AuditError::BadPrefix { size: 5, .. }), "{e}");
+        // A past-the-prefix leaf is refused as past what is verified.
+        let e = verify(prefix, &proof, &leaves[..4], None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::PastSignedSize {
+                    index: 3,
+                    size: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut altered = leaves[..3].to_vec();
+        altered[0] = add(9);
+        let e = verify(prefix, &proof, &altered, None).unwrap_err();
+        assert!(matches!(e, AuditError::RootMismatch { size: 3, .. }), "{e}");
+        let previous = TrustedSize {
+            size: 4,
+            root: hex::encode(t.root_at(4).unwrap().0),
+        };
+        let e = verify(prefix, &proof, &leaves[..3], Some(&previous)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuditError::PrefixBehindPrevious {
+                    held: 3,
+                    previous: 4,
+                    signed_size: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -324,6 +324,7 @@ impl SignedCheckpoint {
             tree_size: self.size,
             root_hash: self.root.0.to_vec(),
             signed_note: self.note.clone(),
+            prefix: None,
         }
     }
 }

@@ -706,6 +706,7 @@ impl HostileShared {
             origin,
             tree_size: 1,
             root_hash: vec![0; 32],
+            prefix: None,
         }
     }
 
@@ -733,6 +734,7 @@ impl HostileShared {
                     tree_size: 1,
                     root_hash: vec![0; 32],
                     signed_note: vec![b'x'; bytes],
+                    prefix: None,
                 },
             ],
         }

@@ -515,6 +515,7 @@ async fn a_million_bogus_origins_cost_the_node_little() {
                 tree_size: 1,
                 root_hash: vec![0; 32],
                 signed_note: vec![b'x'; 16],
+                prefix: None,
             })
             .collect(),
     };

@@ -99,6 +99,7 @@ async fn a_gossip_flood_of_huge_notes_neither_fills_the_disk_nor_hides_equivocat
             tree_size: rng.next_u64(),
             root_hash: (0..32).map(|_| rng.next_u32() as u8).collect(),
             signed_note: note,
+            prefix: None,
         };
         gossip(
             &node.url,

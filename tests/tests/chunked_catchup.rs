@@ -26,10 +26,22 @@ fn keys(dir: &Path, hostile: &Hostile) -> Vec<OriginKey> {
 
 /// A follower of `hostile` in `dir` with `[sync] max_fetch_bytes = budget`; its config path.
 fn follower_config(dir: &Path, hostile: &Hostile, budget: u64) -> std::path::PathBuf {
+    config_with_peers(dir, hostile, budget, vec![hostile.url.clone()], "node.toml")
+}
+
+/// The same follower with `peers` (none: it holds what it has and fetches nothing), written to
+/// `dir/file`.
+fn config_with_peers(
+    dir: &Path,
+    hostile: &Hostile,
+    budget: u64,
+    peers: Vec<String>,
+    file: &str,
+) -> std::path::PathBuf {
     let cfg = ChildConfig {
         origin: "follower.example".into(),
         data_dir: dir.join("data"),
-        peers: vec![hostile.url.clone()],
+        peers,
         trust: vec![(
             hostile.origin().to_owned(),
             hostile.key().verifier_key().to_string(),
@@ -38,7 +50,7 @@ fn follower_config(dir: &Path, hostile: &Hostile, budget: u64) -> std::path::Pat
     };
     // `[sync]` is the last section of the child config: the budget joins it.
     let toml = format!("{}max_fetch_bytes = {budget}\n", cfg.toml());
-    let path = dir.join("node.toml");
+    let path = dir.join(file);
     std::fs::write(&path, toml).expect("write config");
     path
 }
@@ -92,6 +104,22 @@ async fn a_follower_with_a_small_step_budget_catches_up_and_resumes_after_sigkil
         cold.checkpoint.size, ENTRIES,
         "the prefix's note is the signed target"
     );
+
+    // Mid catch-up (no peers: it stays there), an auditor trusting only the origin's key
+    // verifies exactly the prefix held: the node serves the signed note with the prefix's size
+    // and root and the consistency proof to the signed tree, and the prefix's leaves.
+    let isolated = config_with_peers(dir.path(), &hostile, 4 * MIB, vec![], "isolated.toml");
+    let mut process = NodeProcess::spawn(&isolated, &log);
+    let url = process.serving(Duration::from_secs(60)).await;
+    let mut auditor = redline_client::Auditor::connect(&url).await.unwrap();
+    let report = auditor
+        .audit_origin(hostile.key(), None, Some(16))
+        .await
+        .expect("the held prefix audits");
+    assert_eq!((report.size, report.signed_size), (committed, ENTRIES));
+    assert_eq!(report.root, hex::encode(cold.tree.root().0));
+    assert!(report.inclusion_proofs_checked >= 16);
+    drop(process);
     let calls_before = hostile.counters().entry_starts.lock().unwrap().len();
 
     let mut process = NodeProcess::spawn(&config, &log);

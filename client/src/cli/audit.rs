@@ -363,10 +363,16 @@ fn print_report(
     for o in outcomes {
         match (o.status, &o.report, &o.error) {
             ("verified", Some(r), _) => {
-                let extends = match r.extends_previous {
+                let mut extends = match r.extends_previous {
                     Some(p) => format!(", extends previous audit at size {p}"),
                     None => ", no previous audit".to_owned(),
                 };
+                if r.signed_size > r.size {
+                    extends.push_str(&format!(
+                        "; a proven prefix of the {} leaves signed (the node is catching up)",
+                        r.signed_size
+                    ));
+                }
                 out.line(format!(
                     "  ok          {}: size {}, root {}, {} adds, {} retracts, {} active, {} invalid, {} inclusion proofs checked{extends}",
                     o.origin, r.size, r.root, r.adds, r.retracts, r.active, r.invalid, r.inclusion_proofs_checked

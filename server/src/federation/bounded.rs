@@ -1,7 +1,7 @@
 //! Lists of checkpoints decoded with a cap on how many are kept.
 //!
 //! A protobuf message of N checkpoints with every field empty is 2·N bytes on the wire and
-//! N × `size_of::<Checkpoint>()` (80 bytes, doubled by `Vec` growth) once decoded: a 4 MiB
+//! N × `size_of::<Checkpoint>()` (over 100 bytes, doubled by `Vec` growth) once decoded: a 4 MiB
 //! `GetCheckpoints` answer or `Gossip` request decodes into ~170 MiB. The adversarial-peer
 //! suite measured exactly that (a million bogus origins: +157 MiB per answer). The types here
 //! decode the same wire format as `GetCheckpointsResponse`/`GossipResponse` and
@@ -156,6 +156,7 @@ mod tests {
             tree_size: i as u64,
             root_hash: vec![1; 32],
             signed_note: b"note".to_vec(),
+            prefix: None,
         }
     }
 

@@ -160,6 +160,9 @@ pub fn to_pb(origin: &str, c: &StoredCheckpoint) -> pb::Checkpoint {
         tree_size: c.size,
         root_hash: c.root.0.to_vec(),
         signed_note: c.note.clone(),
+        prefix: c.proof.as_ref().map(|p| pb::PrefixProof {
+            consistency_proof: p.hashes.iter().map(|h| h.0.to_vec()).collect(),
+        }),
     }
 }
 
