@@ -105,6 +105,11 @@ pub enum Judgement {
     OwnOriginAhead,
     /// Not a prefix of what is held: the origin signed two histories.
     Equivocation(ExtendsError),
+    /// Newer than the prefix held, older than the signed checkpoint the holder is catching up
+    /// to ([`judge_towards`]): nothing proves yet whether it is a prefix of that one, and it
+    /// has nothing the target lacks. It is judged like any older checkpoint once the holder
+    /// holds the target (peers offer their latest checkpoint on every poll).
+    BelowTarget,
 }
 
 /// Judges `offered` against the `held` head of the same origin. `root_at(n)` gives the root of
@@ -139,6 +144,32 @@ pub fn judge<E>(
         Ok(()) => Judgement::Stale,
         Err(e) => Judgement::Equivocation(e),
     })
+}
+
+/// [`judge`] for a holder catching up in steps: it holds `held`, a prefix proven part of the
+/// signed `target` it has the note of. An offer of the target's size must have the target's
+/// root (two signed roots for one size are equivocation, no proof needed); one between the
+/// prefix and the target is [`Judgement::BelowTarget`] (fetching towards it would give up the
+/// target's note, the only thing that can later show the two to be one history). Anything
+/// else is judged against the prefix by [`judge`]; an offer past the target is `Ahead`, and
+/// the holder must check with a consistency proof that it extends the target before fetching.
+pub fn judge_towards<E>(
+    held: TreeHead,
+    target: TreeHead,
+    offered: TreeHead,
+    own_origin: bool,
+    root_at: impl FnOnce(u64) -> Result<Hash, E>,
+) -> Result<Judgement, E> {
+    if offered.size == target.size {
+        return Ok(match extends(offered, target, &[] as &[&[u8]]) {
+            Ok(()) => Judgement::Ahead,
+            Err(e) => Judgement::Equivocation(e),
+        });
+    }
+    if offered.size > held.size && offered.size < target.size {
+        return Ok(Judgement::BelowTarget);
+    }
+    judge(held, offered, own_origin, root_at)
 }
 
 #[cfg(test)]
@@ -233,6 +264,46 @@ mod tests {
             judge(held, head(&t, 10), false, failing),
             Ok(Judgement::Ahead)
         );
+    }
+
+    /// A holder of the first 4 leaves of a signed 8-leaf target: every verdict by where the
+    /// offer falls.
+    #[test]
+    fn judge_towards_compares_offers_with_the_target_note() {
+        let t = tree(10);
+        let (held, target) = (head(&t, 4), head(&t, 8));
+        let root_at = |n: u64| -> Result<Hash, ProofError> { t.root_at(n) };
+        let other_root = TreeHead {
+            size: 8,
+            root: Hash([3; 32]),
+        };
+        let cases: &[(&str, TreeHead, Judgement)] = &[
+            ("the target itself", target, Judgement::Ahead),
+            (
+                "the target's size, another root",
+                other_root,
+                Judgement::Equivocation(ExtendsError::Fork {
+                    size: 8,
+                    older: Hash([3; 32]),
+                    newer: target.root,
+                }),
+            ),
+            (
+                "between prefix and target",
+                head(&t, 6),
+                Judgement::BelowTarget,
+            ),
+            ("past the target", head(&t, 10), Judgement::Ahead),
+            ("the prefix", held, Judgement::Current),
+            ("older than the prefix", head(&t, 2), Judgement::Stale),
+        ];
+        for (name, offered, want) in cases {
+            assert_eq!(
+                &judge_towards(held, target, *offered, false, root_at).unwrap(),
+                want,
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -253,3 +253,119 @@ async fn a_relay_serving_an_altered_prefix_is_refused_at_the_first_step() {
     );
     hostile.stop().await;
 }
+
+/// What is tried: a follower stuck mid catch-up (a relay alters entry 20,000 of the origin's
+/// 40,000, so the step holding it is refused and the follower keeps a prefix with the signed
+/// target's note). The relay then offers, each validly signed by the origin's key over a root
+/// no honest tree has: a checkpoint between the prefix and the target; one past the target;
+/// one of the target's own size.
+///
+/// What holds: the first is `BelowTarget` (nothing fetched, no evidence but the relay's
+/// rollback); the second is refused before any fetch, because the relay cannot prove it
+/// extends the signed target, with evidence carrying both notes, the origin not frozen; the
+/// third is equivocation (two signed roots for one size), and the origin is frozen. Without
+/// the target's note, all three would have been fetched towards as `Ahead`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_mid_catch_up_are_judged_against_the_signed_target() {
+    const ENTRIES: u64 = 40_000;
+    let hostile = Hostile::start(
+        "origin.example",
+        ENTRIES,
+        Script {
+            serve: Serve::Altered { index: 20_000 },
+            ..Script::honest()
+        },
+    )
+    .await;
+    let dir = redline_e2e::temp_dir();
+    let config = follower_config(dir.path(), &hostile, MIB / 2);
+    let mut process = NodeProcess::spawn(&config, &dir.path().join("node.log"));
+    let url = process.serving(Duration::from_secs(60)).await;
+    let origin = hostile.origin().to_owned();
+    let with = |reason: &'static str| {
+        let (url, origin) = (url.clone(), origin.clone());
+        async move {
+            evidence(&url, &origin)
+                .await
+                .into_iter()
+                .filter(|e| e.reason == reason)
+                .collect::<Vec<_>>()
+        }
+    };
+    eventually(LONG, "the altered step is refused", || async {
+        !with("root_mismatch").await.is_empty()
+    })
+    .await;
+    let held = head(&url, &origin).await.0;
+    assert!(held > 0 && held < 20_000, "held {held}");
+    let fetches = || hostile.counters().entry_starts.lock().unwrap().len();
+    let pulls = || redline_e2e::adversary::Counters::get(&hostile.counters().get_checkpoints);
+    let (fetched, mismatches) = (fetches(), with("root_mismatch").await.len());
+
+    hostile.set(Script {
+        offer: redline_e2e::adversary::Offer::Claim { size: held + 10 },
+        serve: Serve::Altered { index: 20_000 },
+        ..Script::honest()
+    });
+    let p = pulls();
+    eventually(
+        LONG,
+        "three pulls of the offer below the target",
+        || async { pulls() >= p + 3 },
+    )
+    .await;
+    assert_eq!(
+        fetches(),
+        fetched,
+        "fetched towards a checkpoint below the target"
+    );
+    assert_eq!(with("root_mismatch").await.len(), mismatches);
+    assert!(with("equivocation").await.is_empty());
+
+    hostile.set(Script {
+        offer: redline_e2e::adversary::Offer::Claim {
+            size: ENTRIES + 1000,
+        },
+        serve: Serve::Altered { index: 20_000 },
+        ..Script::honest()
+    });
+    eventually(LONG, "the unproven extension is refused", || async {
+        with("root_mismatch").await.len() > mismatches
+    })
+    .await;
+    let refused = with("root_mismatch").await;
+    let e = refused
+        .iter()
+        .find(|e| {
+            e.detail
+                .contains("does not show it extends the signed tree of size 40000")
+        })
+        .unwrap_or_else(|| panic!("{refused:#?}"));
+    assert_eq!(e.signed_notes.len(), 2, "both notes are kept");
+    assert_eq!(fetches(), fetched, "fetched towards an unproven extension");
+    assert_eq!(head(&url, &origin).await.0, held);
+
+    hostile.set(Script {
+        offer: redline_e2e::adversary::Offer::Claim { size: ENTRIES },
+        serve: Serve::Altered { index: 20_000 },
+        ..Script::honest()
+    });
+    eventually(LONG, "equivocation at the target's size", || async {
+        !with("equivocation").await.is_empty()
+    })
+    .await;
+    let mut audit = redline_proto::pb::audit_client::AuditClient::connect(url.clone())
+        .await
+        .unwrap();
+    let origins = audit
+        .list_origins(redline_proto::pb::ListOriginsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .origins;
+    let o = origins.iter().find(|o| o.origin == origin).unwrap();
+    assert!(o.frozen, "{o:?}");
+    assert_eq!(fetches(), fetched);
+    drop(process);
+    hostile.stop().await;
+}

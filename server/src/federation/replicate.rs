@@ -13,9 +13,10 @@ use crate::config::Policy;
 use crate::federation::client::PeerChannel as Channel;
 use crate::federation::peers::Offers;
 use crate::node::{Applied, Judged, Node, NodeError, Reason, Report};
+use crate::store::StoredCheckpoint;
 use futures::StreamExt;
 use redline_proto::checkpoint::SignedCheckpoint;
-use redline_proto::consistency::Judgement;
+use redline_proto::consistency::{self, Judgement, TreeHead};
 use redline_proto::entry::MAX_ENTRY_BYTES;
 use redline_proto::merkle::{self, Hash};
 use redline_proto::pb::{self, federation_client::FederationClient, GetEntriesRequest};
@@ -38,6 +39,9 @@ pub enum Verdict {
     Current(SignedCheckpoint),
     /// Newer: we should fetch up to it.
     Ahead(SignedCheckpoint),
+    /// Between the prefix we hold and the larger signed checkpoint we are catching up to:
+    /// nothing to fetch for it (see `Judgement::BelowTarget`).
+    BelowTarget(SignedCheckpoint),
     /// Proof of equivocation; evidence stored, origin frozen.
     Equivocation,
 }
@@ -46,7 +50,10 @@ impl Verdict {
     /// The verified checkpoint of a verdict that has one and proves nothing wrong.
     pub fn verified(&self) -> Option<&SignedCheckpoint> {
         match self {
-            Verdict::Stale(v) | Verdict::Current(v) | Verdict::Ahead(v) => Some(v),
+            Verdict::Stale(v)
+            | Verdict::Current(v)
+            | Verdict::Ahead(v)
+            | Verdict::BelowTarget(v) => Some(v),
             Verdict::Ignored | Verdict::Refused(_) | Verdict::Frozen | Verdict::Equivocation => {
                 None
             }
@@ -76,6 +83,13 @@ pub enum BadEntries {
     },
     #[error("consistency proof {old} -> {new}: {why}")]
     BadProof { old: u64, new: u64, why: String },
+    #[error("{peer} offers a signed tree of size {size}, but its consistency proof does not show it extends the signed tree of size {target} we are catching up to: {error}")]
+    TargetNotExtended {
+        target: u64,
+        size: u64,
+        peer: String,
+        error: String,
+    },
     #[error("entries {held}..{size} from {peer} give root {}, the origin signed {}", hex::encode(.root.0), hex::encode(.signed.0))]
     RootMismatch {
         held: u64,
@@ -190,6 +204,7 @@ fn verdict(
         Judgement::Current => Ok(Verdict::Current(verified)),
         Judgement::Stale => Ok(Verdict::Stale(verified)),
         Judgement::Ahead => Ok(Verdict::Ahead(verified)),
+        Judgement::BelowTarget => Ok(Verdict::BelowTarget(verified)),
         Judgement::OwnOriginAhead => {
             // Only this node signs its own origin: a bigger validly signed tree means the key
             // was used elsewhere.
@@ -273,6 +288,9 @@ pub async fn replicate(
         }
         .into());
     }
+    if let Some(held) = before.checkpoint.as_ref() {
+        extends_target(node, offers, client, &target, held, peer).await?;
+    }
     loop {
         let from = log.state().size();
         if from >= target.size {
@@ -283,6 +301,56 @@ pub async fn replicate(
             return Ok(size);
         }
     }
+}
+
+/// Mid catch-up (`held` is a prefix of a larger signed tree, `pending`), before fetching towards
+/// a `target` larger than `pending`: the peer must prove `target` extends `pending` (it holds `target`, so it
+/// can). Each step's proof only ties our prefix to `target`; without this, giving up
+/// `pending`'s note for `target`'s would let a fork between the two go unseen. A proof that
+/// fails is kept as evidence with both notes (either the peer or the origin lies), and this
+/// peer's `target` is not fetched again.
+async fn extends_target(
+    node: &Node,
+    offers: &Offers,
+    client: &mut FederationClient<Channel>,
+    target: &SignedCheckpoint,
+    held: &StoredCheckpoint,
+    peer: &str,
+) -> Result<(), ReplicationError> {
+    let Some(pending) = held.proof.as_ref().filter(|p| target.size > p.signed_size) else {
+        return Ok(());
+    };
+    let older = TreeHead {
+        size: pending.signed_size,
+        root: pending.signed_root,
+    };
+    let checked = match consistency_proof(node, client, &target.origin, older.size, target.size)
+        .await
+    {
+        Ok(proof) => {
+            let path: Vec<[u8; 32]> = proof.iter().map(|h| h.0).collect();
+            consistency::extends(older, TreeHead::from(target), &path).map_err(|e| e.to_string())
+        }
+        Err(ReplicationError::BadEntries(bad)) => Err(bad.to_string()),
+        Err(e) => return Err(e),
+    };
+    let Err(error) = checked else { return Ok(()) };
+    offers.set_too_large(peer, &target.origin, held.size, target.size);
+    let bad = BadEntries::TargetNotExtended {
+        target: older.size,
+        size: target.size,
+        peer: peer.to_owned(),
+        error,
+    };
+    evidence(
+        node,
+        &target.origin,
+        peer,
+        Reason::RootMismatch,
+        bad.to_string(),
+        vec![held.note.clone(), target.note.clone()],
+    )?;
+    Err(bad.into())
 }
 
 /// One bounded step of [`replicate`] from `from`: fetch, prove, commit. Returns the size held

@@ -139,10 +139,20 @@ impl Replica {
             root: held.root,
         };
         let offered = TreeHead::from(verified);
+        // Mid catch-up the note held signs a larger tree than the prefix: offers are compared
+        // with that signed target too.
+        let target = held.proof.as_ref().map(|p| TreeHead {
+            size: p.signed_size,
+            root: p.signed_root,
+        });
         let (store, id) = (self.store.clone(), state.id);
         let judgement = blocking(move || {
             store.with_hashes(id, |r| {
-                consistency::judge(head, offered, own, |size| merkle::tree_root(size, r))
+                let root_at = |size| merkle::tree_root(size, r);
+                match target {
+                    Some(target) => consistency::judge_towards(head, target, offered, own, root_at),
+                    None => consistency::judge(head, offered, own, root_at),
+                }
             })
         })
         .await???;
