@@ -175,13 +175,7 @@ impl ChildNode {
 
     /// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`), in bytes.
     pub fn proc_status(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc/<pid>/status");
-        text.lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
+        proc_status(self.pid(), field)
     }
 
     /// Peak resident memory since start or the last [`reset_peak`](Self::reset_peak), bytes.
@@ -243,6 +237,17 @@ pub async fn head(url: &str, origin: &str) -> (u64, Vec<u8>) {
         let cp = r.into_inner();
         (cp.tree_size, cp.root_hash)
     })
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmHWM`: peak resident memory, `VmRSS`), in bytes.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read /proc/<pid>/status");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"))
 }
 
 /// Evidence the node at `url` keeps about `origin` (all origins when empty), newest first:
