@@ -241,8 +241,8 @@ pub async fn head(url: &str, origin: &str) -> (u64, Vec<u8>) {
 
 /// A `kB` field of `/proc/<pid>/status` (`VmHWM`: peak resident memory, `VmRSS`), in bytes.
 pub fn proc_status(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("read /proc/<pid>/status");
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())

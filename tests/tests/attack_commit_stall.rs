@@ -1,8 +1,8 @@
 //! Attack: a peer serves a follower one huge replicated batch, and the follower's commit of it
 //! must not stall Match. A `redline-node` child process (default limits; only sync timing is
 //! shortened) that follows a [`Hostile`] peer behaving honestly catches up on the peer's whole
-//! origin log in one verified step (well under `[sync] max_fetch_bytes`, 512 MiB, which bounds
-//! a step at ~3.5M entries of this size), while a [`Sampler`] calls Match from another client
+//! origin log in one verified step (`[sync] max_fetch_bytes` is raised to 512 MiB here, ~3.5M
+//! entries of this size, so that the whole log is one batch), while a [`Sampler`] calls Match from another client
 //! back to back.
 //!
 //! What used to happen: the catalog update of the batch held the catalog's write lock (which
@@ -47,7 +47,10 @@ async fn catch_up_without_stalls(entries: u64) {
     let hostile = Hostile::start(ORIGIN, entries, Script::honest()).await;
     let built = started.elapsed();
     let honest = hostile.honest_head();
-    let node = ChildNode::spawn(&[&hostile.url], &[(hostile.key(), "accept")], "").await;
+    let one_step =
+        "\n[sync]\npoll_interval_ms = 200\nbackoff_initial_ms = 50\nbackoff_max_ms = 500\n\
+                    max_fetch_bytes = 536870912\n";
+    let node = ChildNode::spawn(&[&hostile.url], &[(hostile.key(), "accept")], one_step).await;
     let mut far = honest_hash(0);
     far.iter_mut().for_each(|b| *b = !*b);
     let sampler = Sampler::start(&node.url, &hex::encode(far), false);
