@@ -659,11 +659,9 @@ impl Auditor {
             None => LogVerifier::new(key, &served.signed_note, previous)?,
             Some(prefix) => {
                 let root = merkle::hash_from_slice(&served.root_hash).map_err(|e| {
-                    AuditError::BadPrefix {
+                    AuditError::Misreported {
                         origin: origin.clone(),
-                        size: served.tree_size,
-                        signed_size: 0,
-                        detail: format!("root_hash: {e}"),
+                        detail: format!("it serves a prefix whose root_hash is not a hash: {e}"),
                     }
                 })?;
                 let held = TreeHead {

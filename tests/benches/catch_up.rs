@@ -41,7 +41,6 @@ use redline_e2e::adversary::{head, lists, proc_status};
 use redline_e2e::crash::{ChildConfig, NodeProcess};
 use redline_e2e::{temp_dir, TestNode};
 use redline_proto::pb::{audit_client::AuditClient, GetEntriesRequest};
-use redline_server::node::{Listing, NewSignal};
 use redline_server::Config;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -77,20 +76,7 @@ async fn fill(
         let n = BATCH.min(entries - done);
         let hashes: Vec<[u8; 32]> = (0..n).map(|_| rng.gen()).collect();
         sample.push(hashes[n / 2]);
-        let signals = hashes
-            .iter()
-            .map(|h| NewSignal {
-                signal_type: redline_proto::signal::SignalType::Pdq,
-                hash: h.to_vec(),
-                quality: 100,
-            })
-            .collect();
-        let listing = Listing {
-            labels: vec!["ncii".into()],
-            legal_basis: "consent withdrawn".into(),
-            case_ref: String::new(),
-        };
-        let submitted = node.submit(signals, listing).await.expect("submit");
+        let submitted = redline_e2e::submit_pdq(node, &hashes).await;
         // The sampled ADD (the middle one) is never among those retracted (the first ones).
         for &index in previous.iter().take(retracts) {
             node.retract(index, "false positive")
