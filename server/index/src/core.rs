@@ -307,7 +307,7 @@ impl<H: Words> Core<H> {
         let (start, end) = (deferred.start, deferred.end);
         Some(Job {
             start,
-            hashes: self.store.hashes[start..end].to_vec(),
+            hashes: self.store.hashes_to_vec(start, end),
             params: self.params,
             generation: self.generation,
         })
@@ -403,8 +403,8 @@ impl<H: Words> Core<H> {
         let end = self.store.slots().min(from.saturating_add(max));
         for slot in from..end {
             if self.store.is_alive(slot) {
-                ids.push(self.store.ids[slot]);
-                hashes.extend_from_slice(&from_block(&self.store.hashes[slot], self.bytes));
+                ids.push(self.store.id(slot));
+                hashes.extend_from_slice(&from_block(self.store.hash(slot), self.bytes));
             }
         }
         (end < self.store.slots()).then_some(end)
@@ -424,7 +424,7 @@ impl<H: Words> Core<H> {
         self.ids = IdMap::with_capacity(self.store.slots());
         for slot in 0..self.store.slots() {
             self.ids
-                .insert(self.store.ids[slot], slot as u32, &self.store.ids);
+                .insert(self.store.id(slot), slot as u32, &self.store.ids);
         }
         self.segments.clear();
         self.sealed = 0;
@@ -449,7 +449,7 @@ impl<H: Words> Core<H> {
 
     pub(crate) fn get(&self, id: u64) -> Option<Vec<u8>> {
         let slot = self.ids.get(id, &self.store.ids)?;
-        Some(from_block(&self.store.hashes[slot as usize], self.bytes))
+        Some(from_block(self.store.hash(slot as usize), self.bytes))
     }
 
     pub(crate) fn range_search(
@@ -474,7 +474,7 @@ impl<H: Words> Core<H> {
         );
         let mut out: Vec<(u32, u64)> = found
             .into_iter()
-            .map(|(d, slot)| (d, self.store.ids[slot as usize]))
+            .map(|(d, slot)| (d, self.store.id(slot as usize)))
             .collect();
         out.sort_unstable();
         Ok(out.into_iter().map(|(d, id)| (id, d)).collect())
@@ -495,7 +495,7 @@ impl<H: Words> Core<H> {
         }
         w.put_u32(H::WORDS as u32)?;
         self.store.save(w)?;
-        self.ids.save(w)?;
+        self.ids.save(w, &self.store.ids)?;
         w.put_u64(self.sealed as u64)?;
         w.put_u64(self.segments.len() as u64)?;
         for s in &self.segments {

@@ -36,6 +36,7 @@
 //! with 13 tables. A linear-scan-only index needs ~48.
 
 mod bits;
+mod blocked;
 mod core;
 mod error;
 mod exact;

@@ -57,13 +57,17 @@ impl Segment {
         end: usize,
         p: &BuildParams,
     ) -> Self {
-        Self::build_over(&store.hashes[start..end], start, p)
+        Self::build_over(store.hashes(start, end), start, p)
     }
 
     /// Builds the segment over slots `start..start + hashes.len()` from their
     /// hashes alone, so that a merge can be built away from the store (see
     /// `merge`).
-    pub(crate) fn build_over<H: Words>(hashes: &[H], start: usize, p: &BuildParams) -> Self {
+    pub(crate) fn build_over<'a, H: Words>(
+        hashes: impl ExactSizeIterator<Item = &'a H> + Clone,
+        start: usize,
+        p: &BuildParams,
+    ) -> Self {
         let n = hashes.len();
         let model = CostModel::for_width(H::WORDS * 8);
         let specs = if p.linear_only {
@@ -79,7 +83,10 @@ impl Segment {
             )
         }
         .unwrap_or_default();
-        let tables: Vec<Table> = specs.iter().map(|&s| Table::build(s, hashes)).collect();
+        let tables: Vec<Table> = specs
+            .iter()
+            .map(|&s| Table::build(s, hashes.clone()))
+            .collect();
         let (plans, _) = Plans::build(&specs, n, p.bits, &model, p.prefer_probe);
         Self {
             start,
@@ -291,13 +298,12 @@ impl Segment {
             let (rest, budget) = (u32::from(rest), u32::from(budget));
             table_of(pi).scan_run(run, lo, rest, budget, u32::from(pi), candidates);
         }
-        let hashes = &store.hashes[self.start..self.start + self.len];
         for (j, &c) in candidates.iter().enumerate() {
             if let Some(&next) = candidates.get(j + PREFETCH_AHEAD) {
-                prefetch_index(hashes, (next >> 8) as usize);
+                store.prefetch_hash(self.start + (next >> 8) as usize);
             }
             let rel = (c >> 8) as usize;
-            let h = &hashes[rel];
+            let h = store.hash(self.start + rel);
             let d = query.distance(h);
             if d <= radius {
                 let slot = self.start + rel;
@@ -348,10 +354,12 @@ pub(crate) fn scan<H: Words>(
     end: usize,
     out: &mut Vec<(u32, u32)>,
 ) {
-    for (i, h) in store.hashes[start..end].iter().enumerate() {
-        let d = query.distance(h);
-        if d <= radius && store.is_alive(start + i) {
-            out.push((d, (start + i) as u32));
+    for (first, run) in store.hash_runs(start, end) {
+        for (i, h) in run.iter().enumerate() {
+            let d = query.distance(h);
+            if d <= radius && store.is_alive(first + i) {
+                out.push((d, (first + i) as u32));
+            }
         }
     }
 }

@@ -116,6 +116,15 @@ impl<W: Write> SnapshotWriter<W> {
         self.put_words(values.iter().map(|v| v.to_le_bytes()))
     }
 
+    /// Like [`SnapshotWriter::put_u64s`], from an iterator of known length (the same bytes).
+    pub fn put_u64s_iter(
+        &mut self,
+        values: impl ExactSizeIterator<Item = u64>,
+    ) -> Result<(), SnapshotError> {
+        self.put_u64(values.len() as u64)?;
+        self.put_words(values.map(u64::to_le_bytes))
+    }
+
     /// Fixed-size little-endian values, no length prefix, through the step buffer.
     pub fn put_words<const N: usize>(
         &mut self,
@@ -256,6 +265,20 @@ impl<R: Read> SnapshotReader<R> {
     pub fn u64s(&mut self, what: &str) -> Result<Vec<u64>, SnapshotError> {
         let n = self.len(8, what)?;
         self.words(n, what, u64::from_le_bytes)
+    }
+
+    /// Like [`SnapshotReader::u64s`], into any collection (the index's blocked arrays).
+    pub(crate) fn u64s_into<C: Extend<u64> + Default>(
+        &mut self,
+        what: &str,
+    ) -> Result<C, SnapshotError> {
+        let n = self.len(8, what)?;
+        let mut out = C::default();
+        self.for_each(n, what, |v: [u8; 8]| {
+            out.extend([u64::from_le_bytes(v)]);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// `n` fixed-size values (no length prefix), converted through the step buffer.

@@ -1,23 +1,24 @@
-//! Contiguous storage of every inserted hash, its caller id and a liveness
-//! bit, addressed by a dense 32-bit slot number.
+//! Storage of every inserted hash, its caller id and a liveness bit, addressed by a dense
+//! 32-bit slot number, in [`Blocked`] arrays so that growing never copies (see `blocked`).
 //!
 //! Slots are append-only between compactions: the substring tables refer to
 //! slots, so a removal only clears the liveness bit (a tombstone) and the
 //! index compacts once tombstones become a large share.
 
 use crate::bits::Words;
+use crate::blocked::{Blocked, Range};
 use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use std::io::{Read, Write};
 
 /// Hashes, ids and tombstones in slot order.
 #[derive(Debug)]
 pub(crate) struct Store<H> {
-    /// One block per slot, contiguous for cache-friendly scans.
-    pub(crate) hashes: Vec<H>,
+    /// One hash block per slot, contiguous within each array block for cache-friendly scans.
+    hashes: Blocked<H>,
     /// Caller id per slot.
-    pub(crate) ids: Vec<u64>,
+    pub(crate) ids: Blocked<u64>,
     /// Liveness bitset, one bit per slot.
-    alive: Vec<u64>,
+    alive: Blocked<u64>,
     /// Number of tombstoned slots.
     pub(crate) dead: usize,
 }
@@ -26,9 +27,9 @@ impl<H: Words> Store<H> {
     /// An empty store.
     pub(crate) fn new() -> Self {
         Self {
-            hashes: Vec::new(),
-            ids: Vec::new(),
-            alive: Vec::new(),
+            hashes: Blocked::new(),
+            ids: Blocked::new(),
+            alive: Blocked::new(),
             dead: 0,
         }
     }
@@ -37,6 +38,48 @@ impl<H: Words> Store<H> {
     #[inline]
     pub(crate) fn slots(&self) -> usize {
         self.hashes.len()
+    }
+
+    /// The hash in `slot`.
+    #[inline]
+    pub(crate) fn hash(&self, slot: usize) -> &H {
+        &self.hashes[slot]
+    }
+
+    /// The caller id of `slot`.
+    #[inline]
+    pub(crate) fn id(&self, slot: usize) -> u64 {
+        self.ids[slot]
+    }
+
+    /// The hashes of slots `start..end`, in order.
+    pub(crate) fn hashes(&self, start: usize, end: usize) -> Range<'_, H> {
+        self.hashes.range(start, end)
+    }
+
+    /// The hashes of slots `start..end` as contiguous runs, each with its first slot.
+    pub(crate) fn hash_runs(
+        &self,
+        start: usize,
+        end: usize,
+    ) -> impl Iterator<Item = (usize, &[H])> {
+        let mut at = start;
+        self.hashes.slices(start, end).map(move |s| {
+            let first = at;
+            at += s.len();
+            (first, s)
+        })
+    }
+
+    /// Copies of the hashes of slots `start..end` (for a merge built away from the store).
+    pub(crate) fn hashes_to_vec(&self, start: usize, end: usize) -> Vec<H> {
+        self.hashes.to_vec(start, end)
+    }
+
+    /// Asks the CPU to start loading the hash in `slot`.
+    #[inline]
+    pub(crate) fn prefetch_hash(&self, slot: usize) {
+        self.hashes.prefetch(slot);
     }
 
     /// Number of live slots.
@@ -78,8 +121,10 @@ impl<H: Words> Store<H> {
 
     /// Drops tombstoned slots, keeping slot order, and frees spare capacity.
     pub(crate) fn compact(&mut self) {
-        let mut hashes = Vec::with_capacity(self.live());
-        let mut ids = Vec::with_capacity(self.live());
+        let mut hashes = Blocked::new();
+        let mut ids = Blocked::new();
+        hashes.reserve(self.live());
+        ids.reserve(self.live());
         for slot in 0..self.slots() {
             if self.is_alive(slot) {
                 hashes.push(self.hashes[slot]);
@@ -87,7 +132,7 @@ impl<H: Words> Store<H> {
             }
         }
         let n = hashes.len();
-        let mut alive = vec![u64::MAX; n / 64];
+        let mut alive: Blocked<u64> = std::iter::repeat_n(u64::MAX, n / 64).collect();
         if n % 64 != 0 {
             alive.push((1u64 << (n % 64)) - 1);
         }
@@ -104,11 +149,11 @@ impl<H: Words> Store<H> {
         w.put_u64(self.slots() as u64)?;
         w.put_words(
             self.hashes
-                .iter()
+                .range(0, self.slots())
                 .flat_map(|h| h.words().iter().map(|x| x.to_le_bytes())),
         )?;
-        w.put_u64s(&self.ids)?;
-        w.put_u64s(&self.alive)?;
+        w.put_u64s_iter(self.ids.range(0, self.ids.len()).copied())?;
+        w.put_u64s_iter(self.alive.range(0, self.alive.len()).copied())?;
         w.put_u64(self.dead as u64)
     }
 
@@ -121,7 +166,8 @@ impl<H: Words> Store<H> {
             return Err(corrupt(format!("{slots} slots")));
         }
         // Word by word into the blocks: no second copy of the largest array.
-        let mut hashes = Vec::with_capacity(slots);
+        let mut hashes = Blocked::new();
+        hashes.reserve(slots);
         let mut block = H::zero();
         let mut at = 0;
         r.for_each(slots * H::WORDS, "hashes", |w: [u8; 8]| {
@@ -133,8 +179,8 @@ impl<H: Words> Store<H> {
             }
             Ok(())
         })?;
-        let ids = r.u64s("ids")?;
-        let alive = r.u64s("liveness")?;
+        let ids: Blocked<u64> = r.u64s_into("ids")?;
+        let alive: Blocked<u64> = r.u64s_into("liveness")?;
         let dead = r.u64("dead count")? as usize;
         if ids.len() != slots || alive.len() != slots.div_ceil(64) {
             return Err(corrupt(format!(
@@ -146,7 +192,10 @@ impl<H: Words> Store<H> {
         if slots % 64 != 0 && alive[slots / 64] >> (slots % 64) != 0 {
             return Err(corrupt("liveness bits past the last slot".into()));
         }
-        let live: usize = alive.iter().map(|w| w.count_ones() as usize).sum();
+        let live: usize = alive
+            .range(0, alive.len())
+            .map(|w| w.count_ones() as usize)
+            .sum();
         if live + dead != slots {
             return Err(corrupt(format!(
                 "{live} live and {dead} dead slots of {slots}"
@@ -169,8 +218,6 @@ impl<H: Words> Store<H> {
 
     /// Heap bytes held, counting capacity (what the allocator really gave us).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.hashes.capacity() * std::mem::size_of::<H>()
-            + self.ids.capacity() * 8
-            + self.alive.capacity() * 8
+        self.hashes.heap_bytes() + self.ids.heap_bytes() + self.alive.heap_bytes()
     }
 }

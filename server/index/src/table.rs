@@ -101,7 +101,10 @@ impl Table {
 
     /// Builds the table over `hashes` (slot `i` of the segment is `hashes[i]`)
     /// with a two-pass counting sort.
-    pub(crate) fn build<H: Words>(spec: TableSpec, hashes: &[H]) -> Self {
+    pub(crate) fn build<'a, H: Words>(
+        spec: TableSpec,
+        hashes: impl ExactSizeIterator<Item = &'a H> + Clone,
+    ) -> Self {
         debug_assert!(hashes.len() <= MAX_SEGMENT);
         debug_assert!(
             (spec.entry_bytes, spec.spare_bits) == crate::plan::entry_layout(hashes.len())
@@ -109,8 +112,9 @@ impl Table {
         let (spare, stride) = (spec.spare_bits, spec.entry_bytes as usize);
         let low = spec.low_bits();
         let buckets = 1usize << spec.dir_bits;
+        let n = hashes.len();
         let keys: Vec<u32> = hashes
-            .iter()
+            .clone()
             .map(|h| extract(h.words(), spec.start, spec.width))
             .collect();
         let filter = |h: &H| {
@@ -128,7 +132,7 @@ impl Table {
             offsets[b + 1] += offsets[b];
         }
         let mut fill = offsets.clone();
-        let mut entries = vec![0u8; hashes.len() * stride];
+        let mut entries = vec![0u8; n * stride];
         let low_mask = (1u32 << low) - 1;
         for (rel, (&k, h)) in keys.iter().zip(hashes).enumerate() {
             let b = (k >> low) as usize;
