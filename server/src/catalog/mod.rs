@@ -18,7 +18,9 @@
 //!   `RunBuilder`, `commit_staged`);
 //! - index merges above [`BACKGROUND_MERGE_SLOTS`] and compactions of large indexes are built on
 //!   background threads and swapped in (see [`spawn_merges`] and [`spawn_compaction`]);
-//! - the maps are grown once per batch, before its first slice, not in the middle of one.
+//! - the index arrays are reserved once per batch, before its first slice; what grows inside a
+//!   slice grows without copying (the index's blocked arrays and incrementally grown id map,
+//!   the entry map's 256 shards, each ~1/256 of a rehash).
 //!
 //! Writers (`apply`, `compact`, the background compaction) are serialized by a mutex of their
 //! own, so a staged run is never interleaved with another write to its index and a compaction
@@ -40,6 +42,7 @@
 //! applied or applied. That is what a reader could see anyway of an origin whose checkpoints
 //! arrive a few entries apart.
 
+mod entries;
 mod snapshot;
 
 pub use snapshot::{Coverage, SnapshotSummary};
@@ -140,9 +143,9 @@ pub struct Found {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Per active entry; millions of u64 keys, so a fast seeded hasher rather than SipHash
-    /// (the keys are log positions, not chosen by anyone).
-    info: HashMap<u64, EntryInfo, foldhash::fast::RandomState>,
+    /// Per active entry, sharded so that growing it never stalls the write lock (see
+    /// `entries`).
+    info: entries::Entries,
     hamming: HashMap<SignalType, HammingIndex>,
     exact: HashMap<SignalType, ExactIndex>,
     listings: Vec<Arc<Listing>>,
@@ -384,7 +387,6 @@ impl Catalog {
             }
         }
         let mut inner = Hold::new(&self.inner, "reserve");
-        inner.info.reserve(activate.len());
         let mut staged = Vec::new();
         for (signal_type, n) in per_type {
             let ix = inner.hamming_index(signal_type, self.merge_threshold);

@@ -248,10 +248,7 @@ fn read_indexes<R: Read>(
     Ok((hamming, exact))
 }
 
-type EntryMap = (
-    HashMap<u64, EntryInfo, foldhash::fast::RandomState>,
-    HashMap<OriginId, u64>,
-);
+type EntryMap = (super::entries::Entries, HashMap<OriginId, u64>);
 
 /// The entry map and per-origin active counts from the saved records `(id, type, quality,
 /// listing)`.
@@ -261,7 +258,7 @@ fn entry_map(
     listings: usize,
 ) -> Result<EntryMap, SnapshotError> {
     let corrupt = |m: String| SnapshotError::Corrupt(format!("catalog: {m}"));
-    let mut info = HashMap::with_capacity_and_hasher(records.len(), Default::default());
+    let mut info = super::entries::Entries::with_capacity(records.len());
     let mut counts: Vec<(OriginId, u64)> = Vec::new();
     for rec in records {
         let id = u64::from_le_bytes(rec[..8].try_into().expect("8 bytes"));
