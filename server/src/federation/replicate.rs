@@ -291,15 +291,38 @@ pub async fn replicate(
     if let Some(held) = before.checkpoint.as_ref() {
         extends_target(node, offers, client, &target, held, peer).await?;
     }
+    let from = log.state().size();
+    if from >= target.size {
+        return Ok(from);
+    }
+    // Each step's fetch overlaps the previous step's verify and commit (they take about twice
+    // as long as the fetch, on other threads), so a step costs the slower of the two, not
+    // their sum; at most two steps' budgets are held at once.
+    let mut ahead_client = client.clone();
+    let mut fetched = fetch_step(node, offers, client, &target, from, peer).await?;
     loop {
-        let from = log.state().size();
-        if from >= target.size {
-            return Ok(from);
-        }
-        let size = step(node, offers, client, &target, from, peer).await?;
+        let (from, end) = (fetched.from, fetched.end());
+        let (size, ahead) = if end < target.size {
+            let (size, ahead) = tokio::join!(
+                commit_step(node, offers, &target, fetched, peer),
+                fetch_step(node, offers, &mut ahead_client, &target, end, peer),
+            );
+            (size?, Some(ahead))
+        } else {
+            (
+                commit_step(node, offers, &target, fetched, peer).await?,
+                None,
+            )
+        };
         if size <= from || size >= target.size {
             return Ok(size);
         }
+        fetched = match ahead {
+            Some(next) if size == end => next?,
+            // The commit ended elsewhere than the step fetched (it cannot today: a step
+            // commits whole or not at all); fetch from what is held.
+            _ => fetch_step(node, offers, client, &target, size, peer).await?,
+        };
     }
 }
 
@@ -353,61 +376,117 @@ async fn extends_target(
     Err(bad.into())
 }
 
-/// One bounded step of [`replicate`] from `from`: fetch, prove, commit. Returns the size held
-/// after it.
-async fn step(
+/// One bounded step of [`replicate`], fetched: the leaves from `from` and, short of the target,
+/// the peer's proof that their end is a prefix of it.
+#[derive(Debug)]
+struct Fetched {
+    from: u64,
+    leaves: Vec<Vec<u8>>,
+    proof: Option<Vec<Hash>>,
+    took: std::time::Duration,
+}
+
+impl Fetched {
+    fn end(&self) -> u64 {
+        self.from + self.leaves.len() as u64
+    }
+}
+
+/// Refuses a step: keeps evidence of it and, if no proof reconciles it with the signed root,
+/// stops fetching it from this peer (the same range would be refused the same way: what an
+/// origin signing a tree it cannot back, e.g. 2^63 leaves, would otherwise cost every poll).
+/// Other refusals are retried with backoff as before.
+fn refuse<T>(
+    node: &Node,
+    offers: &Offers,
+    target: &SignedCheckpoint,
+    from: u64,
+    peer: &str,
+    bad: BadEntries,
+    reason: Reason,
+) -> Result<T, ReplicationError> {
+    if matches!(
+        bad,
+        BadEntries::Unproven { .. } | BadEntries::BadProof { .. }
+    ) {
+        offers.set_too_large(peer, &target.origin, from, target.size);
+    }
+    evidence(
+        node,
+        &target.origin,
+        peer,
+        reason,
+        bad.to_string(),
+        vec![target.note.clone()],
+    )?;
+    Err(bad.into())
+}
+
+/// Fetches the step of [`replicate`] from `from`: at most one budget of leaves, and the proof
+/// from their end to the target when they stop short of it.
+async fn fetch_step(
     node: &Node,
     offers: &Offers,
     client: &mut FederationClient<Channel>,
     target: &SignedCheckpoint,
     from: u64,
     peer: &str,
-) -> Result<u64, ReplicationError> {
-    let log = node.log(&target.origin)?;
-    let refuse = |bad: BadEntries, reason: Reason| -> Result<u64, ReplicationError> {
-        // A step no proof reconciles with the signed root is not fetched from this peer again
-        // (the same range would be refused the same way: what an origin signing a tree it
-        // cannot back, e.g. 2^63 leaves, would otherwise cost every poll). Other refusals are
-        // retried with backoff as before.
-        if matches!(
-            bad,
-            BadEntries::Unproven { .. } | BadEntries::BadProof { .. }
-        ) {
-            offers.set_too_large(peer, &target.origin, from, target.size);
-        }
-        evidence(
-            node,
-            &target.origin,
-            peer,
-            reason,
-            bad.to_string(),
-            vec![target.note.clone()],
-        )?;
-        Err(bad.into())
-    };
+) -> Result<Fetched, ReplicationError> {
     let started = std::time::Instant::now();
     let leaves = match fetch(node, client, &target.origin, from, target.size).await {
         Ok(l) => l,
-        Err(ReplicationError::BadEntries(bad)) => return refuse(bad, Reason::BadEntries),
+        Err(ReplicationError::BadEntries(bad)) => {
+            return refuse(node, offers, target, from, peer, bad, Reason::BadEntries)
+        }
         Err(e) => return Err(e),
     };
     let end = from + leaves.len() as u64;
-    let applied = if end >= target.size {
-        let fetched = started.elapsed();
-        let applied = node.replica().apply(target.clone(), from, leaves).await?;
-        (applied, fetched)
+    let proof = if end >= target.size {
+        None
     } else {
-        let proof = match consistency_proof(node, client, &target.origin, end, target.size).await {
-            Ok(p) => p,
-            Err(ReplicationError::BadEntries(bad)) => return refuse(bad, Reason::RootMismatch),
+        match consistency_proof(node, client, &target.origin, end, target.size).await {
+            Ok(p) => Some(p),
+            Err(ReplicationError::BadEntries(bad)) => {
+                return refuse(node, offers, target, from, peer, bad, Reason::RootMismatch)
+            }
             Err(e) => return Err(e),
-        };
-        let fetched = started.elapsed();
-        let applied = node
-            .replica()
-            .apply_prefix(target.clone(), from, leaves, proof)
-            .await?;
-        (applied, fetched)
+        }
+    };
+    Ok(Fetched {
+        from,
+        leaves,
+        proof,
+        took: started.elapsed(),
+    })
+}
+
+/// Verifies and commits a fetched step (see `Replica::apply` and `apply_prefix`). Returns the
+/// size held after it.
+async fn commit_step(
+    node: &Node,
+    offers: &Offers,
+    target: &SignedCheckpoint,
+    step: Fetched,
+    peer: &str,
+) -> Result<u64, ReplicationError> {
+    let log = node.log(&target.origin)?;
+    let Fetched {
+        from,
+        leaves,
+        proof,
+        took: fetched,
+    } = step;
+    let applied = match proof {
+        None => node.replica().apply(target.clone(), from, leaves).await?,
+        Some(proof) => {
+            node.replica()
+                .apply_prefix(target.clone(), from, leaves, proof)
+                .await?
+        }
+    };
+    let applied = (applied, fetched);
+    let refuse = |bad: BadEntries, reason: Reason| -> Result<u64, ReplicationError> {
+        refuse(node, offers, target, from, peer, bad, reason)
     };
     let (origin, note) = (target.origin.clone(), target.note.clone());
     match applied {
