@@ -14,7 +14,9 @@
 //! of 100 queries after each start (they must be equal, or the bench fails).
 //!
 //! Run: `cargo bench -p redline-server --bench restart`
-//! Options (env): `RESTART_ENTRIES` (default 10000000).
+//! Options (env): `RESTART_ENTRIES` (default 10000000); `RUST_LOG` (e.g.
+//! `redline_server::node=debug,redline_server::catalog=debug` prints the halves of the
+//! snapshot load and the coverage check).
 
 use rand::{Rng, SeedableRng};
 use redline_proto::signal::SignalType;
@@ -92,6 +94,10 @@ async fn start_and_stop(
 }
 
 fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let entries: usize = std::env::var("RESTART_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())

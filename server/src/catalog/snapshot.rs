@@ -180,11 +180,23 @@ impl Catalog {
         // The entry map is built on a second thread while this one reads the indexes: each
         // is about half of a load (a random write per entry; a copy of the tables).
         let (entries, indexes) = std::thread::scope(|scope| {
-            let entries = scope.spawn(|| entry_map(&records, &types, listings.len()));
+            let entries = scope.spawn(|| {
+                let started = std::time::Instant::now();
+                let map = entry_map(&records, &types, listings.len());
+                (map, started.elapsed())
+            });
+            let started = std::time::Instant::now();
             let indexes = read_indexes(&mut r, index_options(super::BACKGROUND_MERGE_SLOTS));
-            let entries = entries
+            let indexes_in = started.elapsed();
+            let (entries, entries_in) = entries
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            // The two halves of a load, for whoever tunes it: which one the other waits for.
+            tracing::debug!(
+                entry_map_ms = entries_in.as_millis() as u64,
+                indexes_ms = indexes_in.as_millis() as u64,
+                "catalog snapshot read"
+            );
             (entries, indexes)
         });
         drop(records);

@@ -68,7 +68,12 @@ pub(super) fn load(
         .map_err(SnapshotError::from)
         .and_then(|m| Catalog::load_snapshot(BufReader::with_capacity(BUFFER, file), m.len()))
         .and_then(|(catalog, coverage)| {
+            let checking = std::time::Instant::now();
             let replay_from = check_coverage(store, states, &coverage)?;
+            tracing::debug!(
+                ms = checking.elapsed().as_millis() as u64,
+                "catalog snapshot coverage checked against the store"
+            );
             Ok(Loaded {
                 catalog,
                 replay_from,
