@@ -18,6 +18,7 @@ pub mod exact;
 pub mod family;
 mod jpeg;
 pub mod pdq;
+pub mod vpdq;
 
 pub use decode::{decode_image, probe, DecodeLimits, ImageInfo};
 pub use dihedral::Dihedral;
@@ -27,6 +28,7 @@ pub use pdq::{
     PdqDihedral, PdqHash,
 };
 pub use redline_proto::signal::{self, hamming_distance, SignalError, SignalType};
+pub use vpdq::{VpdqFrame, VpdqOptions};
 
 /// One hash computed from an image.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,228 @@
+//! The reference vPDQ comparison of two videos, as python-threatexchange's
+//! `vpdq_brute_matcher.match_VPDQ_hash_brute` computes it, and its two decision policies.
+//!
+//! Each video is first de-duplicated (frames with exactly the same hash kept once, first
+//! occurrence) and then stripped of frames below the quality threshold (default 50). A frame
+//! matches when some frame of the other video is within the distance threshold (`<= 31`). The
+//! result is two percentages: of the query's remaining frames that match, and of the compared
+//! video's remaining frames that match, each `count * 100 / len` in `f64` (Python's true division
+//! of exact integers, so the same double).
+//!
+//! Where pytx divides by zero (no frame left on a side) this returns 0 % for both, like the C++
+//! `matchTwoHashBrute`. The C++ tool counts `distance < tolerance`; pytx (and HMA) count
+//! `distance <= 31`, which is what Redline follows.
+//!
+//! Decisions (see [`MatchPolicy`]): pytx's index (`VPDQIndex`, what HMA matches with) requires
+//! `query_percent >= 80` and `compared_percent >= 0`; `VideoVPDQSignal.compare_hash` instead
+//! requires `max(query_percent, compared_percent) >= 80`.
+
+use std::collections::HashSet;
+
+use crate::vpdq::VpdqFrame;
+
+/// Thresholds of the frame comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VpdqMatchOptions {
+    /// Frames of lower quality are ignored (pytx `VPDQ_QUALITY_THRESHOLD`, 50).
+    pub quality_threshold: u8,
+    /// Two frames match at this PDQ distance or less (pytx `VPDQ_DISTANCE_THRESHOLD`, 31).
+    pub distance_threshold: u32,
+}
+
+impl Default for VpdqMatchOptions {
+    fn default() -> Self {
+        VpdqMatchOptions {
+            quality_threshold: 50,
+            distance_threshold: 31,
+        }
+    }
+}
+
+/// How two videos compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VpdqMatch {
+    /// Percentage (0..=100) of the query's unique, good-quality frames that match a frame of the
+    /// compared video.
+    pub query_percent: f64,
+    /// Percentage of the compared video's unique, good-quality frames that match a query frame.
+    pub compared_percent: f64,
+    /// Query frames left after de-duplication and the quality filter.
+    pub query_frames: usize,
+    /// Compared frames left after de-duplication and the quality filter.
+    pub compared_frames: usize,
+    /// Of those, query frames that matched.
+    pub query_matched: usize,
+    /// Of those, compared frames that matched.
+    pub compared_matched: usize,
+}
+
+/// When a comparison counts as a match.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MatchPolicy {
+    /// pytx's `VPDQIndex` (and HMA): `query_percent >= query && compared_percent >= compared`;
+    /// the defaults are 80 and 0 (`VPDQ_QUERY_MATCH_THRESHOLD_PERCENT`,
+    /// `VPDQ_INDEX_MATCH_THRESHOLD_PERCENT`). Asks "is most of the query in the listed video?",
+    /// so a short clip of a long listed video matches.
+    Index {
+        /// Minimum `query_percent`.
+        query: f64,
+        /// Minimum `compared_percent`.
+        compared: f64,
+    },
+    /// pytx's `VideoVPDQSignal.compare_hash`: `max(query_percent, compared_percent) >= threshold`
+    /// (default 80, `VPDQ_CONFIDENT_MATCH_THRESHOLD`). Symmetric: either video mostly inside the
+    /// other.
+    EitherWay {
+        /// Minimum of the larger percentage.
+        threshold: f64,
+    },
+}
+
+impl MatchPolicy {
+    /// pytx's index policy with its defaults (query >= 80 %, compared >= 0 %).
+    pub const PYTX_INDEX: MatchPolicy = MatchPolicy::Index {
+        query: 80.0,
+        compared: 0.0,
+    };
+    /// pytx's `compare_hash` policy with its default (either percentage >= 80 %).
+    pub const PYTX_COMPARE_HASH: MatchPolicy = MatchPolicy::EitherWay { threshold: 80.0 };
+
+    /// Whether `m` is a match under this policy. A comparison where either side had no usable
+    /// frame never matches (pytx's index reports nothing for it either).
+    pub fn is_match(&self, m: &VpdqMatch) -> bool {
+        if m.query_frames == 0 || m.compared_frames == 0 {
+            return false;
+        }
+        match *self {
+            MatchPolicy::Index { query, compared } => {
+                m.query_percent >= query && m.compared_percent >= compared
+            }
+            MatchPolicy::EitherWay { threshold } => {
+                m.query_percent.max(m.compared_percent) >= threshold
+            }
+        }
+    }
+}
+
+impl Default for MatchPolicy {
+    fn default() -> Self {
+        MatchPolicy::PYTX_INDEX
+    }
+}
+
+/// pytx's `dedupe` then `quality_filter`: unique hashes (first occurrence) of good quality.
+pub fn usable_frames(frames: &[VpdqFrame], quality_threshold: u8) -> Vec<VpdqFrame> {
+    let mut seen = HashSet::with_capacity(frames.len());
+    frames
+        .iter()
+        .filter(|f| seen.insert(f.pdq))
+        .filter(|f| f.quality >= quality_threshold)
+        .copied()
+        .collect()
+}
+
+fn count_in(a: &[VpdqFrame], b: &[VpdqFrame], distance: u32) -> usize {
+    a.iter()
+        .filter(|x| b.iter().any(|y| x.pdq.distance(&y.pdq) <= distance))
+        .count()
+}
+
+fn percent(count: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        (count as f64 * 100.0) / of as f64
+    }
+}
+
+/// Compares two videos frame by frame, every pair (`O(n m)`; the index does the same work for
+/// many videos at once).
+pub fn match_brute(
+    query: &[VpdqFrame],
+    compared: &[VpdqFrame],
+    options: &VpdqMatchOptions,
+) -> VpdqMatch {
+    let q = usable_frames(query, options.quality_threshold);
+    let c = usable_frames(compared, options.quality_threshold);
+    let (query_matched, compared_matched) = if q.is_empty() || c.is_empty() {
+        (0, 0)
+    } else {
+        (
+            count_in(&q, &c, options.distance_threshold),
+            count_in(&c, &q, options.distance_threshold),
+        )
+    };
+    VpdqMatch {
+        query_percent: percent(query_matched, q.len()),
+        compared_percent: percent(compared_matched, c.len()),
+        query_frames: q.len(),
+        compared_frames: c.len(),
+        query_matched,
+        compared_matched,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdq::PdqHash;
+
+    fn frame(n: u64, q: u8, bits_set: usize) -> VpdqFrame {
+        let mut h = [0u8; 32];
+        for k in 0..bits_set {
+            h[k / 8] |= 1 << (k % 8);
+        }
+        VpdqFrame {
+            frame_number: n,
+            quality: q,
+            pdq: PdqHash(h),
+            timestamp_s: n as f64,
+        }
+    }
+
+    #[test]
+    fn percentages_follow_pytx() {
+        // Query: hashes at 0, 31 and 32 bits from zero, a duplicate, and a low-quality frame.
+        let query = [
+            frame(0, 100, 0),
+            frame(1, 100, 0),
+            frame(2, 100, 31),
+            frame(3, 100, 100),
+            frame(4, 49, 200),
+        ];
+        let compared = [frame(0, 90, 0), frame(1, 90, 250)];
+        let m = match_brute(&query, &compared, &VpdqMatchOptions::default());
+        assert_eq!((m.query_frames, m.compared_frames), (3, 2));
+        // 0 and 31 match (distance <= 31); 100 does not.
+        assert_eq!(m.query_matched, 2);
+        assert_eq!(m.query_percent, 2.0 * 100.0 / 3.0);
+        assert_eq!(m.compared_percent, 50.0);
+        assert!(!MatchPolicy::PYTX_INDEX.is_match(&m));
+        assert!(!MatchPolicy::PYTX_COMPARE_HASH.is_match(&m));
+        let loose = MatchPolicy::Index {
+            query: 66.0,
+            compared: 0.0,
+        };
+        assert!(loose.is_match(&m));
+    }
+
+    #[test]
+    fn dedupe_happens_before_the_quality_filter() {
+        // pytx dedupes first: the low-quality first occurrence hides the good duplicate.
+        let mut low = frame(0, 10, 5);
+        let good = frame(1, 100, 5);
+        low.pdq = good.pdq;
+        assert!(usable_frames(&[low, good], 50).is_empty());
+    }
+
+    #[test]
+    fn empty_sides_are_zero_and_no_match() {
+        let m = match_brute(&[frame(0, 10, 0)], &[frame(0, 100, 0)], &Default::default());
+        assert_eq!((m.query_percent, m.compared_percent), (0.0, 0.0));
+        assert!(!MatchPolicy::Index {
+            query: 0.0,
+            compared: 0.0
+        }
+        .is_match(&m));
+    }
+}
