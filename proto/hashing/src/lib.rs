@@ -18,6 +18,7 @@ pub mod exact;
 pub mod family;
 mod jpeg;
 pub mod pdq;
+pub mod video;
 pub mod vpdq;
 
 pub use decode::{decode_image, probe, DecodeLimits, ImageInfo};
@@ -28,6 +29,11 @@ pub use pdq::{
     PdqDihedral, PdqHash,
 };
 pub use redline_proto::signal::{self, hamming_distance, SignalError, SignalType};
+#[cfg(all(feature = "ffmpeg", target_os = "linux"))]
+pub use video::{hash_video, FfmpegTools, VideoDecoder};
+pub use video::{
+    video_md5, video_sha256, VideoError, VideoErrorKind, VideoInfo, VideoLimits, VpdqVideo,
+};
 pub use vpdq::{VpdqFrame, VpdqOptions};
 
 /// One hash computed from an image.
