@@ -10,7 +10,8 @@
 //! Sampling is by frame count: frame `n` (0-based, counting every decoded frame) is hashed when
 //! `n % frameMod == 0`, `frameMod = (int)(secondsPerHash * frameRate)`, raised to 1 when it
 //! truncates to 0 (so `secondsPerHash = 0` hashes every frame). The timestamp is
-//! `n / frameRate`, where `frameRate` is the stream's average frame rate.
+//! `n / frameRate` (computed in `f32`, see [`timestamp_of`]), where `frameRate` is the stream's
+//! average frame rate (`avg_frame_rate`, else `r_frame_rate`).
 
 use crate::pdq::{pdq_from_luma, Pdq};
 use crate::vpdq::VpdqFrame;
@@ -61,6 +62,13 @@ pub fn pdq_from_rgb24(rgb: &[u8], width: usize, height: usize, luma: &mut Vec<f3
     luma.resize(width * height, 0.0);
     luma_from_rgb24(rgb, width, height, luma);
     pdq_from_luma(luma, width, height)
+}
+
+/// The reference's timestamp of frame `frame_number`: `(float)n / (float)frameRate`, in `f32` as
+/// the current reference (`hasher.h`, PyPI `vpdq` 0.2.5) divides, widened to `f64`
+/// (1/30 s is 0.033333335, not 0.0333333333).
+pub fn timestamp_of(frame_number: u64, frame_rate: f64) -> f64 {
+    f64::from(frame_number as f32 / frame_rate as f32)
 }
 
 /// Hashes a stream of decoded frames in order, sampling as the reference does.
@@ -143,7 +151,7 @@ impl VpdqHasher {
             frame_number,
             quality: pdq.quality,
             pdq: pdq.hash,
-            timestamp_s: frame_number as f64 / self.frame_rate,
+            timestamp_s: timestamp_of(frame_number, self.frame_rate),
         }
     }
 }
@@ -184,6 +192,7 @@ mod tests {
         let numbers: Vec<u64> = got.iter().map(|f| f.frame_number).collect();
         assert_eq!(numbers, [0, 5, 10]);
         assert_eq!(got[1].timestamp_s, 0.5);
+        assert_eq!(timestamp_of(1, 30.0), f64::from(1f32 / 30f32));
         assert_eq!(h.frames_seen(), 12);
         assert!(VpdqHasher::new(0.0, 1.0).is_none());
         assert!(VpdqHasher::new(f64::NAN, 1.0).is_none());

@@ -16,7 +16,7 @@ pub mod hasher;
 pub mod matcher;
 pub mod text;
 
-pub use hasher::{frame_mod, luma_from_rgb24, pdq_from_rgb24, VpdqHasher};
+pub use hasher::{frame_mod, luma_from_rgb24, pdq_from_rgb24, timestamp_of, VpdqHasher};
 pub use matcher::{match_brute, MatchPolicy, VpdqMatch, VpdqMatchOptions};
 pub use text::{format_reference, format_signal, parse_reference, parse_signal, VpdqTextError};
 
@@ -32,8 +32,9 @@ pub struct VpdqFrame {
     pub quality: u8,
     /// The frame's PDQ hash.
     pub pdq: PdqHash,
-    /// Start time of the frame in seconds: `frame_number / frame_rate`, as the reference
-    /// computes it (not the container's presentation timestamp).
+    /// Start time of the frame in seconds: `frame_number / frame_rate` in `f32`, as the reference
+    /// computes it (not the container's presentation timestamp; see
+    /// [`hasher::timestamp_of`]).
     pub timestamp_s: f64,
 }
 
