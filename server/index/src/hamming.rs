@@ -480,7 +480,7 @@ impl RunBuilder {
             let segments = blocks
                 .chunks(MAX_SEGMENT)
                 .enumerate()
-                .map(|(i, chunk)| Segment::build_over(chunk.iter(), i * MAX_SEGMENT, params))
+                .map(|(i, chunk)| Segment::build_over(&[chunk], i * MAX_SEGMENT, params))
                 .collect();
             Ok((segments, blocks.len()))
         }

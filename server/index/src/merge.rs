@@ -56,7 +56,7 @@ pub(crate) struct Job<H> {
 impl<H: Words> Job<H> {
     fn run(self) -> BuiltMerge {
         BuiltMerge {
-            segment: Segment::build_over(self.hashes.iter(), self.start, &self.params),
+            segment: Segment::build_over(&[&self.hashes], self.start, &self.params),
             generation: self.generation,
         }
     }

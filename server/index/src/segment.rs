@@ -57,18 +57,16 @@ impl Segment {
         end: usize,
         p: &BuildParams,
     ) -> Self {
-        Self::build_over(store.hashes(start, end), start, p)
+        let runs: Vec<&[H]> = store.hash_runs(start, end).map(|(_, run)| run).collect();
+        Self::build_over(&runs, start, p)
     }
 
     /// Builds the segment over slots `start..start + hashes.len()` from their
     /// hashes alone, so that a merge can be built away from the store (see
     /// `merge`).
-    pub(crate) fn build_over<'a, H: Words>(
-        hashes: impl ExactSizeIterator<Item = &'a H> + Clone,
-        start: usize,
-        p: &BuildParams,
-    ) -> Self {
-        let n = hashes.len();
+    /// `runs` are the hashes as contiguous slices in slot order (see [`Table::build`]).
+    pub(crate) fn build_over<H: Words>(runs: &[&[H]], start: usize, p: &BuildParams) -> Self {
+        let n = runs.iter().map(|r| r.len()).sum();
         let model = CostModel::for_width(H::WORDS * 8);
         let specs = if p.linear_only {
             None
@@ -83,10 +81,7 @@ impl Segment {
             )
         }
         .unwrap_or_default();
-        let tables: Vec<Table> = specs
-            .iter()
-            .map(|&s| Table::build(s, hashes.clone()))
-            .collect();
+        let tables: Vec<Table> = specs.iter().map(|&s| Table::build(s, runs)).collect();
         let (plans, _) = Plans::build(&specs, n, p.bits, &model, p.prefer_probe);
         Self {
             start,

@@ -6,7 +6,7 @@
 //! index compacts once tombstones become a large share.
 
 use crate::bits::Words;
-use crate::blocked::{Blocked, Range};
+use crate::blocked::Blocked;
 use crate::snapshot::{SnapshotError, SnapshotReader, SnapshotWriter};
 use std::io::{Read, Write};
 
@@ -50,11 +50,6 @@ impl<H: Words> Store<H> {
     #[inline]
     pub(crate) fn id(&self, slot: usize) -> u64 {
         self.ids[slot]
-    }
-
-    /// The hashes of slots `start..end`, in order.
-    pub(crate) fn hashes(&self, start: usize, end: usize) -> Range<'_, H> {
-        self.hashes.range(start, end)
     }
 
     /// The hashes of slots `start..end` as contiguous runs, each with its first slot.

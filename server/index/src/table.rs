@@ -99,24 +99,24 @@ impl Table {
         })
     }
 
-    /// Builds the table over `hashes` (slot `i` of the segment is `hashes[i]`)
-    /// with a two-pass counting sort.
-    pub(crate) fn build<'a, H: Words>(
-        spec: TableSpec,
-        hashes: impl ExactSizeIterator<Item = &'a H> + Clone,
-    ) -> Self {
-        debug_assert!(hashes.len() <= MAX_SEGMENT);
-        debug_assert!(
-            (spec.entry_bytes, spec.spare_bits) == crate::plan::entry_layout(hashes.len())
-        );
+    /// Builds the table over `runs`, the segment's hashes as contiguous slices in slot order
+    /// (slot `i` of the segment is the `i`-th hash of their concatenation), with a two-pass
+    /// counting sort. Slices rather than one iterator: the store keeps hashes in blocks, and
+    /// the loops below over a block-crossing iterator took twice as long.
+    pub(crate) fn build<H: Words>(spec: TableSpec, runs: &[&[H]]) -> Self {
+        let n: usize = runs.iter().map(|r| r.len()).sum();
+        debug_assert!(n <= MAX_SEGMENT);
+        debug_assert!((spec.entry_bytes, spec.spare_bits) == crate::plan::entry_layout(n));
         let (spare, stride) = (spec.spare_bits, spec.entry_bytes as usize);
         let low = spec.low_bits();
         let buckets = 1usize << spec.dir_bits;
-        let n = hashes.len();
-        let keys: Vec<u32> = hashes
-            .clone()
-            .map(|h| extract(h.words(), spec.start, spec.width))
-            .collect();
+        let mut keys: Vec<u32> = Vec::with_capacity(n);
+        for run in runs {
+            keys.extend(
+                run.iter()
+                    .map(|h| extract(h.words(), spec.start, spec.width)),
+            );
+        }
         let filter = |h: &H| {
             if spec.filter_bits == 0 {
                 0
@@ -134,12 +134,16 @@ impl Table {
         let mut fill = offsets.clone();
         let mut entries = vec![0u8; n * stride];
         let low_mask = (1u32 << low) - 1;
-        for (rel, (&k, h)) in keys.iter().zip(hashes).enumerate() {
-            let b = (k >> low) as usize;
-            let entry = (rel as u64) << spare | u64::from(filter(h) << low | (k & low_mask));
-            let at = fill[b] as usize * stride;
-            entries[at..at + stride].copy_from_slice(&entry.to_le_bytes()[..stride]);
-            fill[b] += 1;
+        let mut rel = 0usize;
+        for run in runs {
+            for (&k, h) in keys[rel..rel + run.len()].iter().zip(run.iter()) {
+                let b = (k >> low) as usize;
+                let entry = (rel as u64) << spare | u64::from(filter(h) << low | (k & low_mask));
+                let at = fill[b] as usize * stride;
+                entries[at..at + stride].copy_from_slice(&entry.to_le_bytes()[..stride]);
+                fill[b] += 1;
+                rel += 1;
+            }
         }
         Self {
             spec,
