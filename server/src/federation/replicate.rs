@@ -295,32 +295,47 @@ pub async fn replicate(
     if from >= target.size {
         return Ok(from);
     }
-    // Each step's fetch overlaps the previous step's verify and commit (they take about twice
-    // as long as the fetch, on other threads), so a step costs the slower of the two, not
-    // their sum; at most two steps' budgets are held at once.
+    // Once a step from this peer has proved out, the next step's fetch overlaps the current
+    // step's verify and commit (they take about twice as long as the fetch, on other threads), so
+    // a step costs the slower of the two, not their sum. The first step is never overlapped,
+    // and a fetch ahead is dropped (its stream cancelled) as soon as the step it overlaps fails:
+    // a peer whose step no proof reconciles gets exactly one step fetched, as before, and at
+    // most two steps' budgets are ever held.
     let mut ahead_client = client.clone();
     let mut fetched = fetch_step(node, offers, client, &target, from, peer).await?;
+    let mut proven = false;
     loop {
         let (from, end) = (fetched.from, fetched.end());
-        let (size, ahead) = if end < target.size {
-            let (size, ahead) = tokio::join!(
-                commit_step(node, offers, &target, fetched, peer),
-                fetch_step(node, offers, &mut ahead_client, &target, end, peer),
-            );
-            (size?, Some(ahead))
+        let commit = commit_step(node, offers, &target, fetched, peer);
+        let (size, ahead) = if proven && end < target.size {
+            let ahead = fetch_step(node, offers, &mut ahead_client, &target, end, peer);
+            tokio::pin!(commit, ahead);
+            let mut ahead_done = None;
+            let size = loop {
+                tokio::select! {
+                    size = &mut commit => break size,
+                    next = &mut ahead, if ahead_done.is_none() => ahead_done = Some(next),
+                }
+            };
+            // On a failed commit, `ahead` is dropped here unfinished.
+            let size = size?;
+            let next = match ahead_done {
+                Some(next) => next,
+                None => ahead.await,
+            };
+            (size, Some(next))
         } else {
-            (
-                commit_step(node, offers, &target, fetched, peer).await?,
-                None,
-            )
+            (commit.await?, None)
         };
         if size <= from || size >= target.size {
             return Ok(size);
         }
+        proven = true;
         fetched = match ahead {
             Some(next) if size == end => next?,
-            // The commit ended elsewhere than the step fetched (it cannot today: a step
-            // commits whole or not at all); fetch from what is held.
+            // Not overlapped (the first step), or the commit ended elsewhere than the step
+            // fetched (it cannot today: a step commits whole or not at all): fetch from what
+            // is held.
             _ => fetch_step(node, offers, client, &target, size, peer).await?,
         };
     }
