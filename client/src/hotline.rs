@@ -65,6 +65,7 @@ impl HotlineClient {
                 legal_basis: legal_basis.to_owned(),
                 case_ref: case_ref.to_owned(),
                 image: Vec::new(),
+                video: Vec::new(),
             })
             .await?
             .into_inner())

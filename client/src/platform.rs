@@ -110,7 +110,7 @@ impl PlatformClient {
             image: Vec::new(),
             max_distance: options.max_distance,
             dihedral: options.dihedral,
-            max_hits: 0,
+            ..Default::default()
         })
         .await
     }
@@ -137,16 +137,31 @@ impl PlatformClient {
             image,
             max_distance: options.max_distance,
             dihedral: options.dihedral,
-            max_hits: 0,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Sends a video; the node hashes it (vPDQ at 1 frame a second, video_md5, video_sha256) in
+    /// its sandboxed decoder, matches the hashes, and drops the video.
+    pub async fn match_video(
+        &mut self,
+        video: Vec<u8>,
+        options: MatchOptions,
+    ) -> Result<MatchResponse, ClientError> {
+        self.match_request(MatchRequest {
+            video,
+            max_distance: options.max_distance,
+            ..Default::default()
         })
         .await
     }
 
     /// Sends a raw request.
     pub async fn match_request(&mut self, req: MatchRequest) -> Result<MatchResponse, ClientError> {
-        if req.signals.is_empty() && req.image.is_empty() {
+        if req.signals.is_empty() && req.image.is_empty() && req.video.is_empty() {
             return Err(ClientError::Input(
-                "nothing to match: give at least one hash or an image".into(),
+                "nothing to match: give at least one hash, an image or a video".into(),
             ));
         }
         // A Match only reads, so it is sent again once when the connection it went out on was

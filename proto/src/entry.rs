@@ -10,8 +10,11 @@ use thiserror::Error;
 
 /// The only body format this code writes and accepts.
 pub const FORMAT_VERSION: u32 = 1;
-/// Upper bound on one encoded leaf; an honest one is a few hundred bytes.
-pub const MAX_ENTRY_BYTES: usize = 8 * 1024;
+/// Upper bound on one encoded leaf: the most a tlog-tiles entry bundle can carry (a uint16
+/// length prefix). Only a `vpdq` ADD gets near it (see [`crate::vpdq::MAX_FRAMES`]).
+pub const MAX_ENTRY_BYTES: usize = 65_535;
+/// Upper bound on a leaf that is not a `vpdq` ADD; an honest one is a few hundred bytes.
+pub const MAX_SMALL_ENTRY_BYTES: usize = 8 * 1024;
 /// Upper bound on labels per entry and on the length of each text field.
 pub const MAX_LABELS: usize = 16;
 /// Upper bound on the length of a label, legal basis, case reference or reason, in bytes.
@@ -22,6 +25,8 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 pub enum EntryError {
     #[error("entry is {0} bytes, over the {MAX_ENTRY_BYTES}-byte limit")]
     TooLarge(usize),
+    #[error("entry is {0} bytes, over the {MAX_SMALL_ENTRY_BYTES}-byte limit of entries other than vpdq ADDs")]
+    TooLargeForKind(usize),
     #[error("entry does not decode: {0}")]
     Decode(String),
     #[error("entry format version {0} is not supported (expected {FORMAT_VERSION})")]
@@ -110,18 +115,43 @@ pub fn decode_leaf(data: &[u8]) -> Result<(u64, Decoded), EntryError> {
         }
         None => return Err(EntryError::NoKind),
     };
+    check_size(data.len(), &decoded)?;
     Ok((body.created_at_ms, decoded))
 }
 
-/// Encodes an ADD leaf after validating it.
+/// Only a `vpdq` ADD may be larger than [`MAX_SMALL_ENTRY_BYTES`].
+fn check_size(len: usize, decoded: &Decoded) -> Result<(), EntryError> {
+    let large_allowed = matches!(
+        decoded,
+        Decoded::Add {
+            signal_type: SignalType::Vpdq,
+            ..
+        }
+    );
+    if len > MAX_ENTRY_BYTES {
+        Err(EntryError::TooLarge(len))
+    } else if len > MAX_SMALL_ENTRY_BYTES && !large_allowed {
+        Err(EntryError::TooLargeForKind(len))
+    } else {
+        Ok(())
+    }
+}
+
+/// Encodes an ADD leaf after validating it (fields and encoded size).
 pub fn encode_add(add: AddEntry, created_at_ms: u64) -> Result<Vec<u8>, EntryError> {
-    validate_add(&add)?;
-    Ok(EntryBody {
+    let signal_type = validate_add(&add)?;
+    let bytes = EntryBody {
         format_version: FORMAT_VERSION,
         created_at_ms,
         kind: Some(Kind::Add(add)),
     }
-    .encode_to_vec())
+    .encode_to_vec();
+    let decoded = Decoded::Add {
+        signal_type,
+        add: AddEntry::default(),
+    };
+    check_size(bytes.len(), &decoded)?;
+    Ok(bytes)
 }
 
 /// Encodes a RETRACT leaf of the entry at `target_index` whose leaf hash is `target_leaf`.
@@ -191,5 +221,44 @@ mod tests {
             Err(EntryError::Decode(_))
         ));
         assert_eq!(decode(&[]), Err(EntryError::Version(0)));
+    }
+
+    /// The largest vPDQ value with the longest labels still fits one tiles entry; the same
+    /// labels on a PDQ ADD are over the small-entry limit.
+    #[test]
+    fn only_vpdq_adds_may_be_large() {
+        let long = |c: char| c.to_string().repeat(MAX_TEXT_BYTES);
+        let mut a = add();
+        a.signal_type = "vpdq".into();
+        a.hash = vec![0u8; crate::vpdq::MAX_FRAMES * crate::vpdq::FRAME_BYTES];
+        a.labels = (0..MAX_LABELS)
+            .map(|i| long(char::from(b'a' + i as u8)))
+            .collect();
+        a.legal_basis = long('x');
+        a.case_ref = long('y');
+        let bytes = encode_add(a.clone(), u64::MAX).unwrap();
+        assert!(bytes.len() > MAX_SMALL_ENTRY_BYTES && bytes.len() <= MAX_ENTRY_BYTES);
+        assert!(matches!(
+            decode(&bytes),
+            Ok(Decoded::Add {
+                signal_type: SignalType::Vpdq,
+                ..
+            })
+        ));
+
+        let mut p = a;
+        p.signal_type = "pdq".into();
+        p.hash = vec![7; 32];
+        let len = EntryBody {
+            format_version: FORMAT_VERSION,
+            created_at_ms: 0,
+            kind: Some(Kind::Add(p.clone())),
+        }
+        .encode_to_vec();
+        assert_eq!(decode(&len), Err(EntryError::TooLargeForKind(len.len())));
+        assert!(matches!(
+            encode_add(p, 0),
+            Err(EntryError::TooLargeForKind(_))
+        ));
     }
 }

@@ -1,7 +1,8 @@
 //! The Redline protocol: everything two parties must agree on byte for byte.
 //!
 //! - [`pb`]: the generated `redline.v1` messages, and with the `grpc` feature the tonic services.
-//! - [`signal`]: signal types (`pdq`, `md5`, …) and their hex codec.
+//! - [`signal`]: signal types (`pdq`, `md5`, `vpdq`, …) and their hex codec.
+//! - [`vpdq`]: the bytes of a vPDQ value (a list of frame hashes).
 //! - [`entry`]: building, encoding and validating log leaves ([`pb::EntryBody`]).
 //! - [`merkle`]: RFC 9162 tree hashing and proofs over stored hashes.
 //! - [`checkpoint`]: C2SP tlog-checkpoints signed as C2SP signed-notes with Ed25519.
@@ -16,6 +17,7 @@ pub mod entry;
 pub mod merkle;
 pub mod replay;
 pub mod signal;
+pub mod vpdq;
 
 /// Generated code for package `redline.v1`.
 #[allow(missing_docs, clippy::all, missing_debug_implementations)]

@@ -31,11 +31,20 @@ pub enum SignalType {
     Md5,
     /// `sha256`: SHA-256 of the exact encoded bytes, 256 bits. Finds only byte-identical files.
     Sha256,
+    /// `vpdq`: Meta's video PDQ, a list of 1..=1200 frames, each a PDQ hash with its quality and
+    /// timestamp (see [`crate::vpdq`] for the bytes). Compared frame by frame
+    /// ([`Distance::Frames`]), not as one bit string.
+    Vpdq,
+    /// `video_md5`: MD5 of a video file's bytes (python-threatexchange's `video_md5`,
+    /// StopNCII's `VideoMD5`), 128 bits.
+    VideoMd5,
+    /// `video_sha256`: SHA-256 of a video file's bytes, 256 bits.
+    VideoSha256,
 }
 
 impl SignalType {
     /// Every signal type, in a stable order (the order of [`SignalType::name`] listings).
-    pub const ALL: [SignalType; 7] = [
+    pub const ALL: [SignalType; 10] = [
         SignalType::Pdq,
         SignalType::PhashDct8x8,
         SignalType::Dhash8x8,
@@ -43,6 +52,9 @@ impl SignalType {
         SignalType::Blockhash16x16,
         SignalType::Md5,
         SignalType::Sha256,
+        SignalType::Vpdq,
+        SignalType::VideoMd5,
+        SignalType::VideoSha256,
     ];
 
     /// The wire name, stable forever: changing it (or what it means) splits the federation.
@@ -55,6 +67,9 @@ impl SignalType {
             SignalType::Blockhash16x16 => "blockhash-16x16",
             SignalType::Md5 => "md5",
             SignalType::Sha256 => "sha256",
+            SignalType::Vpdq => "vpdq",
+            SignalType::VideoMd5 => "video_md5",
+            SignalType::VideoSha256 => "video_sha256",
         }
     }
 
@@ -69,38 +84,68 @@ impl SignalType {
             })
     }
 
-    /// Hash size in bits.
+    /// Hash size in bits (`vpdq`: of one frame's PDQ hash).
     pub const fn bits(self) -> u32 {
         match self {
-            SignalType::Pdq | SignalType::Blockhash16x16 | SignalType::Sha256 => 256,
+            SignalType::Pdq
+            | SignalType::Blockhash16x16
+            | SignalType::Sha256
+            | SignalType::Vpdq
+            | SignalType::VideoSha256 => 256,
             SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => 64,
-            SignalType::Md5 => 128,
+            SignalType::Md5 | SignalType::VideoMd5 => 128,
         }
     }
 
-    /// Hash size in bytes.
+    /// Size of a value in bytes; `vpdq`: of one frame record (a value holds 1 to
+    /// [`crate::vpdq::MAX_FRAMES`] of them).
     pub const fn byte_len(self) -> usize {
-        (self.bits() / 8) as usize
+        match self {
+            SignalType::Vpdq => crate::vpdq::FRAME_BYTES,
+            _ => (self.bits() / 8) as usize,
+        }
     }
 
-    /// Length of the canonical hex text (two lowercase characters per byte).
+    /// Length of the canonical hex text (two lowercase characters per byte); `vpdq`: of one
+    /// frame record.
     pub const fn hex_len(self) -> usize {
         self.byte_len() * 2
     }
 
-    /// Whether near (not only equal) hashes mean similar images, i.e. whether a Hamming-distance
-    /// search makes sense. False for `md5` and `sha256`.
+    /// Whether the value's length is fixed (every type but `vpdq`).
+    pub const fn is_fixed_len(self) -> bool {
+        !matches!(self, SignalType::Vpdq)
+    }
+
+    /// Whether near (not only equal) hashes mean similar content, i.e. whether a
+    /// Hamming-distance search makes sense. False for the file digests.
     pub const fn is_perceptual(self) -> bool {
-        !matches!(self, SignalType::Md5 | SignalType::Sha256)
+        !matches!(
+            self,
+            SignalType::Md5 | SignalType::Sha256 | SignalType::VideoMd5 | SignalType::VideoSha256
+        )
     }
 
-    /// Whether computing this type needs the decoded pixels (false: only the encoded bytes).
+    /// Whether this type is computed from a video file (false: from an image file).
+    pub const fn is_video(self) -> bool {
+        matches!(
+            self,
+            SignalType::Vpdq | SignalType::VideoMd5 | SignalType::VideoSha256
+        )
+    }
+
+    /// Whether computing this type needs an image's decoded pixels (false: only the encoded
+    /// bytes, or a video).
     pub const fn needs_pixels(self) -> bool {
-        self.is_perceptual()
+        self.is_perceptual() && !self.is_video()
     }
 
-    /// Checks that raw hash bytes have this type's length.
+    /// Checks that raw hash bytes are a value of this type: its length, and for `vpdq` a
+    /// well-formed frame list ([`crate::vpdq::check`]).
     pub fn check_bytes(self, bytes: &[u8]) -> Result<(), SignalError> {
+        if self == SignalType::Vpdq {
+            return crate::vpdq::check(bytes);
+        }
         if bytes.len() == self.byte_len() {
             Ok(())
         } else {
@@ -117,7 +162,15 @@ impl SignalType {
     /// accepted (the canonical form from [`SignalType::format_hex`] is lowercase); whitespace is not.
     pub fn parse_hex(self, text: &str) -> Result<Vec<u8>, SignalError> {
         let got = text.chars().count();
-        if got != self.hex_len() {
+        if self == SignalType::Vpdq {
+            // Bounded before parsing: the frame list's own check follows.
+            if got == 0
+                || !got.is_multiple_of(crate::vpdq::FRAME_HEX)
+                || got > crate::vpdq::MAX_FRAMES * crate::vpdq::FRAME_HEX
+            {
+                return Err(SignalError::VpdqHexLength { got });
+            }
+        } else if got != self.hex_len() {
             return Err(SignalError::WrongHexLength {
                 signal_type: self.name(),
                 expected: self.hex_len(),
@@ -139,6 +192,9 @@ impl SignalType {
                 out.push(hi << 4 | nibble);
             }
         }
+        if self == SignalType::Vpdq {
+            crate::vpdq::check(&out)?;
+        }
         Ok(out)
     }
 
@@ -152,7 +208,12 @@ impl SignalType {
             SignalType::PhashDct8x8 | SignalType::Dhash8x8 | SignalType::Ahash8x8 => {
                 Distance::Hamming { default_max: 6 }
             }
-            SignalType::Md5 | SignalType::Sha256 => Distance::Exact,
+            // A frame matches a frame within ThreatExchange's PDQ threshold.
+            SignalType::Vpdq => Distance::Frames { default_max: 31 },
+            SignalType::Md5
+            | SignalType::Sha256
+            | SignalType::VideoMd5
+            | SignalType::VideoSha256 => Distance::Exact,
         }
     }
 
@@ -187,6 +248,12 @@ pub enum Distance {
     },
     /// Cryptographic digests: equal or not.
     Exact,
+    /// Frame lists (`vpdq`): two frames match within a Hamming radius (default 31), and two
+    /// videos by the share of frames that match (see `redline_hashing::vpdq::matcher`).
+    Frames {
+        /// Frame radius used when a request does not lower it.
+        default_max: u32,
+    },
 }
 
 /// A signal-type name or a hash value was refused.
@@ -222,6 +289,30 @@ pub enum SignalError {
         ch: char,
         /// Its character index in the text.
         position: usize,
+    },
+    /// A `vpdq` hex text whose length is not 1 to 1200 frames of 74 hex characters.
+    #[error(
+        "vpdq hash must be 1 to 1200 frames of 74 hex characters (37 bytes) each, got {got} characters"
+    )]
+    VpdqHexLength {
+        /// Hex characters given.
+        got: usize,
+    },
+    /// A `vpdq` value that is not a whole list of frames.
+    #[error("vpdq hash of {len} bytes {problem}")]
+    BadFrameList {
+        /// Bytes given.
+        len: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// One frame of a `vpdq` value is invalid.
+    #[error("vpdq frame {frame}: {problem}")]
+    BadFrame {
+        /// 0-based frame.
+        frame: usize,
+        /// What is wrong.
+        problem: &'static str,
     },
     /// Raw hash bytes of the wrong length.
     #[error("{signal_type} hash must be {expected} bytes ({bits} bits), got {got}")]
@@ -281,7 +372,9 @@ mod tests {
         for t in SignalType::ALL {
             assert_eq!(SignalType::from_name(t.name()), Ok(t));
             assert_eq!(t.name().parse::<SignalType>(), Ok(t));
-            assert_eq!(t.byte_len() * 8, t.bits() as usize);
+            if t.is_fixed_len() {
+                assert_eq!(t.byte_len() * 8, t.bits() as usize);
+            }
             let zeros = vec![0u8; t.byte_len()];
             let hex = t.format_hex(&zeros).unwrap();
             assert_eq!(hex.len(), t.hex_len());

@@ -412,6 +412,90 @@ impl HashingConfig {
     }
 }
 
+/// Video hashing on the node (`[video]`): limits of the sandboxed decoder and how a listed video
+/// is sampled. Decoding needs Debian's `ffmpeg` (`ffmpeg`, `ffprobe`) and util-linux `prlimit`
+/// on `PATH`; without them video uploads are refused with FAILED_PRECONDITION.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoConfig {
+    /// Largest video upload, bytes (default 64 MiB; a Match or Submit request may then be that
+    /// large).
+    pub max_video_bytes: usize,
+    /// Longest video, seconds (default 900).
+    pub max_duration_s: f64,
+    /// Wall-clock budget for decoding one video, seconds (default 120).
+    pub deadline_s: u64,
+    /// Seconds between the frames hashed of a video being listed, before thinning (default 0.2).
+    pub listing_seconds_per_hash: f64,
+    /// A listed frame within this many bits of the last one kept is dropped (default 12).
+    pub listing_thin_within: u32,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        let sampling = redline_hashing::vpdq::ListingSampling::default();
+        Self {
+            max_video_bytes: 64 << 20,
+            max_duration_s: 900.0,
+            deadline_s: 120,
+            listing_seconds_per_hash: sampling.seconds_per_hash,
+            listing_thin_within: sampling.thin_within,
+        }
+    }
+}
+
+impl VideoConfig {
+    /// The decoder limits and listing sampling these settings give.
+    pub fn parsed(
+        &self,
+    ) -> (
+        redline_hashing::VideoLimits,
+        redline_hashing::vpdq::ListingSampling,
+    ) {
+        let deadline = std::time::Duration::from_secs(self.deadline_s.max(1));
+        (
+            redline_hashing::VideoLimits {
+                max_input_bytes: self.max_video_bytes,
+                max_duration_s: self.max_duration_s,
+                deadline,
+                cpu_seconds: self.deadline_s.max(1),
+                ..redline_hashing::VideoLimits::default()
+            },
+            redline_hashing::vpdq::ListingSampling {
+                seconds_per_hash: self.listing_seconds_per_hash.max(0.0),
+                thin_within: self.listing_thin_within,
+            },
+        )
+    }
+}
+
+/// How vPDQ queries are decided (`[matching.video]`), python-threatexchange's index semantics
+/// by default. A request may set its own thresholds (`VideoMatchOptions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoMatchConfig {
+    /// Frames of lower PDQ quality are left out on both sides (default 50).
+    pub quality_threshold: u8,
+    /// Percent of the query's frames that must match (default 80).
+    pub query_match_percent: f64,
+    /// Percent of the listed video's frames that must match (default 0).
+    pub compared_match_percent: f64,
+    /// Most candidate entries compared frame by frame per query (default 1,000; the ones near
+    /// the most query frames first).
+    pub max_candidates: usize,
+}
+
+impl Default for VideoMatchConfig {
+    fn default() -> Self {
+        Self {
+            quality_threshold: 50,
+            query_match_percent: 80.0,
+            compared_match_percent: 0.0,
+            max_candidates: 1000,
+        }
+    }
+}
+
 /// Matching radii.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -430,6 +514,8 @@ pub struct MatchingConfig {
     /// only at shutdown. Commits (not Match queries) wait while one is written: ~1 s per
     /// million entries (9-11 s at 10M, `cargo bench -p redline-server --bench restart`).
     pub snapshot_interval_s: u64,
+    /// How vPDQ queries are decided.
+    pub video: VideoMatchConfig,
 }
 
 impl Default for MatchingConfig {
@@ -439,6 +525,7 @@ impl Default for MatchingConfig {
             max_signals: 1024,
             max_hits: 100,
             snapshot_interval_s: 600,
+            video: VideoMatchConfig::default(),
         }
     }
 }
@@ -520,6 +607,9 @@ pub struct Config {
     /// Image hashing.
     #[serde(default)]
     pub hashing: HashingConfig,
+    /// Video hashing.
+    #[serde(default)]
+    pub video: VideoConfig,
     /// Matching.
     #[serde(default)]
     pub matching: MatchingConfig,

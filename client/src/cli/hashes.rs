@@ -46,9 +46,31 @@ fn signal_type(s: &str) -> Result<SignalType, String> {
     SignalType::from_name(s).map_err(|e| e.to_string())
 }
 
-/// Hashes one image file locally under `types`.
-pub fn hash_file(path: &Path, types: &[SignalType]) -> Result<Vec<Signal>> {
+/// Hashes one image file locally under `types`, or a video file (recognised by its first
+/// bytes) as `purpose` asks: its vPDQ frames, `video_md5` and `video_sha256`, decoded here in
+/// the sandboxed decoder (needs ffmpeg), so the video never leaves this machine either.
+pub fn hash_file(
+    path: &Path,
+    types: &[SignalType],
+    purpose: redline_hashing::VideoPurpose,
+) -> Result<Vec<Signal>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if redline_hashing::looks_like_video(&bytes) {
+        let computed = redline_hashing::video_signals(
+            &bytes,
+            &redline_hashing::VideoLimits::default(),
+            purpose,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        return Ok(computed
+            .into_iter()
+            .map(|c| Signal {
+                signal_type: c.signal_type.name().to_owned(),
+                value: c.hex(),
+                quality: 0,
+            })
+            .collect());
+    }
     let wanted: Vec<redline_hashing::SignalType> = types
         .iter()
         .map(|t| redline_hashing::SignalType::from_name(t.name()))
@@ -97,7 +119,32 @@ pub fn hash(a: HashArgs, out: &mut Out) -> Result<bool> {
     let mut ok = true;
     let mut rows = Vec::new();
     for file in &a.files {
-        match hash_file(file, &[SignalType::Pdq]) {
+        if let Some(frames) = video_frames(file)? {
+            match frames {
+                Ok(frames) => {
+                    if out.json {
+                        rows.push(json!({"file": file, "vpdq": redline_hashing::vpdq::format_signal(&frames)}));
+                    } else {
+                        for f in &frames {
+                            out.line(redline_hashing::vpdq::text::format_reference_line(f))?;
+                        }
+                    }
+                }
+                Err(e) => {
+                    ok = false;
+                    eprintln!("error: {}: {e}", file.display());
+                    if out.json {
+                        rows.push(json!({"file": file, "error": e.to_string()}));
+                    }
+                }
+            }
+            continue;
+        }
+        match hash_file(
+            file,
+            &[SignalType::Pdq],
+            redline_hashing::VideoPurpose::Query,
+        ) {
             Ok(sigs) => {
                 let s = &sigs[0];
                 if out.json {
@@ -119,6 +166,21 @@ pub fn hash(a: HashArgs, out: &mut Out) -> Result<bool> {
         out.json_value(&rows)?;
     }
     Ok(ok)
+}
+
+/// The vPDQ frames of `file` at 1 frame a second, if it is a video (`None`: not a video).
+fn video_frames(
+    file: &Path,
+) -> Result<Option<Result<Vec<redline_hashing::VpdqFrame>, redline_hashing::VideoError>>> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if !redline_hashing::looks_like_video(&bytes) {
+        return Ok(None);
+    }
+    Ok(Some(redline_hashing::hash_video(
+        &bytes,
+        &redline_hashing::VideoLimits::default(),
+        &redline_hashing::VpdqOptions::PYTX_DEFAULT,
+    )))
 }
 
 /// Add hashes to this hotline's own list (signed into its log).
@@ -192,7 +254,8 @@ pub async fn submit(a: SubmitArgs, global: &Global, out: &mut Out) -> Result<boo
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             images.push((file.clone(), bytes));
         } else {
-            for s in hash_file(file, &a.types)? {
+            let purpose = redline_hashing::VideoPurpose::Listing(Default::default());
+            for s in hash_file(file, &a.types, purpose)? {
                 warn_low_quality(file, &s);
                 signals.push((Some(file.clone()), s));
             }
@@ -233,13 +296,19 @@ pub async fn submit(a: SubmitArgs, global: &Global, out: &mut Out) -> Result<boo
         }
     }
     for (file, bytes) in images {
+        let (image, video) = if redline_hashing::looks_like_video(&bytes) {
+            (Vec::new(), bytes)
+        } else {
+            (bytes, Vec::new())
+        };
         let r = client
             .submit_request(SubmitRequest {
                 signals: Vec::new(),
                 labels: a.labels.clone(),
                 legal_basis: a.legal_basis.clone(),
                 case_ref: a.case_ref.clone(),
-                image: bytes,
+                image,
+                video,
             })
             .await
             .with_context(|| format!("{} was not submitted", file.display()))?;
@@ -349,7 +418,7 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             images.push((file.clone(), bytes));
         } else {
-            for s in hash_file(file, &a.types)? {
+            for s in hash_file(file, &a.types, redline_hashing::VideoPurpose::Query)? {
                 warn_low_quality(file, &s);
                 source.insert(
                     (s.signal_type.clone(), s.value.clone()),
@@ -365,13 +434,19 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
         responses.push((None, client.match_signals(signals, options).await?));
     }
     for (file, bytes) in images {
+        let (image, video) = if redline_hashing::looks_like_video(&bytes) {
+            (Vec::new(), bytes)
+        } else {
+            (bytes, Vec::new())
+        };
         let r = client
             .match_request(MatchRequest {
                 signals: Vec::new(),
-                image: bytes,
+                image,
+                video,
                 max_distance: options.max_distance,
                 dihedral: options.dihedral,
-                max_hits: 0,
+                ..Default::default()
             })
             .await
             .with_context(|| format!("{} was not matched", file.display()))?;
@@ -408,6 +483,12 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
                             "labels": m.labels,
                             "legal_basis": m.legal_basis,
                             "quality": m.quality,
+                            "video": m.video.as_ref().map(|v| json!({
+                                "query_percent": v.query_percent,
+                                "compared_percent": v.compared_percent,
+                                "query_ranges": v.query_ranges.iter().map(|r| [r.start_ms, r.end_ms]).collect::<Vec<_>>(),
+                                "compared_ranges": v.compared_ranges.iter().map(|r| [r.start_ms, r.end_ms]).collect::<Vec<_>>(),
+                            })),
                         })
                     }).collect::<Vec<_>>(),
                 })
@@ -419,10 +500,18 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
     for (file, query, matches) in &results {
         let from = file.as_ref().map(|f| format!(" ({f})")).unwrap_or_default();
         let n = matches.len();
+        // A vPDQ value is 74 hex digits a frame: say how many instead.
+        let value = if query.signal_type == SignalType::Vpdq.name() {
+            format!(
+                "({} frames)",
+                query.value.len() / redline_proto::vpdq::FRAME_HEX
+            )
+        } else {
+            query.value.clone()
+        };
         out.line(format!(
-            "{} {}{from}: {}",
+            "{} {value}{from}: {}",
             query.signal_type,
-            query.value,
             match n {
                 0 => "no match".to_owned(),
                 1 => "1 match".to_owned(),
@@ -446,6 +535,27 @@ pub async fn matches(a: MatchArgs, global: &Global, out: &mut Out) -> Result<boo
                     format!("  legal basis: {}", m.legal_basis)
                 }
             ))?;
+            if let Some(v) = &m.video {
+                let spans = |r: &[redline_proto::pb::TimeRange]| {
+                    r.iter()
+                        .map(|t| {
+                            format!(
+                                "{:.1}-{:.1}s",
+                                f64::from(t.start_ms) / 1e3,
+                                f64::from(t.end_ms) / 1e3
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                out.line(format!(
+                    "    video: {:.1}% of the query's frames, {:.1}% of the listed video's; query {} listed {}",
+                    v.query_percent,
+                    v.compared_percent,
+                    spans(&v.query_ranges),
+                    spans(&v.compared_ranges)
+                ))?;
+            }
         }
     }
     Ok(true)

@@ -11,6 +11,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum HashError {
+    /// A video signal type was asked of an image hasher.
+    #[error("{0} is computed from videos, not images")]
+    VideoType(crate::SignalType),
     /// Zero bytes were given.
     #[error("image is empty (0 bytes)")]
     Empty,

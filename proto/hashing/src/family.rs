@@ -31,7 +31,12 @@ pub fn hasher_config(signal_type: SignalType) -> Option<HasherConfig> {
         SignalType::Dhash8x8 => base.hash_alg(HashAlg::Gradient).hash_size(8, 8),
         SignalType::Ahash8x8 => base.hash_alg(HashAlg::Mean).hash_size(8, 8),
         SignalType::Blockhash16x16 => base.hash_alg(HashAlg::Blockhash).hash_size(16, 16),
-        SignalType::Pdq | SignalType::Md5 | SignalType::Sha256 => return None,
+        SignalType::Pdq
+        | SignalType::Md5
+        | SignalType::Sha256
+        | SignalType::Vpdq
+        | SignalType::VideoMd5
+        | SignalType::VideoSha256 => return None,
     })
 }
 

@@ -19,6 +19,8 @@ pub mod family;
 mod jpeg;
 pub mod pdq;
 pub mod video;
+#[cfg(all(feature = "ffmpeg", target_os = "linux"))]
+pub mod video_signals;
 pub mod vpdq;
 
 pub use decode::{decode_image, probe, DecodeLimits, ImageInfo};
@@ -34,6 +36,8 @@ pub use video::{hash_video, FfmpegTools, VideoDecoder};
 pub use video::{
     video_md5, video_sha256, VideoError, VideoErrorKind, VideoInfo, VideoLimits, VpdqVideo,
 };
+#[cfg(all(feature = "ffmpeg", target_os = "linux"))]
+pub use video_signals::{looks_like_video, video_signals, VideoPurpose};
 pub use vpdq::{VpdqFrame, VpdqOptions};
 
 /// One hash computed from an image.
@@ -86,6 +90,9 @@ pub fn hash_image_with_dihedral(
     dihedral: bool,
 ) -> Result<ImageHashes, HashError> {
     let mut wanted: Vec<SignalType> = Vec::with_capacity(types.len());
+    if let Some(&t) = types.iter().find(|t| t.is_video()) {
+        return Err(HashError::VideoType(t));
+    }
     for t in types {
         if !wanted.contains(t) {
             wanted.push(*t);

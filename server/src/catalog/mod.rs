@@ -81,6 +81,27 @@ fn split_id(id: u64) -> (OriginId, u64) {
     ((id >> INDEX_BITS) as OriginId, id & ((1 << INDEX_BITS) - 1))
 }
 
+/// Bits of a vPDQ frame's id holding its position in the entry (at most
+/// `redline_proto::vpdq::MAX_FRAMES`, 1,200, frames an entry).
+const FRAME_BITS: u32 = 11;
+
+/// Origins whose vPDQ frames can be indexed: the frame id holds the origin in the bits left
+/// above the log index and the frame position (13 bits, 8,192 origins).
+const MAX_VIDEO_ORIGINS: u32 = 1 << (64 - INDEX_BITS - FRAME_BITS);
+
+/// The id of frame `ordinal` of the vPDQ entry `index` of `origin` in the `vpdq` Hamming index,
+/// which holds every frame of every listed video, so a query video's frames find the entries
+/// they are near. `None` for an origin past [`MAX_VIDEO_ORIGINS`].
+fn frame_id(origin: OriginId, index: u64, ordinal: usize) -> Option<u64> {
+    (origin < MAX_VIDEO_ORIGINS && index < (1 << INDEX_BITS) && ordinal < (1 << FRAME_BITS))
+        .then(|| entry_id(origin, index) << FRAME_BITS | ordinal as u64)
+}
+
+/// The entry id of a frame id.
+fn frame_entry(frame: u64) -> u64 {
+    frame >> FRAME_BITS
+}
+
 /// An ADD that becomes active.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activation {
@@ -129,6 +150,37 @@ pub struct Hit {
     pub quality: u32,
     /// Labels and legal basis, shared with every other entry of the listing (not copied).
     pub listing: Arc<Listing>,
+    /// For a vPDQ entry, how the query video compared with it (set by the node's video
+    /// matcher, which reads the entry's frames).
+    pub video: Option<VideoHit>,
+}
+
+/// How a query video compared with a listed vPDQ entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoHit {
+    /// Percent of the query's usable frames that matched a frame of the entry.
+    pub query_percent: f64,
+    /// Percent of the entry's usable frames that matched a frame of the query.
+    pub compared_percent: f64,
+    /// Matched spans of the query, `(start_ms, end_ms)`.
+    pub query_ranges: Vec<(u32, u32)>,
+    /// Matched spans of the listed video.
+    pub compared_ranges: Vec<(u32, u32)>,
+}
+
+/// A listed vPDQ entry some frame of a query video came near: a candidate the node compares
+/// frame by frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoCandidate {
+    /// The origin's id in the store (to read the entry's leaf).
+    pub origin_id: OriginId,
+    /// Log index of the ADD.
+    pub index: u64,
+    /// Query frames (positions in the slice given) within the radius of one of its frames.
+    pub near_frames: usize,
+    /// The hit to report should the comparison decide a match (`hash` empty, `distance` the
+    /// smallest frame distance seen).
+    pub hit: Hit,
 }
 
 /// The hits of one search, at most the number asked for.
@@ -329,8 +381,8 @@ impl Catalog {
                 })
                 .collect();
             let mut inner = Hold::new(&self.inner, "activate slice");
-            for chunk in activate.chunks(CHUNK.min(self.slice)) {
-                inner.pace(chunk.len(), self.slice);
+            for (chunk, weight) in weighted_chunks(activate, CHUNK.min(self.slice)) {
+                inner.pace(weight, self.slice);
                 inner.activate(origin, chunk, |t| staged.iter().any(|&(s, _)| s == t));
             }
             drop(inner);
@@ -380,10 +432,14 @@ impl Catalog {
     fn prepare(&self, activate: &[Activation]) -> Vec<(SignalType, RunBuilder)> {
         let mut per_type: HashMap<SignalType, usize> = HashMap::new();
         for a in activate {
-            if a.hash.len() == a.signal_type.byte_len()
-                && matches!(a.signal_type.distance(), Distance::Hamming { .. })
-            {
-                *per_type.entry(a.signal_type).or_default() += 1;
+            match a.signal_type.distance() {
+                Distance::Hamming { .. } if a.hash.len() == a.signal_type.byte_len() => {
+                    *per_type.entry(a.signal_type).or_default() += 1;
+                }
+                Distance::Frames { .. } => {
+                    *per_type.entry(a.signal_type).or_default() += weight(a);
+                }
+                _ => {}
             }
         }
         let mut inner = Hold::new(&self.inner, "reserve");
@@ -391,7 +447,9 @@ impl Catalog {
         for (signal_type, n) in per_type {
             let ix = inner.hamming_index(signal_type, self.merge_threshold);
             ix.reserve(n);
-            if n >= self.stage_min {
+            // Frames go in through the insert buffer: `staged_hashes` yields one hash an entry.
+            let frames = matches!(signal_type.distance(), Distance::Frames { .. });
+            if n >= self.stage_min && !frames {
                 staged.push((signal_type, ix.run_builder()));
             }
         }
@@ -434,6 +492,9 @@ impl Catalog {
                 .filter(|(o, _)| *o == origin)
                 .map(|(_, i)| i)
                 .min(),
+            // Two listings of one video are rarely byte-identical frame lists; they are
+            // not de-duplicated.
+            Distance::Frames { .. } => None,
         }
     }
 
@@ -471,6 +532,8 @@ impl Catalog {
             Distance::Hamming { .. } => {
                 inner.search_hamming(signal_type, query, max_distance, max_hits)
             }
+            // Frame lists are compared by `video_candidates` and the node's video matcher.
+            Distance::Frames { .. } => Found::default(),
         };
         found.hits.sort_by(|a, b| {
             (a.distance, &a.origin, a.index).cmp(&(b.distance, &b.origin, b.index))
@@ -480,6 +543,53 @@ impl Catalog {
             found.truncated = true;
         }
         found
+    }
+
+    /// Matched vPDQ entries with a frame within `max_distance` of one of `frames` (each a
+    /// query frame's 32-byte PDQ), the ones near the most query frames first (then by origin
+    /// and index): at most `max`, and whether there were more. Exact: an entry none of whose
+    /// frames is near a query frame matches no query frame, so the comparison could only decide
+    /// it a match at a required query share of 0 %.
+    pub fn video_candidates(
+        &self,
+        frames: &[&[u8]],
+        max_distance: u32,
+        max: usize,
+    ) -> (Vec<VideoCandidate>, bool) {
+        let inner = self.inner.read();
+        let Some(ix) = inner.hamming.get(&SignalType::Vpdq) else {
+            return (Vec::new(), false);
+        };
+        // entry id -> (query frames near it, smallest distance)
+        let mut near: HashMap<u64, (HashSet<usize>, u32)> = HashMap::new();
+        for (position, frame) in frames.iter().enumerate() {
+            for (id, distance) in ix.range_search(frame, max_distance).unwrap_or_default() {
+                let e = near
+                    .entry(frame_entry(id))
+                    .or_insert_with(|| (HashSet::new(), u32::MAX));
+                e.0.insert(position);
+                e.1 = e.1.min(distance);
+            }
+        }
+        let mut out: Vec<VideoCandidate> = near
+            .into_iter()
+            .filter_map(|(id, (positions, distance))| {
+                let (origin, index) = split_id(id);
+                let info = inner.info.get(&id)?;
+                inner.matched.contains(&origin).then(|| VideoCandidate {
+                    origin_id: origin,
+                    index,
+                    near_frames: positions.len(),
+                    hit: inner.hit(origin, index, Vec::new(), distance, info),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (b.near_frames, &a.hit.origin, a.index).cmp(&(a.near_frames, &b.hit.origin, b.index))
+        });
+        let truncated = out.len() > max;
+        out.truncate(max);
+        (out, truncated)
     }
 
     /// Active entries in all indexes.
@@ -516,6 +626,37 @@ impl Catalog {
             ix.compact();
         }
     }
+}
+
+/// What an activation costs a write-lock hold: 1 an entry, a vPDQ entry 1 a frame (each frame
+/// is inserted into the index).
+fn weight(a: &Activation) -> usize {
+    match a.signal_type.distance() {
+        Distance::Frames { .. } => (a.hash.len() / redline_proto::vpdq::FRAME_BYTES).max(1),
+        _ => 1,
+    }
+}
+
+/// `activate` in consecutive chunks of at most `max` weight (or one entry heavier than that),
+/// each with its weight, so that a batch of videos paces the write lock by frames.
+fn weighted_chunks(
+    activate: &[Activation],
+    max: usize,
+) -> impl Iterator<Item = (&[Activation], usize)> + '_ {
+    let mut rest = activate;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (mut n, mut total) = (0, 0);
+        while n < rest.len() && (n == 0 || total + weight(&rest[n]) <= max) {
+            total += weight(&rest[n]);
+            n += 1;
+        }
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some((chunk, total))
+    })
 }
 
 /// The hashes of `activate`'s entries of `signal_type` that the catalog stages, in order (what
@@ -656,11 +797,8 @@ impl Inner {
         merge_threshold: usize,
     ) -> &mut HammingIndex {
         self.hamming.entry(signal_type).or_insert_with(|| {
-            HammingIndex::with_options(
-                signal_type.byte_len() as u32 * 8,
-                index_options(merge_threshold),
-            )
-            .expect("signal types have supported widths")
+            HammingIndex::with_options(signal_type.bits(), index_options(merge_threshold))
+                .expect("signal types have supported widths")
         })
     }
 
@@ -696,7 +834,7 @@ impl Inner {
             if self.info.contains_key(&id) {
                 continue;
             }
-            if a.hash.len() != a.signal_type.byte_len() {
+            if a.signal_type.check_bytes(&a.hash).is_err() {
                 // Entries are validated before they reach the catalog; this is a bug.
                 tracing::error!(
                     origin,
@@ -721,6 +859,22 @@ impl Inner {
                     .entry(a.signal_type)
                     .or_default()
                     .push((id, &a.hash)),
+                Distance::Frames { .. } => {
+                    let frames = a.hash.chunks_exact(redline_proto::vpdq::FRAME_BYTES);
+                    let Some(ids) = (0..frames.len())
+                        .map(|k| frame_id(origin, a.index, k))
+                        .collect::<Option<Vec<u64>>>()
+                    else {
+                        tracing::error!(
+                            origin,
+                            index = a.index,
+                            "vpdq frames of origins past {MAX_VIDEO_ORIGINS} cannot be indexed"
+                        );
+                        continue;
+                    };
+                    let batch = batches.entry(a.signal_type).or_default();
+                    batch.extend(ids.into_iter().zip(frames.map(|f| &f[..32])));
+                }
             }
             let listing = self.listing_id(&a.labels, &a.legal_basis);
             self.info.insert(
@@ -799,6 +953,17 @@ impl Inner {
                 Distance::Hamming { .. } => {
                     if let Some(ix) = self.hamming.get_mut(&info.signal_type) {
                         ix.remove(id);
+                    }
+                }
+                Distance::Frames { .. } => {
+                    if let Some(ix) = self.hamming.get_mut(&info.signal_type) {
+                        // An entry's frames have consecutive positions from 0.
+                        for k in 0.. {
+                            match frame_id(origin, index, k) {
+                                Some(frame) if ix.contains(frame) => ix.remove(frame),
+                                _ => break,
+                            };
+                        }
                     }
                 }
             }
@@ -899,6 +1064,7 @@ impl Inner {
             distance,
             quality: u32::from(info.quality),
             listing: self.listings[info.listing as usize].clone(),
+            video: None,
         }
     }
 }
@@ -906,6 +1072,77 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A vPDQ activation of `frames` frames whose PDQs are `seed`-filled with the frame
+    /// position in the first byte.
+    fn video(index: u64, seed: u8, frames: usize) -> Activation {
+        let frames: Vec<redline_proto::vpdq::FrameHash> = (0..frames)
+            .map(|k| {
+                let mut pdq = [seed; 32];
+                pdq[0] = k as u8;
+                redline_proto::vpdq::FrameHash {
+                    pdq,
+                    quality: 90,
+                    timestamp_ms: k as u32 * 1000,
+                }
+            })
+            .collect();
+        Activation {
+            index,
+            signal_type: SignalType::Vpdq,
+            hash: redline_proto::vpdq::encode(&frames).unwrap(),
+            quality: 0,
+            labels: vec!["ncii".into()],
+            legal_basis: "law".into(),
+        }
+    }
+
+    /// Every frame of a vPDQ entry is indexed under the entry: a query frame near any of them
+    /// finds the entry once (counting the query frames near it), a retraction removes every
+    /// frame, and a snapshot keeps them. Paced by frames: 40 videos of 1,200 frames are applied
+    /// in many holds.
+    #[test]
+    fn video_frames_find_their_entry_until_retracted() {
+        let catalog = Catalog::with_limits(64, 128, 256);
+        catalog.set_origin(3, "a.example", true);
+        let videos: Vec<Activation> = (0..40).map(|i| video(i, i as u8 + 1, 1200)).collect();
+        assert!(weighted_chunks(&videos, 256).all(|(c, w)| c.len() == 1 && w == 1200));
+        catalog.apply(3, &videos, &[]);
+        assert_eq!(catalog.len(), 40);
+        let near = |seed: u8, k: u8| {
+            let mut q = [seed; 32];
+            q[0] = k;
+            q[31] ^= 0x0f; // 4 bits away
+            q
+        };
+        let (q1, q2, q3) = (near(8, 5), near(8, 200), near(9, 1));
+        let queries: Vec<&[u8]> = vec![&q1, &q2, &q3];
+        let (found, truncated) = catalog.video_candidates(&queries, 31, 10);
+        assert!(!truncated);
+        let got: Vec<(u64, usize)> = found.iter().map(|c| (c.index, c.near_frames)).collect();
+        // Seeds 8 and 9 differ in every byte but the first: 2 frames near entry 7, 1 near 8.
+        assert_eq!(got, [(7, 2), (8, 1)]);
+        assert_eq!(found[0].hit.origin, "a.example");
+        assert_eq!(found[0].hit.distance, 4);
+        assert_eq!(catalog.video_candidates(&queries, 31, 1).1, true);
+
+        let (bytes, _) = catalog.save_snapshot(Vec::new(), &[]).unwrap();
+        let (loaded, _) = Catalog::load_snapshot(&bytes[..], bytes.len() as u64).unwrap();
+        loaded.set_origin(3, "a.example", true);
+        assert_eq!(loaded.video_candidates(&queries, 31, 10).0, found);
+
+        for c in [&catalog, &loaded] {
+            c.apply(3, &[], &[7]);
+            let (found, _) = c.video_candidates(&queries, 31, 10);
+            assert_eq!(found.iter().map(|c| c.index).collect::<Vec<_>>(), [8]);
+            let inner = c.inner.read();
+            let ix = &inner.hamming[&SignalType::Vpdq];
+            assert!((0..1200).all(|k| !ix.contains(frame_id(3, 7, k).unwrap())));
+            assert!(ix.contains(frame_id(3, 8, 1199).unwrap()));
+        }
+        assert_eq!(frame_id(MAX_VIDEO_ORIGINS, 0, 0), None);
+        assert_eq!(frame_entry(frame_id(5, 77, 1199).unwrap()), entry_id(5, 77));
+    }
 
     fn act(index: u64, hash: [u8; 32]) -> Activation {
         Activation {

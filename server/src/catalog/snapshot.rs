@@ -210,10 +210,29 @@ impl Catalog {
             ..Inner::default()
         };
         r.finish()?;
-        // Every entry is in exactly one index: the totals must agree.
-        let indexed: usize = inner.hamming.values().map(HammingIndex::len).sum::<usize>()
+        // Every entry is in exactly one index: the totals must agree. A vPDQ entry is many
+        // frames of the `vpdq` index, so those are checked by their first frame instead.
+        let indexed: usize = inner
+            .hamming
+            .iter()
+            .filter(|(&t, _)| t != SignalType::Vpdq)
+            .map(|(_, ix)| ix.len())
+            .sum::<usize>()
             + inner.exact.values().map(ExactIndex::len).sum::<usize>();
-        if indexed != inner.info.len() {
+        let mut videos = 0;
+        for (&id, entry) in inner.info.iter() {
+            if entry.signal_type != SignalType::Vpdq {
+                continue;
+            }
+            videos += 1;
+            let (origin, index) = super::split_id(id);
+            let first = super::frame_id(origin, index, 0);
+            let held = inner.hamming.get(&SignalType::Vpdq);
+            if !first.is_some_and(|f| held.is_some_and(|ix| ix.contains(f))) {
+                return Err(corrupt(format!("vpdq entry {id} has no indexed frame")));
+            }
+        }
+        if indexed + videos != inner.info.len() {
             return Err(corrupt(format!(
                 "{} entries, {indexed} indexed",
                 inner.info.len()
@@ -245,7 +264,7 @@ fn read_indexes<R: Read>(
     let (mut hamming, mut exact) = (HashMap::new(), HashMap::new());
     for _ in 0..r.u32("hamming index count")? {
         let t = signal_type(r)?;
-        let ix = HammingIndex::load(t.byte_len() as u32 * 8, options, r)?;
+        let ix = HammingIndex::load(t.bits(), options, r)?;
         if hamming.insert(t, ix).is_some() {
             return Err(corrupt(format!("two {} indexes", t.name())));
         }

@@ -4,15 +4,30 @@
 use crate::catalog::Hit;
 use crate::node::{
     to_pb, Answer, Listing, NewSignal, NodeError, OriginOverview, Overview, Query, Receipt,
-    SentSignal, Upload,
+    SentSignal, Upload, VideoThresholds,
 };
 use redline_proto::pb;
 use redline_proto::signal::SignalType;
 
-/// Longest `Signal` message a request may carry, bytes on the wire. The longest valid one is
+/// Room per `Signal` message of a request, bytes on the wire. The longest valid one but vPDQ is
 /// 89 (the 15-character `blockhash-16x16`, 64 hex digits, a quality); the rest leaves room for
 /// an invalid one to reach [`parse_signals`], whose error says what is wrong with it.
 pub const MAX_SIGNAL_BYTES: usize = 256;
+
+/// Longest `Signal` message: a `vpdq` one of 1,200 frames is 88,800 hex digits.
+pub const MAX_VPDQ_SIGNAL_BYTES: usize =
+    redline_proto::vpdq::MAX_FRAMES * redline_proto::vpdq::FRAME_HEX + MAX_SIGNAL_BYTES;
+
+/// The `signals` field (number 1 of Match and Submit requests) of a request of at most
+/// `max_signals`: each at most one vPDQ signal long, all together what `max_signals` short
+/// ones and 4 full-length vPDQ ones take.
+pub fn signals_field(max_signals: usize) -> super::wire::Field {
+    super::wire::Field::repeated(1, "signals", max_signals, MAX_VPDQ_SIGNAL_BYTES).with_total(
+        max_signals
+            .saturating_mul(MAX_SIGNAL_BYTES)
+            .saturating_add(4 * MAX_VPDQ_SIGNAL_BYTES),
+    )
+}
 
 /// Parses request signals; an error names the position and what is wrong.
 pub fn parse_signals(signals: Vec<pb::Signal>) -> Result<Vec<SentSignal>, NodeError> {
@@ -57,6 +72,7 @@ impl TryFrom<pb::SubmitRequest> for Upload {
         Ok(Upload {
             signals: parse_signals(req.signals)?,
             image: req.image,
+            video: req.video,
             listing: Listing {
                 labels: req.labels,
                 legal_basis: req.legal_basis,
@@ -93,6 +109,13 @@ impl TryFrom<pb::MatchRequest> for Query {
             dihedral: req.dihedral,
             max_distance: req.max_distance,
             max_hits: req.max_hits,
+            video: req.video,
+            video_options: req.video_options.map(|o| VideoThresholds {
+                quality: (o.quality_threshold > 0).then(|| o.quality_threshold.min(100) as u8),
+                query_percent: (o.query_match_percent > 0.0).then_some(o.query_match_percent),
+                compared_percent: (o.compared_match_percent > 0.0)
+                    .then_some(o.compared_match_percent),
+            }),
         })
     }
 }
@@ -110,6 +133,19 @@ fn match_of(signal_type: SignalType, hit: Hit) -> pb::Match {
         labels: hit.listing.labels.clone(),
         legal_basis: hit.listing.legal_basis.clone(),
         quality: hit.quality,
+        video: hit.video.map(|v| {
+            let ranges = |r: Vec<(u32, u32)>| {
+                r.into_iter()
+                    .map(|(start_ms, end_ms)| pb::TimeRange { start_ms, end_ms })
+                    .collect()
+            };
+            pb::VideoMatch {
+                query_percent: v.query_percent,
+                compared_percent: v.compared_percent,
+                query_ranges: ranges(v.query_ranges),
+                compared_ranges: ranges(v.compared_ranges),
+            }
+        }),
     }
 }
 

@@ -2,9 +2,10 @@
 //! what is wrong; internal failures are logged here and reach the caller only as "internal error".
 //! The match is exhaustive, with no catch-all: a new error has to be placed here.
 
-use crate::hashing::ImageError;
+use crate::hashing::{ImageError, VideoHashError};
 use crate::log::LogError;
 use crate::node::NodeError;
+use redline_hashing::VideoErrorKind;
 use tonic::Status;
 
 impl From<NodeError> for Status {
@@ -21,9 +22,18 @@ impl From<NodeError> for Status {
             | BadRange(_)
             | BadPageToken(_)
             | Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
+            Video(VideoHashError::Refused(v)) => match v.kind() {
+                VideoErrorKind::InvalidInput => Status::invalid_argument(e.to_string()),
+                VideoErrorKind::OverLimit => Status::resource_exhausted(e.to_string()),
+                VideoErrorKind::DecoderUnavailable => {
+                    tracing::error!(error = %e, "video decoder unavailable");
+                    Status::failed_precondition(e.to_string())
+                }
+            },
             UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
             NotAnAdd(_) | AlreadyRetracted(_) => Status::failed_precondition(e.to_string()),
             Image(ImageError::Interrupted)
+            | Video(VideoHashError::Interrupted)
             | MissingLeaves { .. }
             | Config(_)
             | Log(LogError::Replay(_) | LogError::Proof(_) | LogError::Store(_))
@@ -45,9 +55,11 @@ impl From<super::wire::WireError> for Status {
         match &e {
             // gRPC's code for a message over the receiver's size limit.
             TooLarge { .. } => Status::resource_exhausted(e.to_string()),
-            TooMany { .. } | TooLong { .. } | Malformed { .. } | Compressed { .. } => {
-                Status::invalid_argument(e.to_string())
-            }
+            TooMany { .. }
+            | TooMuch { .. }
+            | TooLong { .. }
+            | Malformed { .. }
+            | Compressed { .. } => Status::invalid_argument(e.to_string()),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! decides what to search and how.
 
 use super::auth::{units, Budget};
-use super::convert::MAX_SIGNAL_BYTES;
+use super::convert::signals_field;
 use super::wire::{Field, Shape};
 use crate::node::{Node, Query};
 use futures::StreamExt;
@@ -17,13 +17,18 @@ use tonic::{Request, Response, Status, Streaming};
 /// `max_signals` signals (`[matching] max_signals`) and an image of at most `max_image` bytes
 /// (`[hashing] max_image_bytes`). Checked as the bytes arrive, before they are decoded
 /// ([`wire`](super::wire)).
-pub fn shapes(max_signals: usize, max_image: usize) -> Vec<(&'static str, Shape)> {
+pub fn shapes(
+    max_signals: usize,
+    max_image: usize,
+    max_video: usize,
+) -> Vec<(&'static str, Shape)> {
     let shape = |method| {
         Shape::new(
             method,
             vec![
-                Field::repeated(1, "signals", max_signals, MAX_SIGNAL_BYTES),
+                signals_field(max_signals),
                 Field::single(2, "image", max_image),
+                Field::single(6, "video", max_video),
             ],
         )
     };

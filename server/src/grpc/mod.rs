@@ -138,7 +138,11 @@ impl Services {
     pub async fn open(&self, node: &Arc<Node>) {
         let config = node.config();
         let max = config.limits.max_message_bytes;
-        let submit = submission::shapes(config.limits.max_batch, node.own_log().max_image_bytes());
+        let submit = submission::shapes(
+            config.limits.max_batch,
+            node.own_log().max_image_bytes(),
+            node.own_log().max_video_bytes(),
+        );
         let submit_max = wire::Scanned::<()>::max_message(&submit);
         self.submission.open(wire::Scanned::new(
             pb::submission_server::SubmissionServer::new(submission::SubmissionService::new(
@@ -161,6 +165,7 @@ impl Services {
         let shapes = matching::shapes(
             config.matching.max_signals,
             node.matching().max_image_bytes(),
+            node.matching().max_video_bytes(),
         );
         let match_max = wire::Scanned::<()>::max_message(&shapes);
         self.matching.open(wire::Scanned::new(

@@ -2,7 +2,7 @@
 //! handlers only convert; the node's own-log service does the rest.
 
 use super::auth::{units, Budget};
-use super::convert::MAX_SIGNAL_BYTES;
+use super::convert::signals_field;
 use super::wire::{Field, Shape};
 use crate::node::{to_pb, Node, Upload};
 use redline_proto::entry::{MAX_LABELS, MAX_TEXT_BYTES};
@@ -16,18 +16,19 @@ use tonic::{Request, Response, Status};
 /// (`[limits] max_batch`), the entry format's label and text limits, and an image of at most
 /// `max_image` bytes (`[hashing] max_image_bytes`). Checked as the bytes arrive, before they
 /// are decoded ([`wire`](super::wire)).
-pub fn shapes(max_batch: usize, max_image: usize) -> Vec<(&'static str, Shape)> {
+pub fn shapes(max_batch: usize, max_image: usize, max_video: usize) -> Vec<(&'static str, Shape)> {
     vec![
         (
             "/redline.v1.Submission/Submit",
             Shape::new(
                 "Submit",
                 vec![
-                    Field::repeated(1, "signals", max_batch, MAX_SIGNAL_BYTES),
+                    signals_field(max_batch),
                     Field::repeated(2, "labels", MAX_LABELS, MAX_TEXT_BYTES),
                     Field::single(3, "legal_basis", MAX_TEXT_BYTES),
                     Field::single(4, "case_ref", MAX_TEXT_BYTES),
                     Field::single(5, "image", max_image),
+                    Field::single(6, "video", max_video),
                 ],
             ),
         ),

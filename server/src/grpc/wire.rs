@@ -40,6 +40,10 @@ pub struct Field {
     pub max_count: usize,
     /// Longest occurrence, bytes.
     pub max_len: usize,
+    /// Most bytes of all occurrences in one message together (`usize::MAX`: only the count and
+    /// each length bound it). Lets a field take a few long values (vPDQ signals) without
+    /// letting every occurrence be that long.
+    pub max_total: usize,
 }
 
 impl Field {
@@ -55,7 +59,13 @@ impl Field {
             what,
             max_count,
             max_len,
+            max_total: usize::MAX,
         }
+    }
+
+    /// This field with at most `max_total` bytes of occurrences in one message.
+    pub const fn with_total(self, max_total: usize) -> Self {
+        Field { max_total, ..self }
     }
 
     /// A singular field of at most `max_len` bytes.
@@ -94,7 +104,12 @@ impl Shape {
                 } else {
                     f.max_count
                 };
-                count.saturating_mul(f.max_len.saturating_add(FIELD_OVERHEAD))
+                count
+                    .saturating_mul(f.max_len.saturating_add(FIELD_OVERHEAD))
+                    .min(
+                        f.max_total
+                            .saturating_add(count.saturating_mul(FIELD_OVERHEAD)),
+                    )
             })
             .fold(SLACK, usize::saturating_add);
         Shape {
@@ -120,6 +135,13 @@ pub enum WireError {
     /// A repeated field occurs more often than allowed.
     #[error("{method}: more than {max} {what} in one request (the node's limit)")]
     TooMany {
+        method: &'static str,
+        what: &'static str,
+        max: usize,
+    },
+    /// A repeated field's occurrences are longer together than allowed.
+    #[error("{method}: the request's {what} are over {max} bytes together (the node's limit)")]
+    TooMuch {
         method: &'static str,
         what: &'static str,
         max: usize,
@@ -180,6 +202,8 @@ pub struct Scanner {
     messages: u64,
     /// Occurrences of each listed field in the current message.
     counts: Vec<usize>,
+    /// Bytes of each listed field's occurrences in the current message.
+    totals: Vec<usize>,
 }
 
 /// Wire types (protobuf encoding spec).
@@ -194,6 +218,7 @@ impl Scanner {
     /// A scanner for a body of `shape` messages.
     pub fn new(shape: Arc<Shape>) -> Self {
         let counts = vec![0; shape.fields.len()];
+        let totals = counts.clone();
         Scanner {
             shape,
             state: State::Header { have: 0 },
@@ -202,6 +227,7 @@ impl Scanner {
             len: 0,
             messages: 0,
             counts,
+            totals,
         }
     }
 
@@ -265,6 +291,7 @@ impl Scanner {
                     self.len = len;
                     self.left = len;
                     self.counts.iter_mut().for_each(|c| *c = 0);
+                    self.totals.iter_mut().for_each(|c| *c = 0);
                     self.state = self.next_field();
                 }
                 State::Skip { left } => {
@@ -355,6 +382,11 @@ impl Scanner {
                             len: value,
                             max,
                         }));
+                    }
+                    self.totals[i] = self.totals[i].saturating_add(value as usize);
+                    if self.totals[i] > f.max_total {
+                        let (method, what, max) = (self.shape.method, f.what, f.max_total);
+                        return Err(self.fail(WireError::TooMuch { method, what, max }));
                     }
                 }
                 if value > self.left as u64 {
@@ -535,12 +567,14 @@ mod tests {
                     what: "signals",
                     max_count: max_signals,
                     max_len: 256,
+                    max_total: usize::MAX,
                 },
                 Field {
                     number: 2,
                     what: "image",
                     max_count: usize::MAX,
                     max_len: 1000,
+                    max_total: usize::MAX,
                 },
             ],
         ))
@@ -589,6 +623,7 @@ mod tests {
             max_distance: 31,
             dihedral: true,
             max_hits: 100,
+            ..Default::default()
         };
         // Two messages back to back (a MatchStream), and an empty one.
         let mut body = framed(&req.encode_to_vec());
@@ -688,9 +723,28 @@ mod tests {
                 what: "signals",
                 max_count: 10,
                 max_len: 100,
+                max_total: usize::MAX,
             }],
         );
         assert_eq!(s.max_message, SLACK + 10 * (100 + FIELD_OVERHEAD));
+        // A total below count x length bounds the message instead.
+        let totalled = Shape::new(
+            "Submit",
+            vec![Field::repeated(1, "signals", 10, 100).with_total(250)],
+        );
+        assert_eq!(totalled.max_message, SLACK + 250 + 10 * FIELD_OVERHEAD);
+        let mut scan = Scanner::new(Arc::new(totalled));
+        let three_long = SubmitRequest {
+            signals: (0..3)
+                .map(|_| Signal {
+                    signal_type: "x".repeat(90),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let e = scan.feed(&framed(&three_long.encode_to_vec())).unwrap_err();
+        assert!(matches!(e, WireError::TooMuch { max: 250, .. }), "{e}");
         // The largest request the fields allow passes.
         let req = SubmitRequest {
             signals: vec![
@@ -800,10 +854,10 @@ mod tests {
         // Unknown fields of every wire type are skipped, and a zero-length field at the very
         // end of a message is fine.
         let ok = [
-            0x28, 0x96, 0x01, // field 5 varint
-            0x31, 1, 2, 3, 4, 5, 6, 7, 8, // field 6 i64
-            0x3d, 1, 2, 3, 4, // field 7 i32
-            0x42, 0x02, 0xaa, 0xbb, // field 8 len
+            0x48, 0x96, 0x01, // field 9 varint
+            0x51, 1, 2, 3, 4, 5, 6, 7, 8, // field 10 i64
+            0x5d, 1, 2, 3, 4, // field 11 i32
+            0x62, 0x02, 0xaa, 0xbb, // field 12 len
             0x0a, 0x00, // an empty signal
         ];
         assert_eq!(scan_all_ways(&shape, &framed(&ok)), Ok(true));

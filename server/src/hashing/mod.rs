@@ -9,6 +9,9 @@ use redline_proto::signal::SignalType;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+mod video;
+pub use video::{VideoHashError, VideoHasher};
+
 /// The node's image hasher.
 #[derive(Debug, Clone)]
 pub struct ImageHasher {

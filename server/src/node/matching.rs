@@ -1,13 +1,22 @@
 //! Matching queries against the catalog: what to ask it (the radius rules, PDQ's dihedral
-//! variants of an uploaded image), where to run the searches, and the hits, each naming the
-//! origin, index, distance and listing. The catalog does the exact search.
+//! variants of an uploaded image, the frames of a video), where to run the searches, and the
+//! hits, each naming the origin, index, distance and listing. The catalog does the exact search.
+//!
+//! A vPDQ query is matched in two steps: the catalog's frame index finds every listed video
+//! with a frame near one of the query's usable frames (exact: a video with none could not
+//! reach any positive share of matched query frames), then each candidate's frames are read from
+//! its leaf and compared with the query as python-threatexchange does
+//! (`redline_hashing::vpdq::compare`), and the thresholds decide.
 
+use super::logs::Logs;
 use super::{blocking, NodeError, Result, SentSignal};
-use crate::catalog::{Catalog, Found, Hit};
+use crate::catalog::{Catalog, Found, Hit, VideoHit};
 use crate::config::MatchingConfig;
-use crate::hashing::ImageHasher;
+use crate::hashing::{ImageHasher, VideoHasher};
 use crate::metrics::Metrics;
+use redline_hashing::vpdq::{self, MatchPolicy, VpdqFrame, VpdqMatchOptions};
 use redline_hashing::Dihedral;
+use redline_proto::entry::{self, Decoded};
 use redline_proto::signal::{Distance, SignalType};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +39,21 @@ pub struct Query {
     /// Most hits wanted per queried signal; 0: the configured `max_hits`, which it never
     /// raises.
     pub max_hits: u32,
+    /// A video file to hash (1 frame a second) and look up; empty for none.
+    pub video: Vec<u8>,
+    /// This request's vPDQ thresholds, over the configured ones.
+    pub video_options: Option<VideoThresholds>,
+}
+
+/// A request's own vPDQ thresholds; `None` fields take `[matching.video]`'s.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VideoThresholds {
+    /// Frames of lower quality are left out.
+    pub quality: Option<u8>,
+    /// Least percent of the query's frames that must match.
+    pub query_percent: Option<f64>,
+    /// Least percent of the listed video's frames that must match.
+    pub compared_percent: Option<f64>,
 }
 
 /// The hits for one queried signal.
@@ -55,7 +79,10 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct Matching {
     catalog: Arc<Catalog>,
+    /// Leaves of candidate videos are read from here.
+    logs: Arc<Logs>,
     hasher: ImageHasher,
+    video_hasher: VideoHasher,
     config: MatchingConfig,
     metrics: Arc<Metrics>,
 }
@@ -63,16 +90,24 @@ pub struct Matching {
 impl Matching {
     pub(super) fn new(
         catalog: Arc<Catalog>,
-        hasher: ImageHasher,
+        logs: Arc<Logs>,
+        (hasher, video_hasher): (ImageHasher, VideoHasher),
         config: MatchingConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             catalog,
+            logs,
             hasher,
+            video_hasher,
             config,
             metrics,
         }
+    }
+
+    /// Largest video a query may carry.
+    pub fn max_video_bytes(&self) -> usize {
+        self.video_hasher.max_video_bytes()
     }
 
     /// Largest encoded image a query may carry.
@@ -89,7 +124,7 @@ impl Matching {
                 max,
             });
         }
-        if query.signals.is_empty() && query.image.is_empty() {
+        if query.signals.is_empty() && query.image.is_empty() && query.video.is_empty() {
             return Err(NodeError::EmptyQuery);
         }
         // (query as sent back, variants to search)
@@ -119,18 +154,32 @@ impl Matching {
                 queries.push((SentSignal::from(s), variants));
             }
         }
+        if !query.video.is_empty() {
+            for s in self.video_hasher.for_query(query.video).await? {
+                let variants = vec![s.bytes.clone()];
+                queries.push((SentSignal::from(s), variants));
+            }
+        }
+        let video = VideoSearch::new(&self.config, query.video_options, self.logs.clone());
         let catalog = self.catalog.clone();
         let config = self.config.clone();
         let max_distance = query.max_distance;
         let max_hits = hit_cap(&config, query.max_hits);
         let searches: usize = queries.iter().map(|(_, variants)| variants.len()).sum();
+        let has_video = queries
+            .iter()
+            .any(|(q, _)| q.signal.signal_type == SignalType::Vpdq);
         let search_all = move || -> Vec<QueryHits> {
             queries
                 .into_iter()
                 .map(|(query, variants)| {
                     let signal_type = query.signal.signal_type;
                     let r = radius(&config, signal_type, max_distance);
-                    let found = search_variants(&catalog, signal_type, &variants, r, max_hits);
+                    let found = if signal_type == SignalType::Vpdq {
+                        video.search(&catalog, &variants[0], r, max_hits)
+                    } else {
+                        search_variants(&catalog, signal_type, &variants, r, max_hits)
+                    };
                     QueryHits {
                         hits: found.hits,
                         truncated: found.truncated,
@@ -144,7 +193,8 @@ impl Matching {
         // again, so those run on the runtime thread. Larger requests (many signals, dihedral
         // variants) go to the blocking pool so that they cannot stall the runtime's other
         // connections.
-        let results = if searches <= INLINE_SEARCHES {
+        // vPDQ searches compare whole frame lists and read leaves: always off the runtime.
+        let results = if searches <= INLINE_SEARCHES && !has_video {
             search_all()
         } else {
             blocking(search_all).await?
@@ -175,7 +225,7 @@ pub fn radius(config: &MatchingConfig, signal_type: SignalType, requested: u32) 
         .get(signal_type.name())
         .copied()
         .unwrap_or(match signal_type.distance() {
-            Distance::Hamming { default_max } => default_max,
+            Distance::Hamming { default_max } | Distance::Frames { default_max } => default_max,
             Distance::Exact => 0,
         });
     if requested == 0 {
@@ -183,6 +233,104 @@ pub fn radius(config: &MatchingConfig, signal_type: SignalType, requested: u32) 
     } else {
         requested.min(default)
     }
+}
+
+/// One request's vPDQ matching: its thresholds, and where candidates' frames are read.
+struct VideoSearch {
+    quality: u8,
+    policy: MatchPolicy,
+    max_candidates: usize,
+    logs: Arc<Logs>,
+}
+
+impl VideoSearch {
+    fn new(config: &MatchingConfig, request: Option<VideoThresholds>, logs: Arc<Logs>) -> Self {
+        let c = &config.video;
+        let r = request.unwrap_or_default();
+        VideoSearch {
+            quality: r.quality.unwrap_or(c.quality_threshold),
+            policy: MatchPolicy::Index {
+                query: r.query_percent.unwrap_or(c.query_match_percent),
+                compared: r.compared_percent.unwrap_or(c.compared_match_percent),
+            },
+            max_candidates: c.max_candidates.max(1),
+            logs,
+        }
+    }
+
+    /// The listed videos `query` (a checked vPDQ value) matches, best first (highest share
+    /// of the query matched, then origin, then index): at most `max_hits`.
+    fn search(&self, catalog: &Catalog, query: &[u8], radius: u32, max_hits: usize) -> Found {
+        let Ok(frames) = vpdq::decode_value(query) else {
+            return Found::default();
+        };
+        let usable = vpdq::matcher::usable_frames(&frames, self.quality);
+        let pdqs: Vec<&[u8]> = usable.iter().map(|f| &f.pdq.0[..]).collect();
+        let (candidates, mut truncated) =
+            catalog.video_candidates(&pdqs, radius, self.max_candidates);
+        let options = VpdqMatchOptions {
+            quality_threshold: self.quality,
+            distance_threshold: radius,
+        };
+        let mut hits: Vec<Hit> = candidates
+            .into_iter()
+            .filter_map(|c| {
+                let listed = self.listed_frames(c.origin_id, c.index)?;
+                let compared = vpdq::compare(&frames, &listed, &options);
+                if !self.policy.is_match(&compared.summary) {
+                    return None;
+                }
+                let mut hit = c.hit;
+                hit.video = Some(VideoHit {
+                    query_percent: compared.summary.query_percent,
+                    compared_percent: compared.summary.compared_percent,
+                    query_ranges: millis(&compared.query),
+                    compared_ranges: millis(&compared.compared),
+                });
+                Some(hit)
+            })
+            .collect();
+        let share = |h: &Hit| h.video.as_ref().map_or(0.0, |v| v.query_percent);
+        hits.sort_by(|a, b| {
+            share(b)
+                .total_cmp(&share(a))
+                .then_with(|| (&a.origin, a.index).cmp(&(&b.origin, b.index)))
+        });
+        if hits.len() > max_hits {
+            hits.truncate(max_hits);
+            truncated = true;
+        }
+        Found { hits, truncated }
+    }
+
+    /// The frames of a listed vPDQ entry, from its stored leaf.
+    fn listed_frames(&self, origin: crate::store::OriginId, index: u64) -> Option<Vec<VpdqFrame>> {
+        let leaf = match self.logs.leaf(origin, index) {
+            Ok(Some(leaf)) => leaf,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, origin, index, "cannot read a candidate video's leaf");
+                return None;
+            }
+        };
+        match entry::decode(&leaf) {
+            Ok(Decoded::Add { add, .. }) => vpdq::decode_value(&add.hash).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The matched spans of one side of a comparison, in milliseconds.
+fn millis(frames: &[(VpdqFrame, bool)]) -> Vec<(u32, u32)> {
+    vpdq::matched_ranges(frames)
+        .into_iter()
+        .map(|(start, end)| {
+            (
+                redline_proto::vpdq::millis(start),
+                redline_proto::vpdq::millis(end),
+            )
+        })
+        .collect()
 }
 
 /// The hits a query may return: the configured `max_hits`, lowered by the request when it asks

@@ -26,7 +26,7 @@ pub mod replica;
 
 pub use evidence::{Evidence, Reason, Report};
 pub use logs::{CommitEvent, LeafChunks, LogHandle, Logs, OriginTrust};
-pub use matching::{Answer, Matching, Query, QueryHits};
+pub use matching::{Answer, Matching, Query, QueryHits, VideoThresholds};
 pub use operator_trail::{Actor, OperatorTrail};
 pub use own_log::{Listing, OwnLog, Receipt, Submitted, Upload};
 pub use peers::{PeerState, PeerStatus, Readiness};
@@ -34,7 +34,7 @@ pub use replica::{Applied, Committed, Judged, Replica};
 
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
-use crate::hashing::{ImageError, ImageHasher};
+use crate::hashing::{ImageError, ImageHasher, VideoHashError, VideoHasher};
 use crate::identity::{self, IdentityError};
 use crate::log::{LogError, LogState};
 use crate::metrics::{Gauges, Metrics};
@@ -70,6 +70,8 @@ pub enum NodeError {
     NoReason,
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Video(#[from] VideoHashError),
     #[error("unknown origin {0:?}")]
     UnknownOrigin(String),
     #[error("index {index} is not in {origin}'s log (size {size})")]
@@ -356,6 +358,10 @@ impl Node {
         );
         let hashing = config.hashing.parsed()?;
         let hasher = ImageHasher::new(hashing.limits, hashing.signal_types);
+        let video_hasher = {
+            let (limits, sampling) = config.video.parsed();
+            VideoHasher::new(limits, sampling)
+        };
         let logs = Arc::new(Logs::new(
             store.clone(),
             catalog.clone(),
@@ -375,6 +381,7 @@ impl Node {
             signer,
             config.limits.max_batch,
             hasher.clone(),
+            video_hasher.clone(),
         )?;
         own.init().await?;
         let readiness = Readiness::for_config(&config);
@@ -383,7 +390,13 @@ impl Node {
             replica: Replica::new(logs.clone(), store, catalog.clone(), evidence.clone()),
             catalog: catalog.clone(),
             startup,
-            matching: Matching::new(catalog, hasher, config.matching.clone(), metrics.clone()),
+            matching: Matching::new(
+                catalog,
+                logs.clone(),
+                (hasher, video_hasher),
+                config.matching.clone(),
+                metrics.clone(),
+            ),
             config,
             key,
             logs,

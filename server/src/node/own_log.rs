@@ -5,7 +5,7 @@
 use super::logs::{LogHandle, Logs};
 use super::{blocking, now_ms, NewSignal, NodeError, Result, SentSignal};
 use crate::catalog::Catalog;
-use crate::hashing::ImageHasher;
+use crate::hashing::{ImageHasher, VideoHasher};
 use crate::log::{prepare_append, prepare_own, LogError, LogState, Validation};
 use crate::store::{Store, StoredCheckpoint};
 use redline_proto::checkpoint::OriginSigner;
@@ -45,6 +45,8 @@ pub struct Upload {
     pub signals: Vec<SentSignal>,
     /// An encoded image, hashed with every configured type; empty for none.
     pub image: Vec<u8>,
+    /// A video file, hashed for listing (vPDQ parts, video_md5, video_sha256); empty for none.
+    pub video: Vec<u8>,
     /// Metadata of every entry.
     pub listing: Listing,
 }
@@ -71,6 +73,7 @@ pub struct OwnLog {
     signer: OriginSigner,
     max_batch: usize,
     hasher: ImageHasher,
+    video_hasher: VideoHasher,
 }
 
 impl OwnLog {
@@ -81,6 +84,7 @@ impl OwnLog {
         signer: OriginSigner,
         max_batch: usize,
         hasher: ImageHasher,
+        video_hasher: VideoHasher,
     ) -> Result<Self> {
         Ok(Self {
             log: logs.get(signer.public().name())?,
@@ -90,6 +94,7 @@ impl OwnLog {
             signer,
             max_batch,
             hasher,
+            video_hasher,
         })
     }
 
@@ -108,17 +113,28 @@ impl OwnLog {
         self.hasher.max_image_bytes()
     }
 
+    /// Largest video an upload may carry.
+    pub fn max_video_bytes(&self) -> usize {
+        self.video_hasher.max_video_bytes()
+    }
+
     /// Hashes the upload's image (if any), then submits every signal ([`OwnLog::submit`]).
     pub async fn upload(&self, upload: Upload) -> Result<Receipt> {
         let Upload {
             mut signals,
             image,
+            video,
             listing,
         } = upload;
         if !image.is_empty() {
             // Hashed with every configured type; the bytes are dropped inside `hash`.
             let hashes = self.hasher.hash(image, false).await?;
             signals.extend(hashes.signals.into_iter().map(SentSignal::from));
+        }
+        if !video.is_empty() {
+            // Hashed in the sandboxed decoder; the bytes are dropped inside `for_listing`.
+            let hashes = self.video_hasher.for_listing(video).await?;
+            signals.extend(hashes.into_iter().map(SentSignal::from));
         }
         let submitted = self
             .submit(signals.iter().map(|s| s.signal.clone()).collect(), listing)

@@ -15,7 +15,7 @@
 //! - **Resource limits without `unsafe`.** util-linux `prlimit` sets the child's CPU time,
 //!   address space, open files, `fsize=0` (no file can be written) and `core=0` (no core dump
 //!   that would hold video bytes); a watchdog thread kills the child at the wall-clock deadline;
-//!   ffmpeg runs with one decoding and one filter thread.
+//!   ffmpeg runs with [`VideoLimits::decoder_threads`] decoding threads and one filter thread.
 //! - **Limits before and during decoding.** `ffprobe` reads the header (same sandbox) and the
 //!   declared size, duration and frame count are checked before any frame is decoded; while
 //!   decoding, every frame is counted and its timestamp checked, so a header that lies does not
@@ -61,9 +61,10 @@ pub struct VideoLimits {
     /// Default 120 s: single-threaded ffmpeg decodes and converts 1080p H.264 at several times
     /// real time, so a 15-minute upload fits, and a worker is never held longer.
     pub deadline: Duration,
-    /// CPU seconds each decoder process may use (`prlimit --cpu`). Default 120, the deadline:
-    /// with one thread CPU time cannot usefully exceed wall time, so this only catches a
-    /// decoder that spins while the deadline is raised.
+    /// CPU seconds each decoder process may use (`prlimit --cpu`), all its threads together.
+    /// Default 120, the deadline: the work one decoding thread can do before the deadline, so
+    /// more [`VideoLimits::decoder_threads`] shorten the wait for a video but do not buy it
+    /// more work.
     pub cpu_seconds: u64,
     /// Address space of each decoder process (`prlimit --as`). Default 1 GiB: ffmpeg with its
     /// libraries maps about 350 MB to decode 720p H.264, and 4K frames with their reference
@@ -72,6 +73,12 @@ pub struct VideoLimits {
     /// Open files of each decoder process (`prlimit --nofile`). Default 32: ffmpeg needs about
     /// ten (its libraries, stdio, the input).
     pub max_open_files: u64,
+    /// Decoding threads per video (ffmpeg `-threads`: frame threading for H.264, HEVC, VP9,
+    /// AV1...; the decoded frames, and so the hashes, are the same for any count). Default: the
+    /// CPUs this process may run on, at most 4, so one upload is hashed in about half the time
+    /// on two cores; 1 where only one CPU is available. 4K H.264 on 4 threads fits the default
+    /// address space. 0 is taken as 1.
+    pub decoder_threads: u32,
 }
 
 impl Default for VideoLimits {
@@ -87,6 +94,8 @@ impl Default for VideoLimits {
             cpu_seconds: 120,
             address_space_bytes: 1 << 30,
             max_open_files: 32,
+            decoder_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().min(4) as u32),
         }
     }
 }

@@ -121,10 +121,11 @@ pub fn usable_frames(frames: &[VpdqFrame], quality_threshold: u8) -> Vec<VpdqFra
         .collect()
 }
 
-fn count_in(a: &[VpdqFrame], b: &[VpdqFrame], distance: u32) -> usize {
+/// For each frame of `a`, whether some frame of `b` is within `distance`.
+fn matched_in(a: &[VpdqFrame], b: &[VpdqFrame], distance: u32) -> Vec<bool> {
     a.iter()
-        .filter(|x| b.iter().any(|y| x.pdq.distance(&y.pdq) <= distance))
-        .count()
+        .map(|x| b.iter().any(|y| x.pdq.distance(&y.pdq) <= distance))
+        .collect()
 }
 
 fn percent(count: usize, of: usize) -> f64 {
@@ -135,31 +136,77 @@ fn percent(count: usize, of: usize) -> f64 {
     }
 }
 
-/// Compares two videos frame by frame, every pair (`O(n m)`; the index does the same work for
-/// many videos at once).
+/// A comparison with the frames that decided it: the usable frames of each side (see
+/// [`usable_frames`]), each with whether it matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VpdqComparison {
+    /// The percentages and counts.
+    pub summary: VpdqMatch,
+    /// The query's usable frames and whether each matched.
+    pub query: Vec<(VpdqFrame, bool)>,
+    /// The compared video's usable frames and whether each matched.
+    pub compared: Vec<(VpdqFrame, bool)>,
+}
+
+/// Compares two videos frame by frame, every pair (`O(n m)`; a node first finds the candidate
+/// videos with its index, then compares each this way), keeping which frames matched.
+pub fn compare(
+    query: &[VpdqFrame],
+    compared: &[VpdqFrame],
+    options: &VpdqMatchOptions,
+) -> VpdqComparison {
+    let q = usable_frames(query, options.quality_threshold);
+    let c = usable_frames(compared, options.quality_threshold);
+    let (qm, cm) = if q.is_empty() || c.is_empty() {
+        (vec![false; q.len()], vec![false; c.len()])
+    } else {
+        (
+            matched_in(&q, &c, options.distance_threshold),
+            matched_in(&c, &q, options.distance_threshold),
+        )
+    };
+    let query_matched = qm.iter().filter(|&&m| m).count();
+    let compared_matched = cm.iter().filter(|&&m| m).count();
+    VpdqComparison {
+        summary: VpdqMatch {
+            query_percent: percent(query_matched, q.len()),
+            compared_percent: percent(compared_matched, c.len()),
+            query_frames: q.len(),
+            compared_frames: c.len(),
+            query_matched,
+            compared_matched,
+        },
+        query: q.into_iter().zip(qm).collect(),
+        compared: c.into_iter().zip(cm).collect(),
+    }
+}
+
+/// [`compare`]'s percentages alone.
 pub fn match_brute(
     query: &[VpdqFrame],
     compared: &[VpdqFrame],
     options: &VpdqMatchOptions,
 ) -> VpdqMatch {
-    let q = usable_frames(query, options.quality_threshold);
-    let c = usable_frames(compared, options.quality_threshold);
-    let (query_matched, compared_matched) = if q.is_empty() || c.is_empty() {
-        (0, 0)
-    } else {
-        (
-            count_in(&q, &c, options.distance_threshold),
-            count_in(&c, &q, options.distance_threshold),
-        )
-    };
-    VpdqMatch {
-        query_percent: percent(query_matched, q.len()),
-        compared_percent: percent(compared_matched, c.len()),
-        query_frames: q.len(),
-        compared_frames: c.len(),
-        query_matched,
-        compared_matched,
+    compare(query, compared, options).summary
+}
+
+/// The spans of a video its matched frames cover, as `(start, end)` seconds: each run of
+/// consecutive matched frames (in time order) from its first frame's timestamp to its last's.
+/// A single matched frame is a span of length 0.
+pub fn matched_ranges(frames: &[(VpdqFrame, bool)]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<&(VpdqFrame, bool)> = frames.iter().collect();
+    sorted.sort_by(|a, b| a.0.timestamp_s.total_cmp(&b.0.timestamp_s));
+    let mut ranges: Vec<(f64, f64)> = Vec::new();
+    let mut open = false;
+    for (frame, matched) in sorted {
+        match (*matched, open) {
+            (true, true) => ranges.last_mut().expect("open run").1 = frame.timestamp_s,
+            (true, false) => ranges.push((frame.timestamp_s, frame.timestamp_s)),
+            (false, _) => {}
+        }
+        open = *matched;
     }
+    ranges
 }
 
 #[cfg(test)]
@@ -204,6 +251,26 @@ mod tests {
             compared: 0.0,
         };
         assert!(loose.is_match(&m));
+    }
+
+    #[test]
+    fn ranges_are_runs_of_matched_frames_in_time_order() {
+        let f = |n: u64| frame(n, 100, 0);
+        let flags = [
+            (f(3), true),
+            (f(0), true),
+            (f(1), true),
+            (f(2), false),
+            (f(4), false),
+            (f(5), true),
+        ];
+        assert_eq!(matched_ranges(&flags), [(0.0, 1.0), (3.0, 3.0), (5.0, 5.0)]);
+        let c = compare(&[f(0), frame(1, 100, 200)], &[f(7)], &Default::default());
+        assert_eq!(
+            c.query.iter().map(|x| x.1).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(c.summary.query_percent, 50.0);
     }
 
     #[test]

@@ -15,10 +15,14 @@
 pub mod hasher;
 pub mod matcher;
 pub mod text;
+pub mod wire;
 
 pub use hasher::{frame_mod, luma_from_rgb24, pdq_from_rgb24, timestamp_of, VpdqHasher};
-pub use matcher::{match_brute, MatchPolicy, VpdqMatch, VpdqMatchOptions};
+pub use matcher::{
+    compare, match_brute, matched_ranges, MatchPolicy, VpdqComparison, VpdqMatch, VpdqMatchOptions,
+};
 pub use text::{format_reference, format_signal, parse_reference, parse_signal, VpdqTextError};
+pub use wire::{decode_value, encode_values, thin, ListingSampling};
 
 use crate::pdq::PdqHash;
 

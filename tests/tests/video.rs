@@ -1,0 +1,309 @@
+//! Video end to end: a hotline lists a video, a platform two hops away matches copies of it.
+//!
+//! Hotline A (origin), relay hotline B and platform P run as real nodes on loopback, in a line
+//! (A -> B -> P), with real sled dirs and real ffmpeg decoding in the nodes' sandboxed decoder.
+//! A submits the bytes of `chair-orig-22-sd-bar.mp4` from `../shared/vpdq-reference` (the node
+//! hashes it: dense, thinned vPDQ, video_md5, video_sha256). Copies are made with Debian's
+//! ffmpeg: re-encoded (H.264 at CRF 36), half size, VP9/WebM, and the middle half cut out as a
+//! clip. At P, each copy sent as video bytes to the Match RPC matches A's vPDQ entry with at
+//! least 80 % of its frames (python-threatexchange's index policy), names A and the entry's
+//! index, and reports matched time ranges; the clip's ranges lie in the middle of the listed
+//! video. An unrelated sample video does not match. After A retracts the entry, none match at
+//! P. No file under the three nodes' data dirs, and no file the test's run leaves in the temp
+//! dir, holds any 64-byte window of a video sent to a node.
+//!
+//! Skips (with a message) when `../shared/vpdq-reference` or ffmpeg is absent.
+
+use redline_client::{HotlineClient, PlatformClient};
+use redline_e2e::{eventually, federated_config, identity, reserve, temp_dir, trust_key, TestNode};
+use redline_proto::pb;
+use redline_server::config::Policy;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn have_ffmpeg() -> bool {
+    Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs ffmpeg on `input` with `args`, writing `out`.
+fn transcode(input: &Path, args: &[&str], out: &Path) -> Vec<u8> {
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(input)
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success(), "ffmpeg {args:?} failed");
+    std::fs::read(out).unwrap()
+}
+
+/// Every 64-byte window of `bytes` at a stride of 64 (any file holding 128 consecutive bytes
+/// of the video holds one of these whole).
+fn windows(bytes: &[u8]) -> HashSet<[u8; 64]> {
+    bytes
+        .chunks_exact(64)
+        .map(|c| c.try_into().unwrap())
+        .collect()
+}
+
+/// Files under `dir` (recursively) holding any of `windows` at any offset.
+fn files_holding(
+    dir: &Path,
+    windows: &HashSet<[u8; 64]>,
+    since: SystemTime,
+    skip: &Path,
+) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.starts_with(skip) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && meta.modified().is_ok_and(|m| m >= since) {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                if bytes
+                    .windows(64)
+                    .any(|w| windows.contains(<&[u8; 64]>::try_from(w).unwrap()))
+                {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn match_video(url: &str, video: &[u8]) -> Vec<pb::Match> {
+    let mut p = PlatformClient::connect(url).await.unwrap();
+    let r = p
+        .match_video(video.to_vec(), Default::default())
+        .await
+        .expect("match a video");
+    r.results
+        .into_iter()
+        .filter(|q| q.query.as_ref().is_some_and(|s| s.signal_type == "vpdq"))
+        .flat_map(|q| q.matches)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listed_video_matches_copies_two_hops_away_until_retracted() {
+    let Some(shared) = redline_e2e::shared_dir() else {
+        eprintln!("skipping: ../shared is absent");
+        return;
+    };
+    let videos = shared.join("vpdq-reference/videos");
+    let original_path = videos.join("chair-orig-22-sd-bar.mp4");
+    if !original_path.exists() || !have_ffmpeg() {
+        eprintln!("skipping: vpdq-reference videos or ffmpeg absent");
+        return;
+    }
+    let since = SystemTime::now() - Duration::from_secs(1);
+    let copies_dir = temp_dir();
+    let original = std::fs::read(&original_path).unwrap();
+    let c = copies_dir.path();
+    let reencoded = transcode(
+        &original_path,
+        &["-c:v", "libx264", "-crf", "36", "-an"],
+        &c.join("reencoded.mp4"),
+    );
+    let half = transcode(
+        &original_path,
+        &["-vf", "scale=240:360", "-c:v", "libx264", "-an"],
+        &c.join("half.mp4"),
+    );
+    let webm = transcode(
+        &original_path,
+        &[
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "500k",
+            "-an",
+        ],
+        &c.join("copy.webm"),
+    );
+    // The middle half: 5.6 s to 16.8 s of 22.5 s, re-encoded (its frames are not the listed
+    // video's sampled frames).
+    let clip = transcode(
+        &original_path,
+        &["-ss", "5.6", "-t", "11.2", "-c:v", "libx264", "-an"],
+        &c.join("clip.mp4"),
+    );
+    let unrelated = std::fs::read(videos.join("doorknob-hd-no-bar.mp4")).unwrap();
+
+    let (da, db, dp) = (temp_dir(), temp_dir(), temp_dir());
+    let ka = identity(da.path(), "hotline-a.example");
+    let kb = identity(db.path(), "hotline-b.example");
+    let ((la, ua), (lb, ub), (lp, up)) = (reserve().await, reserve().await, reserve().await);
+    let a = TestNode::start_on(
+        la,
+        federated_config("hotline-a.example", da.path(), &[], vec![], 100),
+    )
+    .await;
+    let b = TestNode::start_on(
+        lb,
+        federated_config(
+            "hotline-b.example",
+            db.path(),
+            &[&ua],
+            vec![trust_key(&ka, Policy::Accept)],
+            100,
+        ),
+    )
+    .await;
+    let p = TestNode::start_on(
+        lp,
+        federated_config(
+            "platform.example",
+            dp.path(),
+            &[&ub],
+            vec![
+                trust_key(&ka, Policy::Accept),
+                trust_key(&kb, Policy::Accept),
+            ],
+            100,
+        ),
+    )
+    .await;
+
+    let mut hotline = HotlineClient::connect(&ua).await.unwrap();
+    let submitted = hotline
+        .submit_request(pb::SubmitRequest {
+            labels: vec!["ncii".into()],
+            legal_basis: "consent withdrawn".into(),
+            video: original.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("submit a video");
+    let types: Vec<&str> = submitted
+        .entries
+        .iter()
+        .map(|e| e.signal.as_ref().unwrap().signal_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        ["vpdq", "video_md5", "video_sha256"],
+        "one vPDQ part for 22 s"
+    );
+    let vpdq_index = submitted.entries[0].index;
+    let frames = submitted.entries[0].signal.as_ref().unwrap().value.len() / 74;
+    eprintln!("listed {frames} vPDQ frames (22.5 s sampled 5/s, thinned)");
+    assert!(frames > 20 && frames <= 113, "{frames}");
+    let size = submitted.checkpoint.as_ref().unwrap().tree_size;
+    eventually(LONG, "P holds A's video entries", || async {
+        p.size_of("hotline-a.example") >= size
+    })
+    .await;
+
+    for (name, video) in [
+        ("re-encoded", &reencoded),
+        ("half-size", &half),
+        ("VP9/WebM", &webm),
+        ("middle-half clip", &clip),
+    ] {
+        let matches = match_video(&up, video).await;
+        let m = matches
+            .iter()
+            .find(|m| m.origin == "hotline-a.example" && m.index == vpdq_index)
+            .unwrap_or_else(|| panic!("the {name} copy does not match at P: {matches:?}"));
+        let v = m
+            .video
+            .as_ref()
+            .expect("a vPDQ match carries its comparison");
+        eprintln!(
+            "{name}: query {:.1} %, listed {:.1} %, {} query ranges, {} listed ranges",
+            v.query_percent,
+            v.compared_percent,
+            v.query_ranges.len(),
+            v.compared_ranges.len()
+        );
+        assert!(v.query_percent >= 80.0, "{name}: {v:?}");
+        assert!(
+            !v.query_ranges.is_empty() && !v.compared_ranges.is_empty(),
+            "{name}"
+        );
+        // The listed side is sampled 5 times as densely as the query, so its share is lower
+        // by design; where its matched frames lie says what was found.
+        let first = v.compared_ranges.first().unwrap().start_ms;
+        let last = v.compared_ranges.last().unwrap().end_ms;
+        if name == "middle-half clip" {
+            assert!(
+                first >= 4_000 && last <= 18_500,
+                "clip lies in the middle: {v:?}"
+            );
+        } else {
+            assert!(
+                first <= 1_000 && last >= 20_000,
+                "{name} spans the listed video: {v:?}"
+            );
+        }
+    }
+    // The exact copy also matches by its digest.
+    let mut platform = PlatformClient::connect(&up).await.unwrap();
+    let exact = platform
+        .match_video(original.clone(), Default::default())
+        .await
+        .unwrap();
+    let md5 = exact
+        .results
+        .iter()
+        .find(|q| q.query.as_ref().unwrap().signal_type == "video_md5")
+        .unwrap();
+    assert_eq!(md5.matches.len(), 1, "the file's video_md5 is listed");
+    assert!(
+        match_video(&up, &unrelated).await.is_empty(),
+        "an unrelated video does not match"
+    );
+
+    hotline
+        .retract(vpdq_index, "withdrawn")
+        .await
+        .expect("retract");
+    eventually(LONG, "the retraction reaches P", || async {
+        p.size_of("hotline-a.example") > size
+    })
+    .await;
+    for video in [&reencoded, &half, &webm, &clip] {
+        assert!(
+            match_video(&up, video).await.is_empty(),
+            "a retracted video matches no more"
+        );
+    }
+
+    // No video byte on disk: the nodes' data dirs and what this run left in the temp dir.
+    let mut sent = windows(&original);
+    for v in [&reencoded, &half, &webm, &clip, &unrelated] {
+        sent.extend(windows(v));
+    }
+    for dir in [da.path(), db.path(), dp.path(), &std::env::temp_dir()] {
+        let held = files_holding(dir, &sent, since, c);
+        assert!(held.is_empty(), "files holding video bytes: {held:?}");
+    }
+    drop((a, b, p));
+}
