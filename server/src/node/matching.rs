@@ -320,9 +320,13 @@ impl VideoSearch {
     }
 }
 
+/// Matched runs this close (seconds) are one span: a query hashed once a second lands on every
+/// fifth frame of a listing sampled 5 times a second.
+const JOIN_RANGES_WITHIN_S: f64 = 1.5;
+
 /// The matched spans of one side of a comparison, in milliseconds.
 fn millis(frames: &[(VpdqFrame, bool)]) -> Vec<(u32, u32)> {
-    vpdq::matched_ranges(frames)
+    vpdq::matched_ranges(frames, JOIN_RANGES_WITHIN_S)
         .into_iter()
         .map(|(start, end)| {
             (

@@ -191,9 +191,11 @@ pub fn match_brute(
 }
 
 /// The spans of a video its matched frames cover, as `(start, end)` seconds: each run of
-/// consecutive matched frames (in time order) from its first frame's timestamp to its last's.
-/// A single matched frame is a span of length 0.
-pub fn matched_ranges(frames: &[(VpdqFrame, bool)]) -> Vec<(f64, f64)> {
+/// consecutive matched frames (in time order) from its first frame's timestamp to its last's,
+/// runs less than `join_within` seconds apart joined into one (a densely listed video has
+/// unmatched frames between the ones a 1-frame-a-second query lands on). A single matched frame
+/// is a span of length 0.
+pub fn matched_ranges(frames: &[(VpdqFrame, bool)], join_within: f64) -> Vec<(f64, f64)> {
     let mut sorted: Vec<&(VpdqFrame, bool)> = frames.iter().collect();
     sorted.sort_by(|a, b| a.0.timestamp_s.total_cmp(&b.0.timestamp_s));
     let mut ranges: Vec<(f64, f64)> = Vec::new();
@@ -206,7 +208,14 @@ pub fn matched_ranges(frames: &[(VpdqFrame, bool)]) -> Vec<(f64, f64)> {
         }
         open = *matched;
     }
-    ranges
+    let mut joined: Vec<(f64, f64)> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match joined.last_mut() {
+            Some(last) if r.0 - last.1 < join_within => last.1 = r.1,
+            _ => joined.push(r),
+        }
+    }
+    joined
 }
 
 #[cfg(test)]
@@ -264,7 +273,12 @@ mod tests {
             (f(4), false),
             (f(5), true),
         ];
-        assert_eq!(matched_ranges(&flags), [(0.0, 1.0), (3.0, 3.0), (5.0, 5.0)]);
+        assert_eq!(
+            matched_ranges(&flags, 0.0),
+            [(0.0, 1.0), (3.0, 3.0), (5.0, 5.0)]
+        );
+        assert_eq!(matched_ranges(&flags, 2.5), [(0.0, 5.0)]);
+        assert_eq!(matched_ranges(&flags, 2.0), [(0.0, 1.0), (3.0, 5.0)]);
         let c = compare(&[f(0), frame(1, 100, 200)], &[f(7)], &Default::default());
         assert_eq!(
             c.query.iter().map(|x| x.1).collect::<Vec<_>>(),
