@@ -1124,7 +1124,10 @@ mod tests {
         assert_eq!(got, [(7, 2), (8, 1)]);
         assert_eq!(found[0].hit.origin, "a.example");
         assert_eq!(found[0].hit.distance, 4);
-        assert!(catalog.video_candidates(&queries, 31, 1).1, "cut at 1 candidate");
+        assert!(
+            catalog.video_candidates(&queries, 31, 1).1,
+            "cut at 1 candidate"
+        );
 
         let (bytes, _) = catalog.save_snapshot(Vec::new(), &[]).unwrap();
         let (loaded, _) = Catalog::load_snapshot(&bytes[..], bytes.len() as u64).unwrap();
