@@ -4,15 +4,18 @@
 //!   columns `signal_type,signal_str,collab,category,tags`. Export writes the *active* hashes of
 //!   a log: `signal_type` is the Redline type name (`pdq` is also python-threatexchange's name),
 //!   `collab` the origin, `category` `POSITIVE_CLASS`, `tags` the labels separated by spaces.
-//!   Import reads any column order, maps `video_md5`/`photo_md5` to `md5`, and skips rows whose
-//!   category says they are not positives (`NEGATIVE_CLASS`, `FALSE_POSITIVE`).
+//!   Import reads any column order, maps `photo_md5` to `md5`, and skips rows whose category
+//!   says they are not positives (`NEGATIVE_CLASS`, `FALSE_POSITIVE`). `video_md5` and `vpdq`
+//!   are python-threatexchange's names too; a `vpdq` `signal_str` is pytx's signal string (a
+//!   JSON list of `"pdqhex,quality,timestamp"`, `redline_hashing::vpdq::text`) both ways, and an
+//!   imported one longer than an entry holds becomes several records, consecutive parts.
 //! - **stopncii-json**: a StopNCII.org `FetchHashes` page (`{"count", "hashRecords": [...]}`),
 //!   one record per hash with `signalType` (`ImagePDQ`), `hashValue`, `hashStatus` (`Active`,
 //!   or `Withdrawn` once retracted), `caseNumbers` (`{case_ref: status}`) and
-//!   `lastModtimestamp` (seconds). StopNCII has no type for image MD5 or the img_hash family, so
-//!   export carries PDQ only (and says how many it left out); import takes `ImagePDQ` and
-//!   `VideoMD5` (as `md5`), Active/Received records only, later records replacing earlier ones
-//!   as StopNCII specifies.
+//!   `lastModtimestamp` (seconds). StopNCII has types for PDQ (`ImagePDQ`) and video MD5
+//!   (`VideoMD5`, Redline's `video_md5`) only, so export carries those (and says how many it
+//!   left out); import takes `ImagePDQ` and `VideoMD5`, Active/Received records only, later
+//!   records replacing earlier ones as StopNCII specifies.
 //!
 //! Every imported hash is validated with the protocol's own rules
 //! (`redline_proto::entry::validate_add`) before anything is sent.
@@ -167,9 +170,10 @@ pub fn write_threatexchange_csv(
             continue;
         }
         let tags: Vec<String> = h.labels.iter().map(|l| tag_of(l)).collect();
+        let value = pytx_signal_str(&h.signal_type, &h.value);
         out.write_record([
             h.signal_type.as_str(),
-            h.value.as_str(),
+            value.as_str(),
             collab,
             "POSITIVE_CLASS",
             tags.join(" ").as_str(),
@@ -178,6 +182,21 @@ pub fn write_threatexchange_csv(
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// A value as python-threatexchange writes it: vPDQ as its signal string, others as they are.
+#[cfg(feature = "csv")]
+fn pytx_signal_str(signal_type: &str, value: &str) -> String {
+    if signal_type != SignalType::Vpdq.name() {
+        return value.to_owned();
+    }
+    hex::decode(value)
+        .ok()
+        .and_then(|bytes| redline_hashing::vpdq::decode_value(&bytes).ok())
+        .map_or_else(
+            || value.to_owned(),
+            |frames| redline_hashing::vpdq::format_signal(&frames),
+        )
 }
 
 /// A StopNCII FetchHashes page.
@@ -206,6 +225,7 @@ pub fn write_stopncii_json(
 ) -> Result<ExportSummary, std::io::Error> {
     // One record per hash: Active if any ADD of it is active; caseNumbers from all of them.
     struct Rec {
+        signal_type: &'static str,
         active: bool,
         ts: u64,
         cases: BTreeMap<String, &'static str>,
@@ -214,12 +234,13 @@ pub fn write_stopncii_json(
     let mut first_index: HashMap<String, u64> = HashMap::new();
     let mut summary = ExportSummary::default();
     for h in hashes {
-        if h.signal_type != SignalType::Pdq.name() {
+        let Some(stopncii_type) = stopncii_type(&h.signal_type) else {
             summary.unsupported += 1;
             continue;
-        }
+        };
         let first = *first_index.entry(h.value.clone()).or_insert(h.index);
         let rec = recs.entry((first, h.value.clone())).or_insert(Rec {
+            signal_type: stopncii_type,
             active: false,
             ts: 0,
             cases: BTreeMap::new(),
@@ -241,7 +262,7 @@ pub fn write_stopncii_json(
         .map(|((_, value), r)| {
             serde_json::json!({
                 "lastModtimestamp": r.ts,
-                "signalType": "ImagePDQ",
+                "signalType": r.signal_type,
                 "hashValue": value,
                 "hashStatus": if r.active { "Active" } else { "Withdrawn" },
                 "caseNumbers": r.cases,
@@ -343,8 +364,29 @@ fn checked(
 #[cfg(feature = "csv")]
 fn threatexchange_type(name: &str) -> Option<SignalType> {
     match name.trim() {
-        "video_md5" | "photo_md5" => Some(SignalType::Md5),
+        "photo_md5" => Some(SignalType::Md5),
         other => SignalType::from_name(other).ok(),
+    }
+}
+
+/// The hex vPDQ values (one per part of at most 1,200 frames) of a python-threatexchange vPDQ
+/// signal string.
+#[cfg(feature = "csv")]
+fn vpdq_values(signal_str: &str) -> Result<Vec<String>, String> {
+    let frames = redline_hashing::vpdq::parse_signal(signal_str).map_err(|e| e.to_string())?;
+    let values = redline_hashing::vpdq::encode_values(&frames);
+    if values.is_empty() {
+        return Err("vpdq signal has no frame".into());
+    }
+    Ok(values.iter().map(hex::encode).collect())
+}
+
+/// The StopNCII `signalType` of a Redline type, if StopNCII has one.
+fn stopncii_type(signal_type: &str) -> Option<&'static str> {
+    match SignalType::from_name(signal_type).ok()? {
+        SignalType::Pdq => Some("ImagePDQ"),
+        SignalType::VideoMd5 => Some("VideoMD5"),
+        _ => None,
     }
 }
 
@@ -396,14 +438,24 @@ pub fn read_threatexchange_csv(text: &str) -> Result<ImportPlan, ImportError> {
             continue;
         }
         let labels: Vec<String> = get(c_tags).split_whitespace().map(str::to_owned).collect();
-        let rec = checked(t, get(Some(c_value)), labels, String::new(), &|| {
-            format!("line {line}")
-        })?;
-        if !seen.insert((rec.signal.signal_type.clone(), rec.signal.value.clone())) {
-            plan.duplicates_in_file += 1;
-            continue;
+        let values = if t == SignalType::Vpdq {
+            vpdq_values(get(Some(c_value))).map_err(|detail| ImportError::Record {
+                where_: format!("line {line}"),
+                detail,
+            })?
+        } else {
+            vec![get(Some(c_value)).to_owned()]
+        };
+        for value in values {
+            let rec = checked(t, &value, labels.clone(), String::new(), &|| {
+                format!("line {line}")
+            })?;
+            if !seen.insert((rec.signal.signal_type.clone(), rec.signal.value.clone())) {
+                plan.duplicates_in_file += 1;
+                continue;
+            }
+            plan.records.push(rec);
         }
-        plan.records.push(rec);
     }
     Ok(plan)
 }
@@ -442,7 +494,7 @@ pub fn read_stopncii_json(text: &str) -> Result<ImportPlan, ImportError> {
         let st = field("signalType")?;
         let t = match st {
             "ImagePDQ" => SignalType::Pdq,
-            "VideoMD5" => SignalType::Md5,
+            "VideoMD5" => SignalType::VideoMd5,
             other => {
                 *plan
                     .skipped_unsupported
@@ -582,6 +634,88 @@ mod tests {
         let e = read_threatexchange_csv("signal_type,signal_str\npdq,abc\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
         assert!(read_threatexchange_csv("a,b\n1,2\n").is_err());
+    }
+
+    /// A log with a `vpdq` entry (3 frames) and a `video_md5` one.
+    fn video_log() -> Vec<(u64, Vec<u8>)> {
+        let frames: Vec<redline_proto::vpdq::FrameHash> = (0..3u8)
+            .map(|k| redline_proto::vpdq::FrameHash {
+                pdq: [k + 1; 32],
+                quality: 80 + k,
+                timestamp_ms: u32::from(k) * 1000,
+            })
+            .collect();
+        let add = |t: &str, hash: Vec<u8>| AddEntry {
+            signal_type: t.into(),
+            hash,
+            labels: vec!["ncii".into()],
+            ..Default::default()
+        };
+        let v = redline_proto::vpdq::encode(&frames).unwrap();
+        vec![
+            (0, entry::encode_add(add("vpdq", v), 1_000).unwrap()),
+            (
+                1,
+                entry::encode_add(add("video_md5", vec![9; 16]), 2_000).unwrap(),
+            ),
+        ]
+    }
+
+    /// vPDQ leaves export as python-threatexchange's signal string and import back to the same
+    /// bytes; `video_md5` keeps pytx's name both ways.
+    #[cfg(feature = "csv")]
+    #[test]
+    fn csv_carries_video_signals_in_pytx_forms() {
+        let h = hashes_from_leaves(&video_log()).unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(
+            write_threatexchange_csv(&mut buf, "a.example", &h)
+                .unwrap()
+                .written,
+            2
+        );
+        let text = String::from_utf8(buf).unwrap();
+        let first = format!("{},80,0.0", "01".repeat(32));
+        assert!(
+            text.contains(&format!("vpdq,\"[\"\"{first}\"\", \"\"")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("video_md5,{}", "09".repeat(16))),
+            "{text}"
+        );
+        let plan = read_threatexchange_csv(&text).unwrap();
+        let got: Vec<(&str, &str)> = plan
+            .records
+            .iter()
+            .map(|r| (r.signal.signal_type.as_str(), r.signal.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("vpdq", h[0].value.as_str()),
+                ("video_md5", h[1].value.as_str())
+            ]
+        );
+        let e =
+            read_threatexchange_csv("signal_type,signal_str\nvpdq,\"[\"\"zz\"\"]\"\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn stopncii_carries_video_md5() {
+        let h = hashes_from_leaves(&video_log()).unwrap();
+        let mut buf = Vec::new();
+        let s = write_stopncii_json(&mut buf, &h).unwrap();
+        assert_eq!(
+            (s.written, s.unsupported),
+            (1, 1),
+            "vpdq has no StopNCII type"
+        );
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["hashRecords"][0]["signalType"], "VideoMD5");
+        let plan = read_stopncii_json(std::str::from_utf8(&buf).unwrap()).unwrap();
+        assert_eq!(plan.records[0].signal.signal_type, "video_md5");
     }
 
     #[test]
