@@ -334,3 +334,160 @@ async fn listed_video_matches_copies_two_hops_away_until_retracted() {
     }
     drop((a, b, p));
 }
+
+/// Peak resident set of this process (the node runs in it), bytes.
+fn vm_hwm() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// Hostile videos sent to a node's Match and Submit RPCs get a clear status within a stated
+/// time: a truncated MP4 and 1 MiB of random bytes `INVALID_ARGUMENT` (10 s), a Y4M header of
+/// 100,000x100,000 frames, an hour of 1x1 frames and an hour of frames whose header declares no
+/// duration (it would decode for an hour) `RESOURCE_EXHAUSTED` (10 s, 20 s for the one found
+/// while decoding). The node's process grows by less than 64 MiB of peak memory over all of
+/// them, a refused Submit appends nothing, and Match still answers afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_videos_get_clear_statuses_in_bounded_time_and_memory() {
+    let Some(shared) = redline_e2e::shared_dir() else {
+        eprintln!("skipping: ../shared is absent");
+        return;
+    };
+    let original_path = shared.join("vpdq-reference/videos/chair-orig-22-sd-bar.mp4");
+    if !original_path.exists() || !have_ffmpeg() {
+        eprintln!("skipping: vpdq-reference videos or ffmpeg absent");
+        return;
+    }
+    let dir = temp_dir();
+    let inputs = temp_dir();
+    let original = std::fs::read(&original_path).unwrap();
+    let lavfi = |name: &str, source: &str, extra: &[&str]| {
+        let out = inputs.path().join(name);
+        let status = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                source,
+            ])
+            .args(["-c:v", "libx264", "-preset", "ultrafast"])
+            .args(extra)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg made no {name}");
+        std::fs::read(out).unwrap()
+    };
+    let mut huge = b"YUV4MPEG2 W100000 H100000 F30:1 Ip A1:1 C420jpeg\nFRAME\n".to_vec();
+    huge.extend(std::iter::repeat_n(0x80u8, 4096));
+    let mut random = vec![0u8; 1 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let cases: Vec<(&str, Vec<u8>, tonic::Code, u64)> = vec![
+        (
+            "truncated MP4",
+            original[..original.len() / 2].to_vec(),
+            tonic::Code::InvalidArgument,
+            10,
+        ),
+        (
+            "1 MiB of random bytes",
+            random,
+            tonic::Code::InvalidArgument,
+            10,
+        ),
+        (
+            "100,000x100,000 Y4M header",
+            huge,
+            tonic::Code::ResourceExhausted,
+            10,
+        ),
+        (
+            "an hour of 1x1 frames",
+            lavfi(
+                "hour.mp4",
+                "color=c=gray:size=16x16:rate=1:duration=3600,scale=1:1,format=yuv444p",
+                &[],
+            ),
+            tonic::Code::ResourceExhausted,
+            10,
+        ),
+        (
+            "an hour with no declared duration",
+            lavfi(
+                "hour.mkv",
+                "color=c=gray:size=16x16:rate=1:duration=3600",
+                &["-f", "matroska", "-live", "1"],
+            ),
+            tonic::Code::ResourceExhausted,
+            20,
+        ),
+    ];
+    let (listener, url) = reserve().await;
+    let node = TestNode::start_on(
+        listener,
+        federated_config("hotline.example", dir.path(), &[], vec![], 100),
+    )
+    .await;
+    let mut platform = PlatformClient::connect(&url).await.unwrap();
+    let mut hotline = HotlineClient::connect(&url).await.unwrap();
+    let size = node.size_of("hotline.example");
+    let peak_before = vm_hwm();
+    for (what, bytes, code, secs) in &cases {
+        let started = std::time::Instant::now();
+        let err = platform
+            .match_video(bytes.clone(), Default::default())
+            .await
+            .expect_err(what);
+        let took = started.elapsed();
+        let status = match err {
+            redline_client::ClientError::Status(s) => s,
+            other => panic!("{what}: not a status: {other}"),
+        };
+        eprintln!(
+            "{what}: {:?} in {took:.1?}: {}",
+            status.code(),
+            status.message()
+        );
+        assert_eq!(status.code(), *code, "{what}: {}", status.message());
+        assert!(took < Duration::from_secs(*secs), "{what} took {took:?}");
+        let refused = hotline
+            .submit_request(pb::SubmitRequest {
+                video: bytes.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(what);
+        assert!(refused.to_string().contains("video"), "{what}: {refused}");
+    }
+    let grown = vm_hwm().saturating_sub(peak_before);
+    eprintln!(
+        "peak memory grew by {:.1} MiB",
+        grown as f64 / (1 << 20) as f64
+    );
+    assert!(grown < 64 << 20, "peak memory grew by {grown} bytes");
+    assert_eq!(
+        node.size_of("hotline.example"),
+        size,
+        "refused submits append nothing"
+    );
+    let answer = platform
+        .match_pdq(&"ab".repeat(32), Default::default())
+        .await
+        .expect("Match still answers");
+    assert_eq!(answer.results.len(), 1);
+}
