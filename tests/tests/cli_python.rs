@@ -167,3 +167,78 @@ async fn python_example_matches_a_hash_and_an_image() {
     );
     node.stop().await;
 }
+
+/// The example sends a video: a re-encoded copy of a listed reference video matches the
+/// listed vPDQ entry with at least 80 % of its frames. Skips without ffmpeg or `../shared`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_example_matches_a_video() {
+    let Some(py) = tokio::task::spawn_blocking(python).await.unwrap() else {
+        return;
+    };
+    let Some(original) = redline_e2e::shared_dir()
+        .map(|d| d.join("vpdq-reference/videos/pattern-hd-no-bar.mp4"))
+        .filter(|p| p.exists())
+    else {
+        println!("SKIP: ../shared/vpdq-reference is absent");
+        return;
+    };
+    let dir = temp_dir();
+    let copy = dir.path().join("copy.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&original)
+        .args([
+            "-vf",
+            "scale=360:640",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "32",
+            "-an",
+        ])
+        .arg(&copy)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        println!("SKIP: ffmpeg cannot make a copy");
+        return;
+    }
+    let node = TestNode::start_in("hotline-a.example", dir.path()).await;
+    run(&[
+        "submit",
+        original.to_str().unwrap(),
+        "--label",
+        "ncii",
+        "--node",
+        &node.url,
+    ])
+    .await
+    .ok();
+    let args = vec![
+        example().to_string_lossy().into_owned(),
+        "--node".into(),
+        node.url.clone(),
+        "--video".into(),
+        copy.to_string_lossy().into_owned(),
+        "--json".into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || Command::new(py).args(args).output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vpdq = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["query"]["signal_type"] == "vpdq")
+        .expect("a vpdq query");
+    let m = &vpdq["matches"][0];
+    assert_eq!(m["origin"], "hotline-a.example", "{v}");
+    assert_eq!(m["index"], 0, "the CLI lists the vPDQ part first");
+    assert!(m["video"]["query_percent"].as_f64().unwrap() >= 80.0, "{v}");
+    node.stop().await;
+}
