@@ -8,7 +8,7 @@
 //! clip. At P, each copy sent as video bytes to the Match RPC matches A's vPDQ entry with at
 //! least 80 % of its frames (python-threatexchange's index policy), names A and the entry's
 //! index, and reports matched time ranges; the clip's ranges lie in the middle of the listed
-//! video. An unrelated sample video does not match. After A retracts the entry, none match at
+//! video. `redline match` (hashing locally, sending hashes) finds the re-encoded copy too. An unrelated sample video does not match. After A retracts the entry, none match at
 //! P. No file under the three nodes' data dirs, and no file the test's run leaves in the temp
 //! dir, holds any 64-byte window of a video sent to a node.
 //!
@@ -91,6 +91,39 @@ fn files_holding(
         }
     }
     found
+}
+
+/// `redline match FILE --json` against `url`: the matches of its vpdq query.
+async fn cli_match(url: &str, file: &Path) -> Vec<serde_json::Value> {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN
+        .get_or_init(|| redline_e2e::cargo_bin("redline-client", "redline"))
+        .clone();
+    let (url, file) = (url.to_owned(), file.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(["match", "--json", "--node", &url])
+            .arg(&file)
+            .env_remove("REDLINE_NODE")
+            .env_remove("REDLINE_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["query"]["signal_type"] == "vpdq")
+        .flat_map(|r| r["matches"].as_array().unwrap().clone())
+        .collect()
 }
 
 async fn match_video(url: &str, video: &[u8]) -> Vec<pb::Match> {
@@ -265,6 +298,14 @@ async fn listed_video_matches_copies_two_hops_away_until_retracted() {
             );
         }
     }
+    // The same through the CLI, which hashes the copy locally and sends only its hashes.
+    let cli = cli_match(&up, &c.join("reencoded.mp4")).await;
+    assert!(
+        cli.iter().any(|m| m["origin"] == "hotline-a.example"
+            && m["index"] == vpdq_index
+            && m["video"]["query_percent"].as_f64().unwrap() >= 80.0),
+        "redline match finds the listed video: {cli:?}"
+    );
     // The same edits under the reference's sampling (1 frame a second on both sides, pytx's
     // index policy), for comparison: printed, and the clip is asserted to be what the denser
     // listing adds (a miss there), so this test notices if the reference's sampling starts
@@ -322,6 +363,10 @@ async fn listed_video_matches_copies_two_hops_away_until_retracted() {
             "a retracted video matches no more"
         );
     }
+    assert!(
+        cli_match(&up, &c.join("reencoded.mp4")).await.is_empty(),
+        "redline match: a retracted video matches no more"
+    );
 
     // No video byte on disk: the nodes' data dirs and what this run left in the temp dir.
     let mut sent = windows(&original);
