@@ -168,6 +168,7 @@ impl VideoDecoder {
             filters.push(format!("select='not(mod(n\\,{step}))+eq(n\\,{sentinel})'"));
         }
         filters.push(format!("scale={width}:{height}:flags=area"));
+        let threads = limits.decoder_threads.max(1).to_string();
         let mut args = common_args();
         args.extend(
             [
@@ -177,7 +178,7 @@ impl VideoDecoder {
                 "-codec_whitelist",
                 CODECS,
                 "-threads",
-                "1",
+                &threads,
                 "-noautorotate",
                 "-i",
                 INPUT,
@@ -210,9 +211,13 @@ impl VideoDecoder {
             deadline,
         )?;
         let (w, h) = (width as usize, height as usize);
+        // ffmpeg converts the next frame while this one is hashed (on another CPU) only if the
+        // pipe can hold it.
+        run.grow_stdout_pipe(3 * w * h);
         let mut rgb = vec![0u8; 3 * w * h];
         let mut hasher = VpdqHasher::new(info.frame_rate, options.seconds_per_hash)
-            .expect("probe checked the frame rate");
+            .expect("probe checked the frame rate")
+            .with_border_trim(options.trim_borders);
         let mut numbers = Numbering::new(step, sentinel);
         let mut frames = Vec::new();
         let mut stopped: Option<VideoError> = None;
