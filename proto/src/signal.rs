@@ -57,6 +57,18 @@ impl SignalType {
         SignalType::VideoSha256,
     ];
 
+    /// The types computed from an image (every type but the video ones), in [`SignalType::ALL`]'s
+    /// order.
+    pub const IMAGE: [SignalType; 7] = [
+        SignalType::Pdq,
+        SignalType::PhashDct8x8,
+        SignalType::Dhash8x8,
+        SignalType::Ahash8x8,
+        SignalType::Blockhash16x16,
+        SignalType::Md5,
+        SignalType::Sha256,
+    ];
+
     /// The wire name, stable forever: changing it (or what it means) splits the federation.
     pub const fn name(self) -> &'static str {
         match self {
@@ -383,6 +395,15 @@ mod tests {
         assert_eq!(SignalType::Pdq.hex_len(), 64);
         assert_eq!(SignalType::Md5.hex_len(), 32);
         assert_eq!(SignalType::Dhash8x8.hex_len(), 16);
+    }
+
+    #[test]
+    fn image_types_are_all_but_the_video_ones() {
+        let image: Vec<SignalType> = SignalType::ALL
+            .into_iter()
+            .filter(|t| !t.is_video())
+            .collect();
+        assert_eq!(image, SignalType::IMAGE);
     }
 
     #[test]

@@ -666,7 +666,7 @@ pub fn image_hash(data: &[u8]) {
     let limits = image_limits();
     let probed = probe(data, &limits);
     let exact = hash_image(data, &limits, &[SignalType::Md5, SignalType::Sha256]);
-    let full = hash_image_with_dihedral(data, &limits, &SignalType::ALL, true);
+    let full = hash_image_with_dihedral(data, &limits, &SignalType::IMAGE, true);
     if let Err(e) = &probed {
         assert!(
             exact.is_err() && full.is_err(),
@@ -692,7 +692,7 @@ pub fn image_hash(data: &[u8]) {
     assert!(u64::from(info.width) * u64::from(info.height) <= limits.max_pixels);
     let exact = exact.expect("exact hashing refused an image full hashing accepted");
     let types: Vec<SignalType> = hashes.signals.iter().map(|s| s.signal_type).collect();
-    assert_eq!(types, SignalType::ALL);
+    assert_eq!(types, SignalType::IMAGE);
     for s in &hashes.signals {
         assert_eq!(s.bytes.len(), s.signal_type.byte_len(), "{}", s.signal_type);
         match s.signal_type {

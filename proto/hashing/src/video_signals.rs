@@ -3,12 +3,39 @@
 //!
 //! Listing and querying sample differently on purpose (see [`ListingSampling`]): the listed
 //! video is hashed densely and thinned, the query once a second as python-threatexchange does,
-//! so that a clip cut anywhere from a listed video still lands its frames on listed ones.
+//! so that a clip cut anywhere from a listed video still lands its frames on listed ones. Both
+//! sides also hash frames without letterbox/pillarbox bars ([`crate::vpdq::border`]): a query
+//! frame with bars is hashed trimmed, and a listing keeps both forms of such frames.
 
 use crate::signal::SignalType;
 use crate::video::{video_md5, video_sha256, VideoError, VideoLimits};
 use crate::vpdq::{encode_values, thin, ListingSampling, VpdqOptions};
 use crate::ComputedSignal;
+
+/// A listing's thinned frames with, interleaved by time, the thinned frames hashed without bars
+/// where a frame had bars (its trimmed hash differs from its plain one). So a listed
+/// letterboxed video matches queries of the same video (trimmed, as queries are) and of its
+/// copies with other bars or none, and its plain frames still match what pytx and HMA compute.
+fn with_trimmed(
+    kept: Vec<crate::VpdqFrame>,
+    plain: &[crate::VpdqFrame],
+    trimmed: Vec<crate::VpdqFrame>,
+    thin_within: u32,
+) -> Vec<crate::VpdqFrame> {
+    let barred: Vec<crate::VpdqFrame> = trimmed
+        .into_iter()
+        .zip(plain)
+        .filter(|(t, p)| t.pdq != p.pdq)
+        .map(|(t, _)| t)
+        .collect();
+    if barred.is_empty() {
+        return kept;
+    }
+    let mut out: Vec<crate::VpdqFrame> =
+        kept.into_iter().chain(thin(&barred, thin_within)).collect();
+    out.sort_by(|a, b| a.timestamp_s.total_cmp(&b.timestamp_s));
+    out
+}
 
 /// Whether `bytes` start like a video container the decoder accepts (MP4/MOV, Matroska/WebM,
 /// AVI, FLV, Ogg, ASF, IVF, Y4M, MPEG-TS), so a tool can route a file to the video hasher
@@ -45,16 +72,28 @@ pub fn video_signals(
 ) -> Result<Vec<ComputedSignal>, VideoError> {
     let frames = match purpose {
         VideoPurpose::Listing(sampling) => {
-            let options = VpdqOptions {
+            let mut options = VpdqOptions {
                 seconds_per_hash: sampling.seconds_per_hash,
                 downscale: None,
+                trim_borders: false,
             };
-            thin(
-                &crate::video::hash_video(bytes, limits, &options)?,
+            let plain = crate::video::hash_video(bytes, limits, &options)?;
+            options.trim_borders = true;
+            let trimmed = crate::video::hash_video(bytes, limits, &options)?;
+            with_trimmed(
+                thin(&plain, sampling.thin_within),
+                &plain,
+                trimmed,
                 sampling.thin_within,
             )
         }
-        VideoPurpose::Query => crate::video::hash_video(bytes, limits, &VpdqOptions::PYTX_DEFAULT)?,
+        VideoPurpose::Query => {
+            let options = VpdqOptions {
+                trim_borders: true,
+                ..VpdqOptions::PYTX_DEFAULT
+            };
+            crate::video::hash_video(bytes, limits, &options)?
+        }
     };
     let mut out: Vec<ComputedSignal> = encode_values(&frames)
         .into_iter()

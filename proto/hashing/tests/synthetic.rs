@@ -105,14 +105,14 @@ fn re_encoding_keeps_perceptual_hashes_close() {
     let png_hashes = hash_image(
         &common::encode(&img, ImageFormat::Png),
         &limits,
-        &SignalType::ALL,
+        &SignalType::IMAGE,
     )
     .unwrap();
-    let jpeg_hashes = hash_image(&jpeg, &limits, &SignalType::ALL).unwrap();
+    let jpeg_hashes = hash_image(&jpeg, &limits, &SignalType::IMAGE).unwrap();
     let other_hashes = hash_image(
         &common::encode(&other, ImageFormat::Png),
         &limits,
-        &SignalType::ALL,
+        &SignalType::IMAGE,
     )
     .unwrap();
     for ((a, b), c) in png_hashes.iter().zip(&jpeg_hashes).zip(&other_hashes) {
@@ -194,7 +194,7 @@ fn flat_and_tiny_images() {
 #[test]
 fn golden_values() {
     let img = common::drawn_image(640, 480);
-    let got: Vec<(SignalType, String)> = SignalType::ALL
+    let got: Vec<(SignalType, String)> = SignalType::IMAGE
         .into_iter()
         .filter(|t| t.is_perceptual())
         .map(|t| {

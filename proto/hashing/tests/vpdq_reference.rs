@@ -289,6 +289,7 @@ fn one_hash_per_second_samples_every_thirtieth_frame() {
     let options = VpdqOptions {
         seconds_per_hash: 1.0,
         downscale: Some((128, 128)),
+        trim_borders: false,
     };
     for name in ["chair-19-sd-bar", "test-padded-dimensions"] {
         let s = samples.iter().find(|s| s.name == name).expect("sample");

@@ -82,6 +82,10 @@ pub struct VpdqHasher {
     frame_mod: u64,
     next_frame: u64,
     luma: Vec<f32>,
+    /// Hash frames without their letterbox/pillarbox bars (see [`crate::vpdq::border`]).
+    trim_borders: bool,
+    /// Scratch for a trimmed frame.
+    cropped: Vec<u8>,
 }
 
 impl VpdqHasher {
@@ -98,7 +102,16 @@ impl VpdqHasher {
             frame_mod: frame_mod(seconds_per_hash, frame_rate),
             next_frame: 0,
             luma: Vec::new(),
+            trim_borders: false,
+            cropped: Vec::new(),
         })
+    }
+
+    /// This hasher, hashing each frame that has bars without them (off by default, which is
+    /// the reference's behaviour).
+    pub fn with_border_trim(mut self, trim: bool) -> VpdqHasher {
+        self.trim_borders = trim;
+        self
     }
 
     /// Every how many frames one is hashed.
@@ -145,7 +158,21 @@ impl VpdqHasher {
         width: usize,
         height: usize,
     ) -> VpdqFrame {
-        let pdq = pdq_from_rgb24(rgb, width, height, &mut self.luma);
+        let rect = if self.trim_borders {
+            crate::vpdq::border::content_rect(rgb, width, height)
+        } else {
+            None
+        };
+        let pdq = match rect {
+            Some(r) => {
+                let mut cropped = std::mem::take(&mut self.cropped);
+                crate::vpdq::border::crop_rgb24(rgb, width, r, &mut cropped);
+                let pdq = pdq_from_rgb24(&cropped, r.width, r.height, &mut self.luma);
+                self.cropped = cropped;
+                pdq
+            }
+            None => pdq_from_rgb24(rgb, width, height, &mut self.luma),
+        };
         self.next_frame = self.next_frame.max(frame_number + 1);
         VpdqFrame {
             frame_number,

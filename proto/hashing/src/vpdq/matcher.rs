@@ -278,7 +278,10 @@ mod tests {
             [(0.0, 1.0), (3.0, 3.0), (5.0, 5.0)]
         );
         assert_eq!(matched_ranges(&flags, 2.5), [(0.0, 5.0)]);
-        assert_eq!(matched_ranges(&flags, 2.0), [(0.0, 1.0), (3.0, 5.0)]);
+        assert_eq!(
+            matched_ranges(&flags, 2.0),
+            [(0.0, 1.0), (3.0, 3.0), (5.0, 5.0)]
+        );
         let c = compare(&[f(0), frame(1, 100, 200)], &[f(7)], &Default::default());
         assert_eq!(
             c.query.iter().map(|x| x.1).collect::<Vec<_>>(),

@@ -12,6 +12,7 @@
 //! - [`matcher`]: the reference comparison (quality filter, de-duplication, distance <= 31, the
 //!   two match percentages) and python-threatexchange's two decision policies.
 
+pub mod border;
 pub mod hasher;
 pub mod matcher;
 pub mod text;
@@ -52,6 +53,9 @@ pub struct VpdqOptions {
     /// Scale every frame to this width and height before hashing (the reference CLI's
     /// `-d 128x128`-style downsampling, with `SWS_AREA`); `None` hashes frames at their size.
     pub downscale: Option<(u32, u32)>,
+    /// Hash each frame that has letterbox or pillarbox bars without them
+    /// ([`border`]); `false` (the reference's way) in every constant here.
+    pub trim_borders: bool,
 }
 
 impl VpdqOptions {
@@ -59,18 +63,21 @@ impl VpdqOptions {
     pub const PYTX_DEFAULT: VpdqOptions = VpdqOptions {
         seconds_per_hash: 1.0,
         downscale: None,
+        trim_borders: false,
     };
 
     /// Every frame at full resolution: how `vpdq/sample-hashes/NAME.txt` were made.
     pub const EVERY_FRAME: VpdqOptions = VpdqOptions {
         seconds_per_hash: 0.0,
         downscale: None,
+        trim_borders: false,
     };
 
     /// Every frame scaled to 128x128: how `vpdq/sample-hashes/NAME-128x128.txt` were made.
     pub const EVERY_FRAME_128: VpdqOptions = VpdqOptions {
         seconds_per_hash: 0.0,
         downscale: Some((128, 128)),
+        trim_borders: false,
     };
 }
 
