@@ -166,7 +166,7 @@ fn check_retraction(at: u64, r: &RetractEntry, target: Option<&[u8]>) -> Result<
 /// `redline_proto::entry::decode` on arbitrary leaf bytes.
 ///
 /// Checks: no panic; a leaf over [`MAX_ENTRY_BYTES`] is `TooLarge`; an accepted leaf obeys
-/// every documented field limit, re-encodes with `encode_add`/`encode_retract` to exactly
+/// every documented field limit (only a vPDQ ADD over 8 KiB, and its hash a valid frame list), re-encodes with `encode_add`/`encode_retract` to exactly
 /// prost's canonical encoding of the same body, that canonical form decodes to the same entry
 /// and is a fixed point; `check_retraction` never panics, accepts a retraction of an accepted
 /// ADD from any later index only, and never accepts a RETRACT as a target.
@@ -191,7 +191,14 @@ pub fn entry_decode(data: &[u8]) {
     let reencoded = match &decoded {
         Decoded::Add { signal_type, add } => {
             assert_eq!(Ok(*signal_type), SignalType::from_name(&add.signal_type));
-            assert_eq!(add.hash.len(), signal_type.byte_len());
+            if signal_type.is_fixed_len() {
+                assert_eq!(add.hash.len(), signal_type.byte_len());
+                assert!(data.len() <= entry::MAX_SMALL_ENTRY_BYTES);
+            } else {
+                // A vPDQ frame list: whole, valid frames (and only it may be a large entry).
+                let frames = redline_proto::vpdq::decode(&add.hash).expect("checked frame list");
+                assert!(!frames.is_empty() && frames.len() <= redline_proto::vpdq::MAX_FRAMES);
+            }
             assert!(add.quality <= 100);
             assert!(add.labels.len() <= MAX_LABELS);
             for text in add.labels.iter().chain([&add.legal_basis, &add.case_ref]) {

@@ -133,11 +133,24 @@ fn seeds() -> Vec<Seed> {
 }
 
 fn add(signal_type: SignalType, fill: u8) -> AddEntry {
+    let hash = if signal_type == SignalType::Vpdq {
+        // A vPDQ value is a frame list: three frames a second apart.
+        let frames: Vec<redline_proto::vpdq::FrameHash> = (0..3u8)
+            .map(|k| redline_proto::vpdq::FrameHash {
+                pdq: [fill ^ k.wrapping_mul(31); 32],
+                quality: 90,
+                timestamp_ms: u32::from(k) * 1000,
+            })
+            .collect();
+        redline_proto::vpdq::encode(&frames).expect("valid frames")
+    } else {
+        (0..signal_type.byte_len() as u8)
+            .map(|i| i.wrapping_mul(31) ^ fill)
+            .collect()
+    };
     AddEntry {
         signal_type: signal_type.name().to_owned(),
-        hash: (0..signal_type.byte_len() as u8)
-            .map(|i| i.wrapping_mul(31) ^ fill)
-            .collect(),
+        hash,
         quality: if signal_type == SignalType::Pdq {
             92
         } else {
