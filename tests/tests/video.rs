@@ -8,7 +8,7 @@
 //! clip, and letterboxed (90-row black bars above and below). At P, each copy sent as video bytes to the Match RPC matches A's vPDQ entry with at
 //! least 80 % of its frames (python-threatexchange's index policy), names A and the entry's
 //! index, and reports matched time ranges; the clip's ranges lie in the middle of the listed
-//! video. `redline match` (hashing locally, sending hashes) finds the re-encoded copy too. An unrelated sample video does not match. After A retracts the entry, none match at
+//! video. `redline match` (hashing locally, sending hashes) finds every copy too. An unrelated sample video does not match. After A retracts the entry, none match at
 //! P. No file under the three nodes' data dirs, and no file the test's run leaves in the temp
 //! dir, holds any 64-byte window of a video sent to a node.
 //!
@@ -307,13 +307,21 @@ async fn listed_video_matches_copies_two_hops_away_until_retracted() {
         }
     }
     // The same through the CLI, which hashes the copy locally and sends only its hashes.
-    let cli = cli_match(&up, &c.join("reencoded.mp4")).await;
-    assert!(
-        cli.iter().any(|m| m["origin"] == "hotline-a.example"
-            && m["index"] == vpdq_index
-            && m["video"]["query_percent"].as_f64().unwrap() >= 80.0),
-        "redline match finds the listed video: {cli:?}"
-    );
+    for file in [
+        "reencoded.mp4",
+        "half.mp4",
+        "copy.webm",
+        "clip.mp4",
+        "letterboxed.mp4",
+    ] {
+        let cli = cli_match(&up, &c.join(file)).await;
+        assert!(
+            cli.iter().any(|m| m["origin"] == "hotline-a.example"
+                && m["index"] == vpdq_index
+                && m["video"]["query_percent"].as_f64().unwrap() >= 80.0),
+            "redline match {file} finds the listed video: {cli:?}"
+        );
+    }
     // The same edits under the reference's sampling (1 frame a second on both sides, pytx's
     // index policy), for comparison: printed, and the clip is asserted to be what the denser
     // listing adds (a miss there), so this test notices if the reference's sampling starts
