@@ -352,8 +352,43 @@ async fn listed_video_matches_copies_two_hops_away_until_retracted() {
             "{name} under the reference's sampling"
         );
     }
-    // The exact copy also matches by its digest.
+    // A request's own thresholds: requiring half of the listed video's frames to match turns
+    // the clip (about a tenth of the listed frames) away, while the full copy still matches.
+    let strict = |video: &Vec<u8>| pb::MatchRequest {
+        video: video.clone(),
+        video_options: Some(pb::VideoMatchOptions {
+            compared_match_percent: 50.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
     let mut platform = PlatformClient::connect(&up).await.unwrap();
+    let vpdq_matches = |r: pb::MatchResponse| -> usize {
+        r.results
+            .iter()
+            .filter(|q| q.query.as_ref().unwrap().signal_type == "vpdq")
+            .map(|q| q.matches.len())
+            .sum()
+    };
+    let clip_strict = platform.match_request(strict(&clip)).await.unwrap();
+    assert_eq!(
+        vpdq_matches(clip_strict),
+        0,
+        "a clip is not half the listed video"
+    );
+    let mut lenient = strict(&reencoded);
+    lenient
+        .video_options
+        .as_mut()
+        .unwrap()
+        .compared_match_percent = 10.0;
+    let full = platform.match_request(lenient).await.unwrap();
+    assert_eq!(
+        vpdq_matches(full),
+        1,
+        "the full copy passes a 10 % listed share"
+    );
+    // The exact copy also matches by its digest.
     let exact = platform
         .match_video(original.clone(), Default::default())
         .await
