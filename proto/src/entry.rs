@@ -115,22 +115,22 @@ pub fn decode_leaf(data: &[u8]) -> Result<(u64, Decoded), EntryError> {
         }
         None => return Err(EntryError::NoKind),
     };
-    check_size(data.len(), &decoded)?;
-    Ok((body.created_at_ms, decoded))
-}
-
-/// Only a `vpdq` ADD may be larger than [`MAX_SMALL_ENTRY_BYTES`].
-fn check_size(len: usize, decoded: &Decoded) -> Result<(), EntryError> {
-    let large_allowed = matches!(
+    let vpdq_add = matches!(
         decoded,
         Decoded::Add {
             signal_type: SignalType::Vpdq,
             ..
         }
     );
+    check_size(data.len(), vpdq_add)?;
+    Ok((body.created_at_ms, decoded))
+}
+
+/// Only a `vpdq` ADD may be larger than [`MAX_SMALL_ENTRY_BYTES`].
+fn check_size(len: usize, vpdq_add: bool) -> Result<(), EntryError> {
     if len > MAX_ENTRY_BYTES {
         Err(EntryError::TooLarge(len))
-    } else if len > MAX_SMALL_ENTRY_BYTES && !large_allowed {
+    } else if len > MAX_SMALL_ENTRY_BYTES && !vpdq_add {
         Err(EntryError::TooLargeForKind(len))
     } else {
         Ok(())
@@ -146,11 +146,7 @@ pub fn encode_add(add: AddEntry, created_at_ms: u64) -> Result<Vec<u8>, EntryErr
         kind: Some(Kind::Add(add)),
     }
     .encode_to_vec();
-    let decoded = Decoded::Add {
-        signal_type,
-        add: AddEntry::default(),
-    };
-    check_size(bytes.len(), &decoded)?;
+    check_size(bytes.len(), signal_type == SignalType::Vpdq)?;
     Ok(bytes)
 }
 

@@ -957,12 +957,11 @@ impl Inner {
                 }
                 Distance::Frames { .. } => {
                     if let Some(ix) = self.hamming.get_mut(&info.signal_type) {
-                        // An entry's frames have consecutive positions from 0.
-                        for k in 0.. {
-                            match frame_id(origin, index, k) {
-                                Some(frame) if ix.contains(frame) => ix.remove(frame),
-                                _ => break,
-                            };
+                        // An entry's frames have consecutive positions from 0: remove until
+                        // the first position that is not there.
+                        let mut k = 0;
+                        while frame_id(origin, index, k).is_some_and(|f| ix.remove(f)) {
+                            k += 1;
                         }
                     }
                 }
