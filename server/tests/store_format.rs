@@ -210,6 +210,23 @@ fn a_commit_that_does_not_continue_the_log_is_refused_and_changes_nothing() {
     w.check(&store);
 }
 
+/// Opens the store's sled directory directly, as another release would. sled lets go of its
+/// directory lock from its flusher thread a little after the last handle drops, so the open is
+/// retried for a bounded time (what `Store::open` itself does), instead of racing that thread.
+fn open_raw_sled(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(10) => {
+                assert!(e.to_string().contains("could not acquire lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("sled lock still held after 10 s: {e}"),
+        }
+    }
+}
+
 #[test]
 fn an_unknown_format_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +237,7 @@ fn an_unknown_format_version_is_refused() {
     }
     // Rewrite the format marker the way a newer release would.
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = open_raw_sled(&dir.path().join("db"));
         let log = db.open_tree("log").unwrap();
         log.insert(
             redline_server::store::keys::Key::format(),
