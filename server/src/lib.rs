@@ -11,6 +11,7 @@ pub mod config;
 pub mod federation;
 pub mod grpc;
 pub mod hashing;
+pub mod http;
 pub mod identity;
 pub mod log;
 pub mod metrics;

@@ -597,6 +597,17 @@ impl Catalog {
         self.inner.read().info.len()
     }
 
+    /// Hashes held in the index of `signal_type` (for vPDQ: frames), for index status pages.
+    pub fn indexed(&self, signal_type: SignalType) -> usize {
+        let inner = self.inner.read();
+        inner
+            .hamming
+            .get(&signal_type)
+            .map(HammingIndex::len)
+            .or_else(|| inner.exact.get(&signal_type).map(ExactIndex::len))
+            .unwrap_or(0)
+    }
+
     /// Whether nothing is active.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -245,10 +245,21 @@ impl Tokens {
         path: &str,
         authorization: Option<&[u8]>,
     ) -> Result<(Caller, Budget), (Refusal, Status)> {
+        self.admit_scope(scope_for_path(path), authorization)
+    }
+
+    /// [`admit`](Self::admit) for a call that needs `scope` (`None`: open to anyone). The
+    /// HTTP API ([`crate::http`]) names its routes' scopes itself and shares these tokens and
+    /// their rate buckets with gRPC, so a token's rate covers both.
+    pub fn admit_scope(
+        &self,
+        scope: Option<Scope>,
+        authorization: Option<&[u8]>,
+    ) -> Result<(Caller, Budget), (Refusal, Status)> {
         if !self.enabled() {
             return Ok((Caller(None), Budget::unlimited()));
         }
-        let Some(scope) = scope_for_path(path) else {
+        let Some(scope) = scope else {
             return Ok((Caller(None), Budget::unlimited()));
         };
         let unauthenticated = |m: &str| (Refusal::Unauthenticated, Status::unauthenticated(m));

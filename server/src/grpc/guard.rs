@@ -243,6 +243,9 @@ where
 
     fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let start = Instant::now();
+        if !is_grpc(&req) {
+            return self.call_http(req, start);
+        }
         let shared = self.shared.clone();
         let path = req.uri().path();
         let served = methods::lookup(path);
@@ -309,6 +312,125 @@ where
             };
             Ok(http::Response::from_parts(parts, Body::new(body)))
         })
+    }
+}
+
+/// Whether a request is a gRPC call (`application/grpc`, `application/grpc+proto`, …); every
+/// other request is for the HTTP API.
+fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl<S> GuardService<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    /// A request for the HTTP API ([`crate::http`]): the same tokens, scopes and rate buckets
+    /// as gRPC, by the API's route table; refusals and unknown paths answered here in the API's
+    /// JSON shape; every call recorded in the same metrics under its path (a fixed set) and
+    /// HTTP status, when its response body ends.
+    fn call_http(
+        &mut self,
+        mut req: http::Request<Body>,
+        start: Instant,
+    ) -> Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>> {
+        let shared = self.shared.clone();
+        let Some(route) = crate::http::route(req.uri().path()) else {
+            let resp = crate::http::error::not_found(req.uri().path());
+            shared.metrics.rpc(
+                crate::http::OTHER_LABEL,
+                resp.status().as_str(),
+                start.elapsed(),
+            );
+            return Box::pin(std::future::ready(Ok(resp)));
+        };
+        let auth = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        match shared.tokens.admit_scope(route.scope, auth) {
+            Ok((caller, budget)) => {
+                req.extensions_mut().insert(caller);
+                req.extensions_mut().insert::<Budget>(budget);
+            }
+            Err((refusal, status)) => {
+                shared.metrics.rejected("http", refusal.reason());
+                let resp = crate::http::error::refusal(&status);
+                shared
+                    .metrics
+                    .rpc(route.path, resp.status().as_str(), start.elapsed());
+                return Box::pin(std::future::ready(Ok(resp)));
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let resp = inner.call(req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = HttpTimed {
+                inner: body,
+                label: route.path,
+                status: parts.status,
+                start,
+                metrics: Some(shared.metrics.clone()),
+            };
+            Ok(http::Response::from_parts(parts, Body::new(body)))
+        })
+    }
+}
+
+/// An HTTP API response body that records its call when it ends (or is dropped unfinished),
+/// so a streamed NDJSON batch counts its whole life.
+struct HttpTimed {
+    inner: Body,
+    label: &'static str,
+    status: http::StatusCode,
+    start: Instant,
+    /// Taken when recorded.
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl HttpTimed {
+    fn record(&mut self) {
+        if let Some(m) = self.metrics.take() {
+            m.rpc(self.label, self.status.as_str(), self.start.elapsed());
+        }
+    }
+}
+
+impl HttpBody for HttpTimed {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(None | Some(Err(_)))) {
+            self.record();
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for HttpTimed {
+    fn drop(&mut self) {
+        self.record();
     }
 }
 

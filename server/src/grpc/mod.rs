@@ -125,6 +125,8 @@ pub struct Services {
     federation: Gate<FederationServer>,
     matching: Gate<MatchingServer>,
     status: Gate<NodeServer>,
+    /// The HTTP/JSON API on the same address ([`crate::http`]).
+    http: crate::http::HttpGate,
 }
 
 impl Services {
@@ -178,6 +180,7 @@ impl Services {
             NodeServer::new(node_status::NodeService::new(node.clone()))
                 .max_decoding_message_size(64 * 1024),
         );
+        self.http.open(node);
         self.set_serving(true).await;
     }
 
@@ -207,6 +210,7 @@ impl Services {
         for name in ["", <MatchingServer as NamedService>::NAME] {
             self.health.set_service_status(name, status).await;
         }
+        self.http.set_caught_up(caught_up);
     }
 }
 
@@ -229,6 +233,7 @@ pub async fn router(
         federation: Gate::new(),
         matching: Gate::new(),
         status: Gate::new(),
+        http: crate::http::HttpGate::default(),
     };
     services.set_serving(false).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -251,7 +256,32 @@ pub async fn router(
     }
     let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping)
         .with_streams(guard::StreamLimits::of(&config.limits));
-    let router = builder
+    let mut routes = tonic::service::RoutesBuilder::default();
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(services.submission.clone())
+        .add_service(services.audit.clone())
+        .add_service(services.federation.clone())
+        .add_service(services.matching.clone())
+        .add_service(services.status.clone());
+    // gRPC paths are `/package.Service/Method`, the API's are `/m/…`, `/h/…`, `/v1/…` and
+    // `/status…`: one router holds both, and the guard sends each request to its side by
+    // content type before any of them is reached.
+    let max_upload = config
+        .hashing
+        .max_image_bytes
+        .max(config.video.max_video_bytes);
+    let routes = tonic::service::Routes::from(
+        routes
+            .routes()
+            .into_axum_router()
+            .merge(crate::http::router(services.http.clone(), max_upload)),
+    );
+    let mut server = builder
+        // HTTP/1.1 for the HTTP API's clients (HMA scripts, curl); gRPC stays HTTP/2.
+        .accept_http1(true)
         .timeout(config.request_timeout())
         .concurrency_limit_per_connection(256)
         .max_concurrent_streams(Some(config.limits.max_concurrent_streams))
@@ -262,14 +292,7 @@ pub async fn router(
             config.limits.keepalive_timeout_ms,
         )))
         .layer(crate::net::CallTracker::new(connections))
-        .layer(guard)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(services.submission.clone())
-        .add_service(services.audit.clone())
-        .add_service(services.federation.clone())
-        .add_service(services.matching.clone())
-        .add_service(services.status.clone());
+        .layer(guard);
+    let router = server.add_routes(routes);
     Ok((router, services))
 }

@@ -1,5 +1,8 @@
 //! The opening deadline: hyper has no handshake timeout of its own, so a client that connects
 //! and then trickles (or never sends) its HTTP/2 preface would hold a connection for ever.
+//! HTTP/1.1 clients (of the HTTP API) open with a request instead: for them the opening is the
+//! head of that first request, up to the blank line; later requests on a kept-alive
+//! connection are bounded by the idle timeout ([`super::idle`]).
 //!
 //! [`OpeningDeadline`] wraps the stream hyper reads, which under TLS is the decrypted one:
 //! counting raw TCP bytes there would let 33 bytes of a ClientHello switch the deadline off.
@@ -31,7 +34,17 @@ pub struct OpeningDeadline<IO> {
     head: [u8; OPENING_HEAD],
     /// Cleared once the opening is complete.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// For an HTTP/1.1 opening: how much of the blank line ending its head (`\r\n\r\n`)
+    /// the bytes read last end with.
+    blank_line: usize,
 }
+
+/// The HTTP/2 preface's first bytes; anything else opens an HTTP/1.1 connection.
+const PREFACE_START: &[u8; 4] = b"PRI ";
+/// What ends an HTTP/1.1 request head.
+const BLANK_LINE: &[u8; 4] = b"\r\n\r\n";
+/// The longest HTTP/1.1 request head waited for (hyper refuses longer ones itself).
+const MAX_HTTP1_HEAD: usize = 64 * 1024;
 
 impl<IO> OpeningDeadline<IO> {
     /// Wraps `inner`, whose opening must be read by `deadline`.
@@ -41,6 +54,7 @@ impl<IO> OpeningDeadline<IO> {
             read: 0,
             head: [0; OPENING_HEAD],
             timer: Some(Box::pin(tokio::time::sleep_until(deadline))),
+            blank_line: 0,
         }
     }
 
@@ -56,11 +70,16 @@ impl<IO> OpeningDeadline<IO> {
 
     /// Notes `bytes` just read; clears the timer once the opening is complete.
     fn saw(&mut self, bytes: &[u8]) {
+        let before = self.read;
         if self.read < OPENING_HEAD {
             let n = bytes.len().min(OPENING_HEAD - self.read);
             self.head[self.read..self.read + n].copy_from_slice(&bytes[..n]);
         }
         self.read = self.read.saturating_add(bytes.len());
+        if self.read >= PREFACE_START.len() && &self.head[..PREFACE_START.len()] != PREFACE_START {
+            self.saw_http1(bytes, before);
+            return;
+        }
         if self.read < OPENING_HEAD {
             return;
         }
@@ -73,6 +92,27 @@ impl<IO> OpeningDeadline<IO> {
             (usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c)).min(MAX_FIRST_FRAME);
         if self.read >= OPENING_HEAD + len {
             self.timer = None;
+        }
+    }
+}
+
+impl<IO> OpeningDeadline<IO> {
+    /// Notes `bytes` of an HTTP/1.1 opening (read after `before` bytes): complete at the end of
+    /// the first request's head.
+    fn saw_http1(&mut self, bytes: &[u8], before: usize) {
+        let room = MAX_HTTP1_HEAD.saturating_sub(before);
+        for &b in &bytes[..bytes.len().min(room)] {
+            self.blank_line = if b == BLANK_LINE[self.blank_line] {
+                self.blank_line + 1
+            } else if b == BLANK_LINE[0] {
+                1
+            } else {
+                0
+            };
+            if self.blank_line == BLANK_LINE.len() {
+                self.timer = None;
+                return;
+            }
         }
     }
 }
@@ -102,7 +142,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for OpeningDeadline<IO> {
             if timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "the client did not send its HTTP/2 opening in time",
+                    "the client did not send its HTTP/2 opening (or HTTP/1.1 request head) in time",
                 )));
             }
         }
@@ -136,6 +176,33 @@ mod tests {
                 Err(e) => return e.kind() == std::io::ErrorKind::TimedOut,
             }
         }
+    }
+
+    /// An HTTP/1.1 client's opening is its first request head: a head cut before its blank
+    /// line is closed at the deadline, a whole one (sent in pieces, `\r` split from `\n`)
+    /// clears it.
+    #[tokio::test(start_paused = true)]
+    async fn an_http1_request_head_must_arrive_in_time() {
+        let head = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut conn = OpeningDeadline::new(server, Instant::now() + Duration::from_secs(2));
+        client.write_all(&head[..head.len() - 1]).await.unwrap();
+        assert!(read_all(&mut conn).await, "cut at the deadline");
+        assert!(!conn.opened());
+
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut conn = OpeningDeadline::new(server, Instant::now() + Duration::from_secs(2));
+        let mut buf = vec![0u8; head.len()];
+        let split = head.len() - 3;
+        client.write_all(&head[..split]).await.unwrap();
+        conn.read_exact(&mut buf[..split]).await.unwrap();
+        assert!(!conn.opened());
+        client.write_all(&head[split..]).await.unwrap();
+        conn.read_exact(&mut buf[split..]).await.unwrap();
+        assert!(conn.opened());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(client);
+        assert!(!read_all(&mut conn).await, "EOF, not the deadline");
     }
 
     #[tokio::test(start_paused = true)]

@@ -138,7 +138,8 @@ fn load(files: &TlsConfig) -> Result<Loaded, TlsError> {
             key: files.key.clone(),
             source,
         })?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // h2 for gRPC (and HTTP/2 clients of the HTTP API), http/1.1 for the HTTP API.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
         fingerprint,

@@ -204,6 +204,29 @@ impl Matching {
         Ok(Answer { results })
     }
 
+    /// The signals of an uploaded image or video, as a query computes them, without looking
+    /// them up (the HTTP API's `POST /h/hash`): the bytes are dropped once hashed.
+    pub async fn hash_media(&self, image: Vec<u8>, video: Vec<u8>) -> Result<Vec<SentSignal>> {
+        let mut out = Vec::new();
+        if !image.is_empty() {
+            let hashes = self.hasher.hash(image, false).await?;
+            out.extend(hashes.signals.into_iter().map(SentSignal::from));
+        }
+        if !video.is_empty() {
+            let signals = self.video_hasher.for_query(video).await?;
+            out.extend(signals.into_iter().map(SentSignal::from));
+        }
+        if out.is_empty() {
+            return Err(NodeError::EmptyQuery);
+        }
+        Ok(out)
+    }
+
+    /// Hashes in the catalog's index of `signal_type`.
+    pub fn indexed(&self, signal_type: SignalType) -> usize {
+        self.catalog.indexed(signal_type)
+    }
+
     /// Every matched entry within `max_distance` of `hash` (exact types: equal), as the
     /// catalog finds it: no radius rule, no variants, no metrics.
     pub fn search(&self, signal_type: SignalType, hash: &[u8], max_distance: u32) -> Vec<Hit> {

@@ -1,0 +1,160 @@
+//! The HTTP/JSON API, served on the gRPC address itself: the node's listener speaks HTTP/1.1
+//! and HTTP/2, and the [`guard`](crate::grpc::guard) sends every request whose content type is
+//! not `application/grpc*` here, so one address, one TLS configuration and one set of tokens
+//! serve both (platforms that run HMA or plain HTTP clients need no second port).
+//!
+//! - [`hma`]: Meta's Hasher-Matcher-Actioner paths and response shapes (`/m/lookup`,
+//!   `/m/raw_lookup`, `/h/hash`, `/m/index/status`, `/status`, `/status/live`); an origin plays
+//!   an HMA bank and its log index the bank content id.
+//! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance.
+//!
+//! Every handler converts to the gRPC request type and calls the same domain code the gRPC
+//! handler calls (`grpc::matching::answer`), so there is no second matching path, and every
+//! refusal is a gRPC status first (mapped once, in `grpc::error`) and then an HTTP status by
+//! the table in [`error`].
+
+pub mod error;
+pub mod hma;
+pub mod v1;
+
+use crate::config::Scope;
+use crate::node::Node;
+pub use error::ApiError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// One path of the API: who may call it and its metric label (the path itself, from this fixed
+/// table, so callers cannot mint label values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The request path.
+    pub path: &'static str,
+    /// The token scope it needs; `None`: anyone (the liveness and readiness probes).
+    pub scope: Option<Scope>,
+}
+
+/// Every path served, with its scope. Matching-side calls need `match`, as `Matching` does in
+/// gRPC; the probes are open like gRPC health.
+pub const ROUTES: &[Route] = &[
+    Route {
+        path: "/status",
+        scope: None,
+    },
+    Route {
+        path: "/status/live",
+        scope: None,
+    },
+    Route {
+        path: "/m/index/status",
+        scope: Some(Scope::Match),
+    },
+    Route {
+        path: "/m/lookup",
+        scope: Some(Scope::Match),
+    },
+    Route {
+        path: "/m/raw_lookup",
+        scope: Some(Scope::Match),
+    },
+    Route {
+        path: "/h/hash",
+        scope: Some(Scope::Match),
+    },
+    Route {
+        path: "/v1/match",
+        scope: Some(Scope::Match),
+    },
+    Route {
+        path: "/v1/match/batch",
+        scope: Some(Scope::Match),
+    },
+];
+
+/// The metric label of HTTP requests to paths not in [`ROUTES`].
+pub const OTHER_LABEL: &str = "http other";
+
+/// The route at `path`, if the API serves it.
+pub fn route(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.path == path)
+}
+
+/// The node behind the API once it is open, and whether it has caught up with its peers (what
+/// `/status` reports, as gRPC health reports Matching).
+#[derive(Debug, Clone, Default)]
+pub struct HttpGate {
+    node: Arc<OnceLock<Arc<Node>>>,
+    caught_up: Arc<AtomicBool>,
+}
+
+impl HttpGate {
+    /// Opens the API on `node`.
+    pub fn open(&self, node: &Arc<Node>) {
+        let _ = self.node.set(node.clone());
+    }
+
+    /// Records whether the node has caught up (Matching SERVING).
+    pub fn set_caught_up(&self, caught_up: bool) {
+        self.caught_up.store(caught_up, Ordering::Release);
+    }
+
+    /// Whether lookups would see everything the node should hold.
+    pub fn ready(&self) -> bool {
+        self.node.get().is_some() && self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// The node, or 503 while it loads.
+    pub fn node(&self) -> Result<&Arc<Node>, ApiError> {
+        self.node.get().ok_or_else(|| {
+            ApiError::from(tonic::Status::unavailable(
+                "the node is still loading its catalog; retry shortly",
+            ))
+        })
+    }
+}
+
+/// The API's router; the guard in front of it has already checked the token.
+pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
+    use axum::extract::DefaultBodyLimit;
+    use axum::routing::{get, post};
+    // Uploads (multipart photo/video) may be as large as the hashers accept, plus room for the
+    // multipart framing; JSON bodies as large as a batch of 10,000 signals.
+    let upload_limit = DefaultBodyLimit::max(max_upload.saturating_add(64 * 1024));
+    axum::Router::new()
+        .route("/status", get(hma::status))
+        .route("/status/live", get(hma::status_live))
+        .route("/m/index/status", get(hma::index_status))
+        .route(
+            "/m/lookup",
+            get(hma::lookup_get)
+                .post(hma::lookup_post)
+                .layer(upload_limit),
+        )
+        .route("/m/raw_lookup", get(hma::raw_lookup))
+        .route("/h/hash", post(hma::hash_post).layer(upload_limit))
+        .route(
+            "/v1/match",
+            post(v1::match_one).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/match/batch",
+            post(v1::match_batch).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
+        )
+        .with_state(gate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_table_once() {
+        let mut paths: Vec<_> = ROUTES.iter().map(|r| r.path).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), ROUTES.len());
+        assert_eq!(route("/m/lookup").unwrap().scope, Some(Scope::Match));
+        assert_eq!(route("/status").unwrap().scope, None);
+        assert!(route("/m/lookup/").is_none());
+        assert!(route("/redline.v1.Matching/Match").is_none());
+    }
+}
