@@ -102,9 +102,22 @@ impl From<crate::node::NodeError> for ApiError {
     }
 }
 
+/// The JSON body of every refusal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person (HMA's error field).
+    pub message: String,
+    /// The gRPC code's snake-case name (`invalid_argument`, `resource_exhausted`, …): what a
+    /// program branches on.
+    pub code: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "message": self.message, "code": self.code });
+        let body = ErrorBody {
+            message: self.message,
+            code: self.code.to_owned(),
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         let headers = resp.headers_mut();
         match self.status {
@@ -134,8 +147,8 @@ pub fn not_found(path: &str) -> http::Response<tonic::body::Body> {
     let shown: String = path.chars().take(128).collect();
     refusal(&tonic::Status::not_found(format!(
         "no such path {shown:?}: the HTTP API serves /m/lookup, /m/raw_lookup, /h/hash, \
-         /m/index/status, /status, /status/live and /v1/match[/batch]; gRPC calls need \
-         content-type application/grpc"
+         /m/index/status, /status, /status/live and /v1/match[/batch], described in \
+         /openapi.json; gRPC calls need content-type application/grpc"
     )))
 }
 

@@ -10,6 +10,7 @@
 //! token), and the coin-flip of HMA's `matching_enabled_ratio` does not exist (an origin the
 //! node accepts always matches).
 
+use super::openapi::SignalTypeName;
 use super::{ApiError, HttpGate};
 use crate::grpc::auth::Budget;
 use crate::grpc::matching::answer;
@@ -22,6 +23,20 @@ use redline_proto::pb;
 use redline_proto::signal::SignalType;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use utoipa::ToSchema;
+
+/// The multipart upload HMA's `POST /m/lookup` and `POST /h/hash` read: exactly one of the
+/// two fields. (For the OpenAPI document only; the handlers read the fields as they stream.)
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct Upload {
+    /// An image file (JPEG, PNG, WebP, GIF, BMP, TIFF).
+    #[schema(value_type = Option<String>, format = Binary)]
+    photo: Option<Vec<u8>>,
+    /// A video file, decoded in the node's sandboxed decoder.
+    #[schema(value_type = Option<String>, format = Binary)]
+    video: Option<Vec<u8>>,
+}
 
 /// The query parameters HMA's matching endpoints read (unknown ones are ignored, as HMA does).
 #[derive(Debug, Default, Deserialize)]
@@ -46,7 +61,7 @@ fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiErr
 }
 
 /// One match in HMA's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BankMatch {
     /// The entry's index in its origin's log.
     pub bank_content_id: u64,
@@ -112,6 +127,19 @@ async fn lookup_one(
 
 /// `GET /m/lookup?signal_type=&signal=[&banks=]`: the banks (origins) holding a match, with
 /// each matched content id and distance.
+#[utoipa::path(
+    get,
+    path = "/m/lookup",
+    tag = "hma",
+    summary = "Look a hash up (HMA)",
+    params(
+        ("signal_type" = SignalTypeName, Query, description = "The signal type"),
+        ("signal" = String, Query, description = "The hash, as the signal type writes it (PDQ: 64 hex digits)"),
+        ("banks" = Option<String>, Query, description = "Only these origins, comma-separated"),
+    ),
+    responses((status = 200, description = "Matches by bank (origin); `{}` when none", body = BTreeMap<String, Vec<BankMatch>>)),
+    security(("bearer" = [])),
+)]
 pub async fn lookup_get(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
@@ -128,7 +156,7 @@ pub async fn lookup_get(
 }
 
 /// HMA's `raw_lookup` answer: content ids, or content ids with distances.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum RawMatches {
     /// `include_distance=false`.
@@ -140,11 +168,24 @@ pub enum RawMatches {
 /// `GET /m/raw_lookup?signal_type=&signal=[&include_distance=true]`: `{"matches": …}`, every
 /// origin's matches together (as HMA's content ids, the indexes are only unique per origin:
 /// use `/v1/match` when several origins are accepted).
+#[utoipa::path(
+    get,
+    path = "/m/raw_lookup",
+    tag = "hma",
+    summary = "Look a hash up, content ids only (HMA)",
+    params(
+        ("signal_type" = SignalTypeName, Query, description = "The signal type"),
+        ("signal" = String, Query, description = "The hash, as the signal type writes it"),
+        ("include_distance" = Option<bool>, Query, description = "Return `{bank_content_id, distance}` objects instead of ids"),
+    ),
+    responses((status = 200, description = "`{\"matches\": …}`", body = RawLookup)),
+    security(("bearer" = [])),
+)]
 pub async fn raw_lookup(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
     RawQuery(query): RawQuery,
-) -> Result<Json<BTreeMap<&'static str, RawMatches>>, ApiError> {
+) -> Result<Json<RawLookup>, ApiError> {
     let p = params(query)?;
     let signal_type = required(&p.signal_type, "signal_type")?;
     let signal = required(&p.signal, "signal")?;
@@ -173,7 +214,14 @@ pub async fn raw_lookup(
     } else {
         RawMatches::Ids(result.matches.iter().map(|m| m.index).collect())
     };
-    Ok(Json(BTreeMap::from([("matches", matches)])))
+    Ok(Json(RawLookup { matches }))
+}
+
+/// `GET /m/raw_lookup`'s body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RawLookup {
+    /// Every accepted origin's matches together.
+    pub matches: RawMatches,
 }
 
 /// The one file of an HMA upload: a `photo` or a `video` field of a multipart/form-data body.
@@ -213,6 +261,15 @@ async fn upload(mp: Result<Multipart, MultipartRejection>) -> Result<(Vec<u8>, V
 
 /// `POST /h/hash` (multipart `photo` or `video`): each signal type's hash of the file, which is
 /// hashed in memory (videos in the sandboxed decoder) and dropped.
+#[utoipa::path(
+    post,
+    path = "/h/hash",
+    tag = "hma",
+    summary = "Hash an uploaded photo or video (HMA)",
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Each signal type's hash of the file", body = BTreeMap<String, String>)),
+    security(("bearer" = [])),
+)]
 pub async fn hash_post(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
@@ -234,6 +291,16 @@ pub async fn hash_post(
 
 /// `POST /m/lookup` (multipart `photo` or `video`): the file's matches by signal type, then by
 /// bank.
+#[utoipa::path(
+    post,
+    path = "/m/lookup",
+    tag = "hma",
+    summary = "Hash an uploaded photo or video and look it up (HMA)",
+    params(("banks" = Option<String>, Query, description = "Only these origins, comma-separated")),
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Matches by signal type, then by bank (origin)", body = BTreeMap<String, BTreeMap<String, Vec<BankMatch>>>)),
+    security(("bearer" = [])),
+)]
 pub async fn lookup_post(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
@@ -271,7 +338,7 @@ pub async fn lookup_post(
 }
 
 /// One signal type's index in HMA's `IndexStatusResponse`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IndexStatus {
     /// Whether the index is loaded.
     pub present: bool,
@@ -283,6 +350,15 @@ pub struct IndexStatus {
 }
 
 /// `GET /m/index/status[?signal_type=]`.
+#[utoipa::path(
+    get,
+    path = "/m/index/status",
+    tag = "hma",
+    summary = "Each signal type's index (HMA)",
+    params(("signal_type" = Option<SignalTypeName>, Query, description = "Only this signal type")),
+    responses((status = 200, description = "Index status by signal type", body = BTreeMap<String, IndexStatus>)),
+    security(("bearer" = [])),
+)]
 pub async fn index_status(
     State(gate): State<HttpGate>,
     RawQuery(query): RawQuery,
@@ -325,6 +401,16 @@ pub async fn index_status(
 
 /// `GET /status`: 200 `I-AM-ALIVE` once the node serves matches that reflect its peers (as
 /// gRPC health's Matching), 503 before, like HMA's readiness probe.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "probes",
+    summary = "Readiness (HMA)",
+    responses(
+        (status = 200, description = "Serving matches that reflect the node's peers", content_type = "text/plain", body = String, example = "I-AM-ALIVE"),
+        (status = 503, description = "Loading or catching up", content_type = "text/plain", body = String, example = "NOT-READY"),
+    ),
+)]
 pub async fn status(State(gate): State<HttpGate>) -> Response {
     if gate.ready() {
         (StatusCode::OK, "I-AM-ALIVE").into_response()
@@ -334,6 +420,13 @@ pub async fn status(State(gate): State<HttpGate>) -> Response {
 }
 
 /// `GET /status/live`: 200 while the process serves at all (liveness).
+#[utoipa::path(
+    get,
+    path = "/status/live",
+    tag = "probes",
+    summary = "Liveness",
+    responses((status = 200, description = "The process serves", content_type = "text/plain", body = String, example = "I-AM-ALIVE")),
+)]
 pub async fn status_live() -> &'static str {
     "I-AM-ALIVE"
 }

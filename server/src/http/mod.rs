@@ -7,6 +7,7 @@
 //!   `/m/raw_lookup`, `/h/hash`, `/m/index/status`, `/status`, `/status/live`); an origin plays
 //!   an HMA bank and its log index the bank content id.
 //! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance.
+//! - [`openapi`]: the OpenAPI 3.1 document of both, generated from the handlers.
 //!
 //! Every handler converts to the gRPC request type and calls the same domain code the gRPC
 //! handler calls (`grpc::matching::answer`), so there is no second matching path, and every
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod hma;
+pub mod openapi;
 pub mod v1;
 
 use crate::config::Scope;
@@ -42,6 +44,10 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         path: "/status/live",
+        scope: None,
+    },
+    Route {
+        path: "/openapi.json",
         scope: None,
     },
     Route {
@@ -122,6 +128,7 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
     axum::Router::new()
         .route("/status", get(hma::status))
         .route("/status/live", get(hma::status_live))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/m/index/status", get(hma::index_status))
         .route(
             "/m/lookup",

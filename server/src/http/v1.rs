@@ -16,6 +16,7 @@ use redline_proto::pb;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Largest JSON body: a batch of [`MAX_BATCH`] PDQ signals is ~1 MiB; room for labels and
 /// whitespace.
@@ -24,10 +25,11 @@ pub const MAX_JSON_BODY: usize = 4 << 20;
 pub const MAX_BATCH: usize = 10_000;
 
 /// A signal as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalIn {
     /// `pdq`, `md5`, `sha256`, `vpdq`, … (the proto's names).
+    #[schema(value_type = super::openapi::SignalTypeName)]
     pub signal_type: String,
     /// Lowercase hex.
     pub value: String,
@@ -37,7 +39,7 @@ pub struct SignalIn {
 }
 
 /// Body of `/v1/match` and `/v1/match/batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchBody {
     /// The hashes to look up, answered in this order.
@@ -51,7 +53,7 @@ pub struct MatchBody {
 }
 
 /// The signed tree a match was made under.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CheckpointRef {
     /// Tree size.
     pub size: u64,
@@ -60,7 +62,7 @@ pub struct CheckpointRef {
 }
 
 /// How a vPDQ query compared with the listed video.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VideoOut {
     /// Percent of the query's frames matched.
     pub query_percent: f64,
@@ -73,7 +75,7 @@ pub struct VideoOut {
 }
 
 /// One match.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MatchOut {
     /// The origin (hotline) whose signed log holds the entry.
     pub origin: String,
@@ -99,7 +101,7 @@ pub struct MatchOut {
 }
 
 /// The answer for one queried signal.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Lookup {
     /// The queried signal's type.
     pub signal_type: String,
@@ -109,6 +111,13 @@ pub struct Lookup {
     pub matches: Vec<MatchOut>,
     /// More entries matched than `matches` holds.
     pub truncated: bool,
+}
+
+/// `POST /v1/match`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MatchResults {
+    /// One lookup per signal sent, in the order sent.
+    pub results: Vec<Lookup>,
 }
 
 fn parse_body(bytes: &[u8]) -> Result<MatchBody, ApiError> {
@@ -201,16 +210,25 @@ fn budget(b: Option<Extension<Budget>>) -> Budget {
 
 /// `POST /v1/match`: at most `[matching] max_signals` signals, `{"results": [Lookup…]}` in the
 /// order sent.
+#[utoipa::path(
+    post,
+    path = "/v1/match",
+    tag = "v1",
+    summary = "Match hashes, with provenance",
+    request_body(content = MatchBody, content_type = "application/json"),
+    responses((status = 200, description = "One lookup per signal, in the order sent", body = MatchResults)),
+    security(("bearer" = [])),
+)]
 pub async fn match_one(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<MatchResults>, ApiError> {
     let node = gate.node()?;
     let parsed = parse_body(&body)?;
     let resp = answer(node, request(&parsed.signals, &parsed), &budget(b)).await?;
     let results = lookups(node, resp, &mut Checkpoints::default());
-    Ok(Json(serde_json::json!({ "results": results })))
+    Ok(Json(MatchResults { results }))
 }
 
 /// `POST /v1/match/batch`: up to [`MAX_BATCH`] signals, answered as NDJSON, one [`Lookup`] per
@@ -218,6 +236,21 @@ pub async fn match_one(
 /// backfill sees its first results at once and the node holds one slice's answers at a time).
 /// Each slice is charged to the token like a Match of its own; a slice refused (rate, bad
 /// signal) ends the stream with one `{"error": {"message", "code"}}` line.
+#[utoipa::path(
+    post,
+    path = "/v1/match/batch",
+    tag = "v1",
+    summary = "Match up to 10,000 hashes, streamed as NDJSON",
+    request_body(content = MatchBody, content_type = "application/json"),
+    responses((
+        status = 200,
+        description = "One Lookup per line, in the order sent; a refused slice ends the stream \
+            with one `{\"error\": {\"message\", \"code\"}}` line",
+        content_type = "application/x-ndjson",
+        body = Lookup,
+    )),
+    security(("bearer" = [])),
+)]
 pub async fn match_batch(
     State(gate): State<HttpGate>,
     b: Option<Extension<Budget>>,
