@@ -192,6 +192,7 @@ pub async fn launch(
     if !*stopping.borrow() {
         services.open(&node).await;
         if node.peers().readiness().is_ready() {
+            services.set_caught_up(true).await;
             metrics.set_ready(true);
         } else {
             services.set_caught_up(false).await;
