@@ -8,6 +8,7 @@
 //! - [`checkpoint`]: C2SP tlog-checkpoints signed as C2SP signed-notes with Ed25519.
 //! - [`replay`]: the log's rules (validity, retraction, the active set): one verifier for all.
 //! - [`consistency`]: whether a verified checkpoint extends the head a holder has.
+//! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree holds, and entry bundles.
 //!
 //! The server, the client's auditor and any platform use this one implementation.
 
@@ -17,6 +18,7 @@ pub mod entry;
 pub mod merkle;
 pub mod replay;
 pub mod signal;
+pub mod tiles;
 pub mod vpdq;
 
 /// Generated code for package `redline.v1`.

@@ -550,6 +550,22 @@ impl Default for EvidenceConfig {
     }
 }
 
+/// The C2SP tlog-tiles view of every log the node holds (`[tiles]`), served under
+/// `/tlog/<origin>/` on the listen address. Entry bundles always need a token with the `audit`
+/// or `federate` scope: perceptual hashes say something about the images they were made from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TilesConfig {
+    /// Serve checkpoints and hash tiles to anyone (witnesses, monitors, a CDN in front of the
+    /// node): they reveal a list's size and Merkle hashes, nothing about its entries. Off, they
+    /// need `audit` or `federate` like the entries.
+    pub public: bool,
+    /// Also write every origin's tiles as a static tree into this directory after each
+    /// commit (`<dir>/<origin>/checkpoint`, `<dir>/<origin>/tile/…`), for any web server,
+    /// object store or CDN to serve.
+    pub publish_dir: Option<PathBuf>,
+}
+
 /// What one caller's `Gossip` may cost this node (`[gossip]`), per token (or per address when
 /// tokens are off). Checkpoints over the budget are dropped unread and counted
 /// (`redline_rejected_total{source="peer",reason="gossip_budget"}`), never queued.
@@ -619,6 +635,9 @@ pub struct Config {
     /// Budget of gossip received.
     #[serde(default)]
     pub gossip: GossipConfig,
+    /// The tlog-tiles view of the logs.
+    #[serde(default)]
+    pub tiles: TilesConfig,
     /// Bearer tokens accepted. None: every caller may do everything, so the node then only
     /// listens on loopback.
     #[serde(default)]

@@ -17,6 +17,7 @@ pub mod log;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod publish;
 pub mod store;
 pub mod telemetry;
 
@@ -212,6 +213,13 @@ pub async fn launch(
         );
         on_ready(&node);
         sync_tasks = federation::sync::spawn_all(node.clone(), stopping.clone());
+        if let Some(dir) = &config.tiles.publish_dir {
+            sync_tasks.push(tokio::spawn(publish::publish_tiles(
+                node.clone(),
+                dir.clone(),
+                stopping.clone(),
+            )));
+        }
         if config.matching.snapshot_interval_s > 0 {
             sync_tasks.push(tokio::spawn(save_snapshots(
                 node.clone(),

@@ -245,23 +245,23 @@ impl Tokens {
         path: &str,
         authorization: Option<&[u8]>,
     ) -> Result<(Caller, Budget), (Refusal, Status)> {
-        self.admit_scope(scope_for_path(path), authorization)
+        match scope_for_path(path) {
+            Some(scope) => self.admit_any(&[scope], authorization),
+            None => self.admit_any(&[], authorization),
+        }
     }
 
-    /// [`admit`](Self::admit) for a call that needs `scope` (`None`: open to anyone). The
-    /// HTTP API ([`crate::http`]) names its routes' scopes itself and shares these tokens and
-    /// their rate buckets with gRPC, so a token's rate covers both.
-    pub fn admit_scope(
+    /// [`admit`](Self::admit) for a call that any one of `scopes` admits (none: open to
+    /// anyone). The HTTP API ([`crate::http`]) names its routes' scopes itself and shares these
+    /// tokens and their rate buckets with gRPC, so a token's rate covers both.
+    pub fn admit_any(
         &self,
-        scope: Option<Scope>,
+        scopes: &[Scope],
         authorization: Option<&[u8]>,
     ) -> Result<(Caller, Budget), (Refusal, Status)> {
-        if !self.enabled() {
+        if !self.enabled() || scopes.is_empty() {
             return Ok((Caller(None), Budget::unlimited()));
         }
-        let Some(scope) = scope else {
-            return Ok((Caller(None), Budget::unlimited()));
-        };
         let unauthenticated = |m: &str| (Refusal::Unauthenticated, Status::unauthenticated(m));
         let Some(value) = authorization else {
             return Err(unauthenticated(
@@ -283,13 +283,14 @@ impl Tokens {
         let Some(token) = found else {
             return Err(unauthenticated("invalid bearer token"));
         };
-        if !token.scopes.contains(&scope) {
+        if !scopes.iter().any(|s| token.scopes.contains(s)) {
+            let needed: Vec<String> = scopes.iter().map(|s| format!("'{}'", s.name())).collect();
             return Err((
                 Refusal::PermissionDenied,
                 Status::permission_denied(format!(
-                    "token '{}' lacks the '{}' scope this service needs",
+                    "token '{}' lacks the {} scope this service needs",
                     token.name,
-                    scope.name()
+                    needed.join(" or ")
                 )),
             ));
         }

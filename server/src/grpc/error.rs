@@ -6,6 +6,7 @@ use crate::hashing::{ImageError, VideoHashError};
 use crate::log::LogError;
 use crate::node::NodeError;
 use redline_hashing::VideoErrorKind;
+use redline_proto::tiles::TileError;
 use tonic::Status;
 
 impl From<NodeError> for Status {
@@ -21,6 +22,7 @@ impl From<NodeError> for Status {
             | Image(ImageError::Refused(_))
             | BadRange(_)
             | BadPageToken(_)
+            | Tile(TileError::BadPath(_))
             | Log(LogError::Invalid(_)) => Status::invalid_argument(e.to_string()),
             Video(VideoHashError::Refused(v)) => match v.kind() {
                 VideoErrorKind::InvalidInput => Status::invalid_argument(e.to_string()),
@@ -30,7 +32,9 @@ impl From<NodeError> for Status {
                     Status::failed_precondition(e.to_string())
                 }
             },
-            UnknownOrigin(_) | NoSuchEntry { .. } => Status::not_found(e.to_string()),
+            UnknownOrigin(_) | NoSuchEntry { .. } | Tile(TileError::BeyondTree { .. }) => {
+                Status::not_found(e.to_string())
+            }
             NotAnAdd(_) | AlreadyRetracted(_) => Status::failed_precondition(e.to_string()),
             Image(ImageError::Interrupted)
             | Video(VideoHashError::Interrupted)
@@ -40,6 +44,12 @@ impl From<NodeError> for Status {
             | Store(_)
             | Checkpoint(_)
             | Proof(_)
+            | Tile(
+                TileError::Truncated { .. }
+                | TileError::WrongCount { .. }
+                | TileError::EntryTooLarge(_)
+                | TileError::Read(_),
+            )
             | Identity(_)
             | Join(_) => {
                 tracing::error!(error = %e, "internal error");

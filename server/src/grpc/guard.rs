@@ -83,6 +83,7 @@ struct Shared {
 pub struct GuardLayer {
     shared: Arc<Shared>,
     streams: StreamLimits,
+    public_tiles: bool,
 }
 
 impl GuardLayer {
@@ -96,12 +97,22 @@ impl GuardLayer {
                 stopping,
             }),
             streams: StreamLimits::default(),
+            public_tiles: false,
         }
     }
 
     /// The same guard with `streams` as its stream limits.
     pub fn with_streams(self, streams: StreamLimits) -> Self {
         Self { streams, ..self }
+    }
+
+    /// The same guard serving tlog checkpoints and hash tiles without a token
+    /// ([`crate::config::TilesConfig::public`]).
+    pub fn with_public_tiles(self, public_tiles: bool) -> Self {
+        Self {
+            public_tiles,
+            ..self
+        }
     }
 }
 
@@ -112,6 +123,7 @@ impl<S> tower::Layer<S> for GuardLayer {
             inner,
             shared: self.shared.clone(),
             streams: self.streams,
+            public_tiles: self.public_tiles,
         }
     }
 }
@@ -122,6 +134,7 @@ pub struct GuardService<S> {
     inner: S,
     shared: Arc<Shared>,
     streams: StreamLimits,
+    public_tiles: bool,
 }
 
 /// Snake-case name of a gRPC status code (`grpc-status` value).
@@ -341,7 +354,7 @@ where
         start: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>> {
         let shared = self.shared.clone();
-        let Some(route) = crate::http::route(req.uri().path()) else {
+        let Some(route) = crate::http::access(req.uri().path(), self.public_tiles) else {
             let resp = crate::http::error::not_found(req.uri().path());
             shared.metrics.rpc(
                 crate::http::OTHER_LABEL,
@@ -354,7 +367,7 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        match shared.tokens.admit_scope(route.scope, auth) {
+        match shared.tokens.admit_any(route.scopes, auth) {
             Ok((caller, budget)) => {
                 req.extensions_mut().insert(caller);
                 req.extensions_mut().insert::<Budget>(budget);

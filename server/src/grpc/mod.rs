@@ -255,7 +255,8 @@ pub async fn router(
             .max_connection_age_grace(Duration::from_millis(limits.max_connection_age_grace_ms));
     }
     let guard = guard::GuardLayer::new(auth::Tokens::new(&config.tokens), metrics, stopping)
-        .with_streams(guard::StreamLimits::of(&config.limits));
+        .with_streams(guard::StreamLimits::of(&config.limits))
+        .with_public_tiles(config.tiles.public);
     let mut routes = tonic::service::RoutesBuilder::default();
     routes
         .add_service(health_service)

@@ -8,6 +8,9 @@
 //!   an HMA bank and its log index the bank content id.
 //! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance.
 //! - [`openapi`]: the OpenAPI 3.1 document of both, generated from the handlers.
+//! - [`tlog`]: every log as C2SP tlog-tiles under `/tlog/<origin>/` (checkpoint, hash tiles,
+//!   entry bundles), for transparency-log tools and CDNs; specified by C2SP, not in the
+//!   OpenAPI document.
 //!
 //! Every handler converts to the gRPC request type and calls the same domain code the gRPC
 //! handler calls (`grpc::matching::answer`), so there is no second matching path, and every
@@ -17,6 +20,7 @@
 pub mod error;
 pub mod hma;
 pub mod openapi;
+pub mod tlog;
 pub mod v1;
 
 use crate::config::Scope;
@@ -31,8 +35,9 @@ use std::sync::{Arc, OnceLock};
 pub struct Route {
     /// The request path.
     pub path: &'static str,
-    /// The token scope it needs; `None`: anyone (the liveness and readiness probes).
-    pub scope: Option<Scope>,
+    /// The token scopes any one of which admits a call; empty: anyone (the probes, and public
+    /// tlog resources).
+    pub scopes: &'static [Scope],
 }
 
 /// Every path served, with its scope. Matching-side calls need `match`, as `Matching` does in
@@ -40,39 +45,39 @@ pub struct Route {
 pub const ROUTES: &[Route] = &[
     Route {
         path: "/status",
-        scope: None,
+        scopes: &[],
     },
     Route {
         path: "/status/live",
-        scope: None,
+        scopes: &[],
     },
     Route {
         path: "/openapi.json",
-        scope: None,
+        scopes: &[],
     },
     Route {
         path: "/m/index/status",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
     Route {
         path: "/m/lookup",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
     Route {
         path: "/m/raw_lookup",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
     Route {
         path: "/h/hash",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
     Route {
         path: "/v1/match",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
     Route {
         path: "/v1/match/batch",
-        scope: Some(Scope::Match),
+        scopes: &[Scope::Match],
     },
 ];
 
@@ -82,6 +87,15 @@ pub const OTHER_LABEL: &str = "http other";
 /// The route at `path`, if the API serves it.
 pub fn route(path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.path == path)
+}
+
+/// Who may call `path` and its metric label: a [`ROUTES`] entry, or a tlog-tiles resource
+/// (whose checkpoints and hash tiles are open when `public_tiles`). `None`: not served.
+pub fn access(path: &str, public_tiles: bool) -> Option<Route> {
+    match route(path) {
+        Some(r) => Some(*r),
+        None => tlog::Resource::parse(path).map(|r| r.route(public_tiles)),
+    }
 }
 
 /// The node behind the API once it is open, and whether it has caught up with its peers (what
@@ -137,6 +151,7 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
                 .layer(upload_limit),
         )
         .route("/m/raw_lookup", get(hma::raw_lookup))
+        .route("/tlog/{*resource}", get(tlog::get))
         .route("/h/hash", post(hma::hash_post).layer(upload_limit))
         .route(
             "/v1/match",
@@ -159,8 +174,8 @@ mod tests {
         paths.sort_unstable();
         paths.dedup();
         assert_eq!(paths.len(), ROUTES.len());
-        assert_eq!(route("/m/lookup").unwrap().scope, Some(Scope::Match));
-        assert_eq!(route("/status").unwrap().scope, None);
+        assert_eq!(route("/m/lookup").unwrap().scopes, [Scope::Match]);
+        assert!(route("/status").unwrap().scopes.is_empty());
         assert!(route("/m/lookup/").is_none());
         assert!(route("/redline.v1.Matching/Match").is_none());
     }

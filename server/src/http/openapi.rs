@@ -211,7 +211,7 @@ mod tests {
                     .is_some_and(|s| !s.is_empty());
                 assert_eq!(
                     secured,
-                    route.scope.is_some(),
+                    !route.scopes.is_empty(),
                     "{method} {}: security must follow the route's scope",
                     route.path
                 );

@@ -12,6 +12,7 @@ use futures::Stream;
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::merkle::{self, Hash};
 use redline_proto::pb;
+use redline_proto::tiles::{self, TileRef};
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -371,6 +372,57 @@ impl Logs {
         })
         .await???;
         Ok((new, proof))
+    }
+
+    /// Root of `origin`'s tree at `size` (at most the size held).
+    pub async fn root_at(&self, origin: &str, size: u64) -> Result<Hash> {
+        let state = self.get(origin)?.state();
+        if size > state.size() {
+            return Err(NodeError::BadRange(format!(
+                "size {size} is past {origin}'s size {}",
+                state.size()
+            )));
+        }
+        let (store, id) = (self.store.clone(), state.id);
+        Ok(blocking(move || store.with_hashes(id, |r| merkle::tree_root(size, r))).await???)
+    }
+
+    /// The bytes of C2SP tile `tile` of `origin`'s log: a hash tile, or an entry bundle of the
+    /// stored leaves. Refused as `BeyondTree` (404) when the tree held does not hold it yet.
+    /// Any tile within the held tree is served, also past a checkpoint still being caught up
+    /// to: a tile's bytes are fixed by the entries below it, whatever checkpoint follows.
+    pub async fn tile(&self, origin: &str, tile: TileRef) -> Result<Vec<u8>> {
+        let state = self.get(origin)?.state();
+        let size = state.size();
+        tile.check_within(size)?;
+        let (store, id) = (self.store.clone(), state.id);
+        if !tile.is_entries() {
+            return Ok(
+                blocking(move || store.with_hashes(id, |r| tile.hash_tile(size, r))).await???,
+            );
+        }
+        let (start, end) = tile.entry_range();
+        let name = origin.to_owned();
+        blocking(move || {
+            let mut bundle = Vec::new();
+            let mut next = start;
+            for leaf in store.leaves(id, start, end) {
+                let (index, leaf) = leaf?;
+                if index != next {
+                    break;
+                }
+                tiles::push_entry(&mut bundle, &leaf)?;
+                next += 1;
+            }
+            if next != end {
+                return Err(NodeError::MissingLeaves {
+                    origin: name,
+                    at: next,
+                });
+            }
+            Ok(bundle)
+        })
+        .await?
     }
 
     /// Makes a durable commit the log's state and announces it.

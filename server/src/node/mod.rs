@@ -101,6 +101,8 @@ pub enum NodeError {
     #[error(transparent)]
     Proof(#[from] ProofError),
     #[error(transparent)]
+    Tile(#[from] redline_proto::tiles::TileError),
+    #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error("background task failed: {0}")]
     Join(String),
