@@ -8,7 +8,7 @@
 //! and decides what a tree of a given size holds, so the node, the static publisher and the
 //! readers apply one rule.
 
-use crate::merkle::{Hash, HashReader, HASH_SIZE};
+use crate::merkle::{HashReader, HASH_SIZE};
 use thiserror::Error;
 use tlog_tiles::Tile;
 
@@ -112,12 +112,6 @@ impl TileRef {
         self.tile.is_data()
     }
 
-    /// Whether the tile is full (256 wide), so its bytes never change again: such tiles are
-    /// served as immutable, partial ones only briefly cacheable.
-    pub fn is_full(&self) -> bool {
-        u64::from(self.tile.width()) == TILE_WIDTH
-    }
-
     /// Tile level (0 for entry bundles).
     pub fn level(&self) -> u8 {
         self.tile.level()
@@ -175,33 +169,22 @@ impl TileRef {
             .map_err(|e| TileError::Read(e.to_string()))
     }
 
-    /// The full tile this one is a prefix of, or itself.
-    pub fn full(&self) -> Self {
-        Self {
-            tile: Tile::new(
-                TILE_HEIGHT,
-                self.level(),
-                self.index(),
-                TILE_WIDTH as u32,
-                self.is_entries(),
-            ),
-        }
-    }
-
     /// Every tile a tree of `size` entries holds that a tree of `old_size` did not (the full
     /// tiles completed since, and the new partial ones), hash tiles then entry bundles: what a
     /// static publisher writes after a commit.
     pub fn new_tiles(old_size: u64, size: u64) -> Vec<Self> {
-        let hashes = Tile::new_tiles(TILE_HEIGHT, old_size, size)
+        let hashes: Vec<Self> = Tile::new_tiles(TILE_HEIGHT, old_size, size)
             .into_iter()
-            .map(|tile| Self { tile });
-        let entries = Tile::new_tiles(TILE_HEIGHT, old_size, size)
-            .into_iter()
+            .map(|tile| Self { tile })
+            .collect();
+        let entries: Vec<Self> = hashes
+            .iter()
             .filter(|t| t.level() == 0)
             .map(|t| Self {
-                tile: Tile::new(TILE_HEIGHT, 0, t.level_index(), t.width(), true),
-            });
-        hashes.chain(entries).collect()
+                tile: Tile::new(TILE_HEIGHT, 0, t.index(), t.width(), true),
+            })
+            .collect();
+        [hashes, entries].concat()
     }
 }
 
@@ -250,17 +233,10 @@ pub fn split_entries(bundle: &[u8], expected: usize) -> Result<Vec<&[u8]>, TileE
     Ok(out)
 }
 
-/// The stored hash of a tile's `i`-th hash, read from the tile's bytes: for a reader that
-/// verifies tiles fetched from a mirror before using them.
-pub fn tile_hash(tile_bytes: &[u8], i: usize) -> Option<Hash> {
-    let bytes = tile_bytes.get(i * HASH_SIZE..(i + 1) * HASH_SIZE)?;
-    Some(Hash(bytes.try_into().ok()?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merkle::{leaf_hash, MemoryHashes};
+    use crate::merkle::{leaf_hash, Hash, MemoryHashes};
 
     #[test]
     fn paths_are_c2sp_and_round_trip() {
@@ -353,7 +329,7 @@ mod tests {
         let full = TileRef::hashes(0, 0, 256).unwrap();
         let bytes = full.hash_tile(300, &tree).unwrap();
         assert_eq!(bytes.len(), FULL_TILE_BYTES);
-        assert_eq!(tile_hash(&bytes, 5), Some(leaf_hash(&5u32.to_be_bytes())));
+        assert_eq!(bytes[5 * 32..6 * 32], leaf_hash(&5u32.to_be_bytes()).0);
         // The level-1 partial tile's one hash is the root of the first 256 leaves.
         let up = TileRef::hashes(1, 0, 1)
             .unwrap()
