@@ -9,6 +9,7 @@
 //! - [`replay`]: the log's rules (validity, retraction, the active set): one verifier for all.
 //! - [`consistency`]: whether a verified checkpoint extends the head a holder has.
 //! - [`tiles`]: C2SP tlog-tiles paths, which tiles a tree holds, and entry bundles.
+//! - [`proof`]: C2SP tlog-proofs, an entry's offline-verifiable inclusion in a signed checkpoint.
 //!
 //! The server, the client's auditor and any platform use this one implementation.
 
@@ -16,6 +17,7 @@ pub mod checkpoint;
 pub mod consistency;
 pub mod entry;
 pub mod merkle;
+pub mod proof;
 pub mod replay;
 pub mod signal;
 pub mod tiles;
