@@ -25,6 +25,7 @@ use redline_proto::pb::{
     audit_client::AuditClient, Checkpoint, GetCheckpointRequest, GetConsistencyProofRequest,
     GetEntriesRequest, GetInclusionProofRequest, ListOriginsRequest, OriginInfo,
 };
+use redline_proto::proof::{TlogProof, VerifiedProof};
 use redline_proto::replay::{Effect, Empty, Replay, Replayed};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -178,6 +179,12 @@ pub enum AuditError {
         held: u64,
         previous: u64,
         signed_size: u64,
+    },
+    #[error("{origin}: index {index}: cannot make an offline proof: {detail}")]
+    Proof {
+        origin: String,
+        index: u64,
+        detail: String,
     },
     #[error("{origin}: the node says it holds a prefix of size {size} of the signed tree of size {signed_size}, but its proof does not show that: {detail}")]
     BadPrefix {
@@ -764,6 +771,75 @@ impl Auditor {
         }
         misreported(&origin, &served, &verified)?;
         Ok(verified)
+    }
+
+    /// An offline proof (a C2SP tlog-proof, [`TlogProof`]) that entry `index` of `key`'s log is
+    /// in the origin's latest signed checkpoint, assembled from what the node serves (the
+    /// signed note, the leaf, the inclusion proof) and verified here against `key` before it
+    /// is returned, so a node cannot hand out a proof that would not verify later. Nothing
+    /// but the signed note's size and root counts: the leaf is fetched up to it, the
+    /// inclusion proof asked for in exactly that tree.
+    pub async fn prove_entry(
+        &mut self,
+        key: &OriginKey,
+        index: u64,
+    ) -> Result<(TlogProof, VerifiedProof), AuditError> {
+        let origin = key.name().to_owned();
+        let fail = |detail: String| AuditError::Proof {
+            origin: origin.clone(),
+            index,
+            detail,
+        };
+        let served = self.checkpoint(&origin).await?;
+        if served.prefix.is_some() {
+            return Err(fail(
+                "the node is still catching up to the origin's latest signed checkpoint and cannot prove entries in it yet; ask another node or try later".into(),
+            ));
+        }
+        let signed = key
+            .verify(&served.signed_note)
+            .map_err(|e| AuditError::BadCheckpoint {
+                origin: origin.clone(),
+                detail: e.to_string(),
+            })?;
+        if index >= signed.size {
+            return Err(fail(format!(
+                "the log's latest signed checkpoint has {} entries (indexes 0 to {})",
+                signed.size,
+                signed.size.saturating_sub(1)
+            )));
+        }
+        let mut leaf = None;
+        self.stream_entries(&origin, index, index + 1, |_, data| {
+            leaf = Some(data);
+            Ok(())
+        })
+        .await?;
+        let leaf = leaf.expect("stream_entries read exactly one leaf");
+        let proof = self
+            .audit
+            .get_inclusion_proof(GetInclusionProofRequest {
+                origin: origin.clone(),
+                index,
+                tree_size: signed.size,
+            })
+            .await
+            .map_err(ClientError::from)?
+            .into_inner();
+        let hashes = proof
+            .hashes
+            .iter()
+            .map(|h| merkle::hash_from_slice(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail(format!("the node's inclusion proof: {e}")))?;
+        let tlog =
+            TlogProof::new(leaf, index, hashes, signed.note).map_err(|e| fail(e.to_string()))?;
+        let verified = tlog.verify(key).map_err(|e| {
+            fail(format!(
+                "what the node served does not verify against the origin's key: {e}"
+            ))
+        })?;
+        Ok((tlog, verified))
     }
 
     /// After a root mismatch: the first leaf whose bytes the node's own inclusion proof does

@@ -27,6 +27,7 @@ Examples:
   redline audit --key 'hotline-a.example+1a2b3c4d+AQ...' --allow-unknown
   redline audit --trust-file trust.toml --export dump/      # also save what was fetched
   redline audit --trust-file trust.toml --offline dump/     # verify a saved dump, no node
+  redline audit --trust-file trust.toml --proof entry-42.tlog-proof   # one entry, no node
 
 A trust file is TOML with entries like the node's config (other fields are ignored):
   [[trust]]
@@ -57,6 +58,11 @@ pub struct AuditArgs {
     /// Verify a dump written by --export instead of asking a node.
     #[arg(long, value_name = "DIR")]
     offline: Option<PathBuf>,
+    /// Verify one offline proof written by `redline proof` (a C2SP tlog-proof) instead of a
+    /// log: against the key of the origin its checkpoint names, with no node. Prints the
+    /// origin, index, tree size, root and the entry.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["offline", "export", "state", "allow_unknown"])]
+    proof: Option<PathBuf>,
     /// How many of the node's inclusion proofs to check per origin (0: none).
     #[arg(long, value_name = "N", default_value_t = 64)]
     inclusion_proofs: u64,
@@ -108,6 +114,9 @@ pub fn key_ring(keys: &[String], trust_files: &[PathBuf]) -> Result<KeyRing> {
 }
 
 pub async fn audit(a: AuditArgs, global: &Global, out: &mut Out) -> Result<bool> {
+    if let Some(file) = &a.proof {
+        return super::proof::audit_proof(file, &a.keys, &a.trust_file, out);
+    }
     let ring = key_ring(&a.keys, &a.trust_file)?;
     let previous = match &a.state {
         Some(p) => AuditState::load(p)?,

@@ -6,6 +6,7 @@
 mod audit;
 mod hashes;
 mod lists;
+mod proof;
 mod trail;
 
 use anyhow::{Context, Result};
@@ -24,6 +25,7 @@ Examples:
   redline submit photo.jpg --label ncii --legal-basis 'consent withdrawn' --case-ref C-1
   redline match --pdq f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22
   redline audit --trust-file trust.toml --state audit-state.json
+  redline proof hotline-a.example 42 --trust-file trust.toml --out entry-42.tlog-proof
 
 Every command talks to --node (default http://127.0.0.1:7443, or $REDLINE_NODE) and sends
 --token (or $REDLINE_TOKEN) as a bearer token. Add --json for output meant for scripts.";
@@ -90,6 +92,7 @@ enum Command {
     Match(hashes::MatchArgs),
     Status(StatusArgs),
     Audit(audit::AuditArgs),
+    Proof(proof::ProofArgs),
     Export(lists::ExportArgs),
     Import(lists::ImportArgs),
     Trail(trail::TrailArgs),
@@ -224,6 +227,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Command::Retract(a) => retract(a, &global, &mut out).await?,
         Command::Status(_) => status(&global, &mut out).await?,
         Command::Audit(a) => audit::audit(a, &global, &mut out).await?,
+        Command::Proof(a) => proof::prove(a, &global, &mut out).await?,
         Command::Export(a) => lists::export(a, &global, &mut out).await?,
         Command::Import(a) => lists::import(a, &global, &mut out).await?,
         Command::Trail(a) => trail::trail(a, &global, &mut out).await?,

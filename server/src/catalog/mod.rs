@@ -153,6 +153,9 @@ pub struct Hit {
     /// For a vPDQ entry, how the query video compared with it (set by the node's video
     /// matcher, which reads the entry's frames).
     pub video: Option<VideoHit>,
+    /// A C2SP tlog-proof of the entry, when the query asked for one (set by the node's
+    /// matcher, which reads the leaf and the tree; see `Logs::tlog_proofs`).
+    pub tlog_proof: Option<Vec<u8>>,
 }
 
 /// How a query video compared with a listed vPDQ entry.
@@ -1075,6 +1078,7 @@ impl Inner {
             quality: u32::from(info.quality),
             listing: self.listings[info.listing as usize].clone(),
             video: None,
+            tlog_proof: None,
         }
     }
 }

@@ -180,6 +180,15 @@ impl Budget {
             })
         }
     }
+
+    /// Charges `units` of work already done whose amount was only known after the request was
+    /// admitted (a Match's tlog-proofs, one per hit): always taken, possibly into debt, which
+    /// the token's next calls then wait out like any other.
+    pub fn charge_done(&self, units: u64) {
+        if let Some(m) = &self.0 {
+            m.bucket.charge(units, true);
+        }
+    }
 }
 
 #[derive(Debug)]

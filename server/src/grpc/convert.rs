@@ -110,6 +110,7 @@ impl TryFrom<pb::MatchRequest> for Query {
             max_distance: req.max_distance,
             max_hits: req.max_hits,
             video: req.video,
+            proofs: req.proofs,
             video_options: req.video_options.map(|o| VideoThresholds {
                 quality: (o.quality_threshold > 0).then(|| o.quality_threshold.min(100) as u8),
                 query_percent: (o.query_match_percent > 0.0).then_some(o.query_match_percent),
@@ -146,6 +147,7 @@ fn match_of(signal_type: SignalType, hit: Hit) -> pb::Match {
                 compared_ranges: ranges(v.compared_ranges),
             }
         }),
+        tlog_proof: hit.tlog_proof.unwrap_or_default(),
     }
 }
 

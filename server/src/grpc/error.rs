@@ -44,6 +44,7 @@ impl From<NodeError> for Status {
             | Store(_)
             | Checkpoint(_)
             | Proof(_)
+            | TlogProof(_)
             | Tile(
                 TileError::Truncated { .. }
                 | TileError::WrongCount { .. }

@@ -63,7 +63,17 @@ pub async fn answer(
         req.dihedral,
     ))?;
     let query = Query::try_from(req)?;
-    Ok(node.matching().answer(query).await?.into())
+    let answer = node.matching().answer(query).await?;
+    // A proof reads a leaf and an inclusion proof's hashes: about a search's work each, and
+    // how many there are is known only now.
+    let proofs = answer
+        .results
+        .iter()
+        .flat_map(|r| &r.hits)
+        .filter(|h| h.tlog_proof.is_some())
+        .count();
+    budget.charge_done(proofs as u64);
+    Ok(answer.into())
 }
 
 /// Responses of a match stream.

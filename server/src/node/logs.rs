@@ -12,6 +12,7 @@ use futures::Stream;
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::merkle::{self, Hash};
 use redline_proto::pb;
+use redline_proto::proof::TlogProof;
 use redline_proto::tiles::{self, TileRef};
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -372,6 +373,55 @@ impl Logs {
         })
         .await???;
         Ok((new, proof))
+    }
+
+    /// C2SP tlog-proofs ([`TlogProof`], the text `redline proof` writes) of the entries
+    /// `(origin, index)`, in the order asked, each against the latest checkpoint of its origin
+    /// held when the call began: what a platform keeps to show later, offline, which signed
+    /// version of the list a match came from. Each origin's checkpoint is read once.
+    ///
+    /// `None` where no proof can be made now, which a caller reports as "no proof" rather than
+    /// failing the whole answer: an origin still catching up in steps (its note signs a tree
+    /// not all held yet, so no inclusion proof in it can be served), an entry committed after
+    /// the checkpoint read, an unknown origin, or a store read that failed (logged).
+    ///
+    /// Reads the store: call it on the blocking pool.
+    pub fn tlog_proofs(&self, wanted: &[(&str, u64)]) -> Vec<Option<Vec<u8>>> {
+        let mut heads: HashMap<&str, Option<(OriginId, StoredCheckpoint)>> = HashMap::new();
+        wanted
+            .iter()
+            .map(|&(origin, index)| {
+                let head = heads.entry(origin).or_insert_with(|| {
+                    let state = self.get(origin).ok()?.state();
+                    let cp = state.checkpoint.filter(StoredCheckpoint::offerable)?;
+                    Some((state.id, cp))
+                });
+                let (id, cp) = head.as_ref()?;
+                if index >= cp.size {
+                    return None;
+                }
+                self.tlog_proof(*id, cp, index)
+                    .inspect_err(|e| {
+                        tracing::warn!(error = %e, origin, index, "cannot prove a matched entry");
+                    })
+                    .ok()
+            })
+            .collect()
+    }
+
+    fn tlog_proof(&self, id: OriginId, cp: &StoredCheckpoint, index: u64) -> Result<Vec<u8>> {
+        let leaf = self
+            .store
+            .leaf(id, index)?
+            .ok_or_else(|| NodeError::MissingLeaves {
+                origin: format!("origin #{id} (stored id)"),
+                at: index,
+            })?;
+        let size = cp.size;
+        let hashes = self
+            .store
+            .with_hashes(id, |r| merkle::inclusion_proof(index, size, r))??;
+        Ok(TlogProof::new(leaf, index, hashes, cp.note.clone())?.to_bytes())
     }
 
     /// Root of `origin`'s tree at `size` (at most the size held).

@@ -43,6 +43,9 @@ pub struct Query {
     pub video: Vec<u8>,
     /// This request's vPDQ thresholds, over the configured ones.
     pub video_options: Option<VideoThresholds>,
+    /// Also prove each hit's entry in its origin's signed log (a C2SP tlog-proof in
+    /// [`Hit::tlog_proof`]). Off unless asked: it reads each hit's leaf and tree.
+    pub proofs: bool,
 }
 
 /// A request's own vPDQ thresholds; `None` fields take `[matching.video]`'s.
@@ -68,7 +71,7 @@ pub struct QueryHits {
 }
 
 /// The answer to a [`Query`]: each given signal in order, then each signal computed from the
-/// image.
+/// image (and with [`Query::proofs`], each hit's tlog-proof).
 #[derive(Debug, Clone, Default)]
 pub struct Answer {
     /// One per queried signal.
@@ -194,11 +197,27 @@ impl Matching {
         // variants) go to the blocking pool so that they cannot stall the runtime's other
         // connections.
         // vPDQ searches compare whole frame lists and read leaves: always off the runtime.
-        let results = if searches <= INLINE_SEARCHES && !has_video {
+        let mut results = if searches <= INLINE_SEARCHES && !has_video {
             search_all()
         } else {
             blocking(search_all).await?
         };
+        if query.proofs && results.iter().any(|r| !r.hits.is_empty()) {
+            // Store reads: never on the runtime thread.
+            let logs = self.logs.clone();
+            results = blocking(move || {
+                let wanted: Vec<(&str, u64)> = results
+                    .iter()
+                    .flat_map(|r| r.hits.iter().map(|h| (h.origin.as_str(), h.index)))
+                    .collect();
+                let mut proofs = logs.tlog_proofs(&wanted).into_iter();
+                for hit in results.iter_mut().flat_map(|r| r.hits.iter_mut()) {
+                    hit.tlog_proof = proofs.next().flatten();
+                }
+                results
+            })
+            .await?;
+        }
         self.metrics
             .matched(results.len(), results.iter().map(|r| r.hits.len()).sum());
         Ok(Answer { results })

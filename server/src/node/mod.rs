@@ -100,6 +100,8 @@ pub enum NodeError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Proof(#[from] ProofError),
+    #[error("cannot write a tlog-proof: {0}")]
+    TlogProof(#[from] redline_proto::proof::TlogProofError),
     #[error(transparent)]
     Tile(#[from] redline_proto::tiles::TileError),
     #[error(transparent)]
