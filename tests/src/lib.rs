@@ -9,6 +9,7 @@
 pub mod adversary;
 pub mod crash;
 pub mod fuzz;
+pub mod go;
 pub mod liar;
 pub mod propagation;
 pub mod relay;

@@ -7,7 +7,8 @@
 //! - `redline proof` refuses an index the signed checkpoint does not hold and an origin whose
 //!   key it was not given;
 //! - a Match at P asking for `proofs` returns, per hit, a proof that verifies against A's key
-//!   and names the matched entry; without asking, none.
+//!   and names the matched entry; without asking, none;
+//! - Go's own `golang.org/x/mod/sumdb/tlog` verifies the file too (see `redline_e2e::go`).
 
 #[path = "cli_support.rs"]
 mod support;
@@ -257,4 +258,79 @@ async fn proof_refuses_what_it_cannot_prove_and_match_returns_proofs_per_hit() {
     assert!(plain.results[0].matches[0].tlog_proof.is_empty());
     a.stop().await;
     p.stop().await;
+}
+
+/// The same proof read by Go's own `tlog.CheckRecord` and `note.Open` (`tests/go/tlogverify
+/// -proof`): accepted as written, refused with one bit of the entry changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_verifies_a_proof_offline() {
+    let (da, work) = (temp_dir(), temp_dir());
+    let Some(go) = redline_e2e::go::build_go_verifier(work.path()) else {
+        return;
+    };
+    let a = TestNode::start_in("hotline-a.example", da.path()).await;
+    let key = a.node.public_key().verifier_key();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let pdqs: Vec<String> = (0..9).map(|_| random_pdq(&mut rng)).collect();
+    let mut args = vec!["submit", "--node", &a.url];
+    for h in &pdqs {
+        args.extend(["--pdq", h.as_str()]);
+    }
+    run(&args).await.ok();
+    let file = work.path().join("entry-5.tlog-proof");
+    run(&[
+        "proof",
+        "hotline-a.example",
+        "5",
+        "--node",
+        &a.url,
+        "--key",
+        &key,
+        "--out",
+        file.to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    a.stop().await;
+
+    let go_check = |path: &std::path::Path| {
+        std::process::Command::new(&go)
+            .args(["-vkey", &key, "-proof"])
+            .arg(path)
+            .output()
+            .expect("tlogverify runs")
+    };
+    let out = go_check(&file);
+    assert!(out.status.success(), "Go refused the proof: {out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["origin"], "hotline-a.example");
+    assert_eq!(
+        (v["size"].as_u64(), v["index"].as_u64()),
+        (Some(9), Some(5))
+    );
+    let entry = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(v["entry"].as_str().unwrap())
+            .unwrap()
+    };
+    let hash5 = hex::decode(&pdqs[5]).unwrap();
+    assert!(entry.windows(32).any(|w| w == hash5.as_slice()));
+
+    let proof = TlogProof::parse(&std::fs::read(&file).unwrap()).unwrap();
+    let mut altered = entry.clone();
+    let at = altered
+        .windows(32)
+        .position(|w| w == hash5.as_slice())
+        .unwrap();
+    altered[at] ^= 0x80;
+    let bad = TlogProof::new(altered, 5, proof.hashes.clone(), proof.checkpoint.clone()).unwrap();
+    let bad_file = work.path().join("altered.tlog-proof");
+    std::fs::write(&bad_file, bad.to_bytes()).unwrap();
+    let out = go_check(&bad_file);
+    assert!(!out.status.success(), "Go accepted an altered entry");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not in the signed tree"),
+        "{out:?}"
+    );
 }

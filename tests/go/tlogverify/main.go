@@ -4,6 +4,10 @@
 // an inclusion proof of every entry, and optionally a consistency proof from an older tree
 // given on the command line.
 //
+// With -proof FILE it reads no log: it verifies one C2SP tlog-proof (c2sp.org/tlog-proof, as
+// `redline proof` writes it) offline, with tlog.CheckRecord over the RFC 9162 record hash of
+// the proof's `extra` bytes, against the checkpoint it carries, opened with the key.
+//
 // It prints one JSON object on success and exits 1 with the reason on any failure.
 //
 // Built by tests/tests/tlog_tiles.rs in GOPATH mode against Debian's
@@ -133,6 +137,80 @@ func parseCheckpoint(text string) (origin string, size int64, root tlog.Hash, er
 	return lines[0], size, root, nil
 }
 
+type proofResult struct {
+	Origin      string `json:"origin"`
+	Size        int64  `json:"size"`
+	Index       int64  `json:"index"`
+	EntryBase64 string `json:"entry"`
+	ProofHashes int    `json:"proof_hashes"`
+}
+
+// verifyProofFile checks a tlog-proof: header, `extra` (the record), `index`, the inclusion
+// proof hashes up to an empty line, then the signed checkpoint, verbatim.
+func verifyProofFile(path, vkey string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		fail("%v", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		fail("verifier key: %v", err)
+	}
+	text := string(raw)
+	next := func() string {
+		i := strings.IndexByte(text, '\n')
+		if i < 0 {
+			fail("proof is truncated")
+		}
+		line := text[:i]
+		text = text[i+1:]
+		return line
+	}
+	if next() != "c2sp.org/tlog-proof@v1" {
+		fail("not a c2sp.org/tlog-proof@v1")
+	}
+	line := next()
+	if !strings.HasPrefix(line, "extra ") {
+		fail("no extra line: the proof carries no record")
+	}
+	record, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(line, "extra "))
+	if err != nil {
+		fail("extra: %v", err)
+	}
+	line = next()
+	index, err := strconv.ParseInt(strings.TrimPrefix(line, "index "), 10, 64)
+	if !strings.HasPrefix(line, "index ") || err != nil {
+		fail("bad index line %q", line)
+	}
+	var proof tlog.RecordProof
+	for line = next(); line != ""; line = next() {
+		h, err := base64.StdEncoding.DecodeString(line)
+		if err != nil || len(h) != tlog.HashSize {
+			fail("bad proof hash %q", line)
+		}
+		var hash tlog.Hash
+		copy(hash[:], h)
+		proof = append(proof, hash)
+	}
+	n, err := note.Open([]byte(text), note.VerifierList(verifier))
+	if err != nil {
+		fail("checkpoint signature: %v", err)
+	}
+	origin, size, root, err := parseCheckpoint(n.Text)
+	if err != nil {
+		fail("checkpoint text: %v", err)
+	}
+	if origin != verifier.Name() {
+		fail("checkpoint origin %q is not the key's name %q", origin, verifier.Name())
+	}
+	if err := tlog.CheckRecord(proof, size, root, index, tlog.RecordHash(record)); err != nil {
+		fail("record %d is not in the signed tree of %d: %v", index, size, err)
+	}
+	out, _ := json.Marshal(proofResult{Origin: origin, Size: size, Index: index,
+		EntryBase64: base64.StdEncoding.EncodeToString(record), ProofHashes: len(proof)})
+	fmt.Println(string(out))
+}
+
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "tlogverify: "+format+"\n", args...)
 	os.Exit(1)
@@ -145,7 +223,12 @@ func main() {
 	entries := flag.Bool("entries", true, "fetch every entry bundle and prove each entry's inclusion")
 	oldSize := flag.Int64("old-size", 0, "prove consistency from the tree of this size...")
 	oldRoot := flag.String("old-root", "", "...whose root is this (base64)")
+	proofFile := flag.String("proof", "", "verify this tlog-proof file offline instead of a log")
 	flag.Parse()
+	if *proofFile != "" && *vkey != "" {
+		verifyProofFile(*proofFile, *vkey)
+		return
+	}
 	if *prefix == "" || *vkey == "" {
 		fail("-url and -vkey are required")
 	}
