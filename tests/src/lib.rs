@@ -13,6 +13,7 @@ pub mod go;
 pub mod liar;
 pub mod propagation;
 pub mod relay;
+pub mod tls;
 
 use redline_proto::checkpoint::OriginKey;
 use redline_server::config::{PeerConfig, Policy, TrustConfig};

@@ -5,58 +5,19 @@
 //! The `redline` command reaches a TLS node with `--ca`, and refuses one whose certificate it
 //! cannot verify.
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 #[path = "cli_support.rs"]
 mod cli_support;
 #[path = "ops_support.rs"]
 mod ops_support;
 
 use ops_support::{eventually, follower_config, head_of, size_of};
+use redline_e2e::tls::Ca;
 use redline_e2e::{temp_dir, TestNode};
 use redline_server::config::{PeerConfig, TlsConfig};
 use redline_server::node::NewSignal;
 use redline_server::Config;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A CA that writes certificates it signs into `dir`.
-struct Ca {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    dir: PathBuf,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let ca = Ca {
-            issuer,
-            dir: dir.to_owned(),
-        };
-        std::fs::write(ca.file(name, "ca.pem"), ca.issuer.pem()).unwrap();
-        ca
-    }
-
-    fn file(&self, name: &str, what: &str) -> PathBuf {
-        self.dir.join(format!("{name}-{what}"))
-    }
-
-    /// Signs a certificate for `names` (DNS names or IPs); returns `(cert, key)` paths.
-    fn sign(&self, name: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (self.file(name, "cert.pem"), self.file(name, "key.pem"));
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_peers_sync_and_an_untrusted_client_certificate_is_refused() {
