@@ -10,9 +10,73 @@ use redline_proto::checkpoint::OriginKey;
 use std::collections::BTreeSet;
 use support::{random_pdq, run, run_with, write_image};
 
-const SUBCOMMANDS: [&str; 8] = [
-    "hash", "submit", "retract", "match", "status", "audit", "export", "import",
+const SUBCOMMANDS: [&str; 12] = [
+    "hash",
+    "submit",
+    "retract",
+    "match",
+    "status",
+    "audit",
+    "proof",
+    "export",
+    "import",
+    "trail",
+    "completions",
+    "manpage",
 ];
+
+/// Completions and man pages come from the same clap definitions as `--help`: bash parses
+/// the script and it knows every command; each command has its page, the top one lists them
+/// all, and an unknown command is refused by name.
+#[test]
+fn completions_and_man_pages_cover_every_command() {
+    let out = support::redline()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    let dir = temp_dir();
+    let file = dir.path().join("redline.bash");
+    std::fs::write(&file, &script).unwrap();
+    let parsed = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "bash -n: {parsed:?}");
+    for sub in SUBCOMMANDS {
+        assert!(
+            script.contains(&format!("cmd=\"redline__subcmd__{sub}\"")),
+            "completes {sub}"
+        );
+    }
+    let top = support::redline().arg("manpage").output().unwrap();
+    let top = String::from_utf8(top.stdout).unwrap();
+    assert!(
+        top.starts_with(".ie") && top.contains(".TH redline 1"),
+        "{top}"
+    );
+    for sub in SUBCOMMANDS {
+        assert!(
+            top.contains(&format!("redline\\-{sub}(1)")),
+            "lists {sub}: {top}"
+        );
+        let out = support::redline().args(["manpage", sub]).output().unwrap();
+        assert!(out.status.success(), "manpage {sub}");
+        let page = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            page.contains(&format!(".TH redline-{sub} 1")) && page.contains(".SH SYNOPSIS"),
+            "{page}"
+        );
+    }
+    let out = support::redline()
+        .args(["manpage", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no command \"nope\""));
+}
 
 #[test]
 fn every_help_has_an_example() {

@@ -4,6 +4,7 @@
 //! (exit code 2).
 
 mod audit;
+mod docs;
 mod hashes;
 mod lists;
 mod proof;
@@ -96,6 +97,8 @@ enum Command {
     Export(lists::ExportArgs),
     Import(lists::ImportArgs),
     Trail(trail::TrailArgs),
+    Completions(docs::CompletionsArgs),
+    Manpage(docs::ManpageArgs),
 }
 
 /// Withdraw an earlier hash of this hotline's own list (a false positive).
@@ -231,6 +234,8 @@ async fn run(cli: Cli) -> Result<bool> {
         Command::Export(a) => lists::export(a, &global, &mut out).await?,
         Command::Import(a) => lists::import(a, &global, &mut out).await?,
         Command::Trail(a) => trail::trail(a, &global, &mut out).await?,
+        Command::Completions(a) => docs::completions(a, &mut out)?,
+        Command::Manpage(a) => docs::manpage(a, &mut out)?,
     };
     // A command that reports its own failure (an audit that found a problem) still writes
     // its report; only an error leaves --output untouched.
