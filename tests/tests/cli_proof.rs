@@ -7,7 +7,8 @@
 //! - `redline proof` refuses an index the signed checkpoint does not hold and an origin whose
 //!   key it was not given;
 //! - a Match at P asking for `proofs` returns, per hit, a proof that verifies against A's key
-//!   and names the matched entry; without asking, none;
+//!   and names the matched entry; without asking, none; `GET /v1/proof` gives the same
+//!   text over HTTP;
 //! - Go's own `golang.org/x/mod/sumdb/tlog` verifies the file too (see `redline_e2e::go`).
 
 #[path = "cli_support.rs"]
@@ -247,6 +248,46 @@ async fn proof_refuses_what_it_cannot_prove_and_match_returns_proofs_per_hit() {
         Decoded::Add { add, .. } => assert_eq!(hex::encode(add.hash), pdqs[3]),
         other => panic!("an ADD, not {other:?}"),
     }
+    // The same proof over HTTP (`GET /v1/proof`), verified offline like a file from
+    // `redline proof`; an index past the signed tree is a 404 and a missing one a 400.
+    let curl = |query: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}"])
+            .arg(format!("{up}/v1/proof?{query}"))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    };
+    let (code, body) = curl("origin=hotline-a.example&index=2");
+    assert_eq!(code, "200", "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["index"].as_u64(), v["tree_size"].as_u64()),
+        (Some(2), Some(5))
+    );
+    let work = temp_dir();
+    let file = work.path().join("http.tlog-proof");
+    std::fs::write(&file, v["tlog_proof"].as_str().unwrap()).unwrap();
+    let r = run(&[
+        "audit",
+        "--proof",
+        file.to_str().unwrap(),
+        "--key",
+        &key_a,
+        "--json",
+    ])
+    .await
+    .ok();
+    assert_eq!(r.json()["entry"]["value"], pdqs[2].as_str());
+    let (code, body) = curl("origin=hotline-a.example&index=5");
+    assert_eq!(code, "404", "{body}");
+    let (code, body) = curl("origin=hotline-a.example");
+    assert_eq!(code, "400", "{body}");
+    let (code, _) = curl("origin=nobody.example&index=0");
+    assert_eq!(code, "404");
+
     // Not asked: no proof, and no work spent on one.
     let plain = platform
         .match_request(MatchRequest {

@@ -45,7 +45,7 @@ async fn a_live_node_answers_as_its_openapi_document_says() {
     config.tokens = vec![TokenConfig {
         name: "schemathesis".into(),
         sha256: redline_server::grpc::auth::hash_token(TOKEN),
-        scopes: vec![Scope::Match],
+        scopes: vec![Scope::Match, Scope::Audit],
         rate_per_sec: None,
         burst: None,
     }];

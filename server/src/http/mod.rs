@@ -6,7 +6,8 @@
 //! - [`hma`]: Meta's Hasher-Matcher-Actioner paths and response shapes (`/m/lookup`,
 //!   `/m/raw_lookup`, `/h/hash`, `/m/index/status`, `/status`, `/status/live`); an origin plays
 //!   an HMA bank and its log index the bank content id.
-//! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance.
+//! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance;
+//!   [`v1_proof`]: `/v1/proof`, an entry's offline proof (C2SP tlog-proof).
 //! - [`openapi`]: the OpenAPI 3.1 document of both, generated from the handlers.
 //! - [`tlog`]: every log as C2SP tlog-tiles under `/tlog/<origin>/` (checkpoint, hash tiles,
 //!   entry bundles), for transparency-log tools and CDNs; specified by C2SP, not in the
@@ -22,6 +23,7 @@ pub mod hma;
 pub mod openapi;
 pub mod tlog;
 pub mod v1;
+pub mod v1_proof;
 
 use crate::config::Scope;
 use crate::node::Node;
@@ -78,6 +80,11 @@ pub const ROUTES: &[Route] = &[
     Route {
         path: "/v1/match/batch",
         scopes: &[Scope::Match],
+    },
+    // Proofs are read from the logs, as the Audit service serves them.
+    Route {
+        path: "/v1/proof",
+        scopes: &[Scope::Audit],
     },
 ];
 
@@ -161,6 +168,7 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
             "/v1/match/batch",
             post(v1::match_batch).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
         )
+        .route("/v1/proof", get(v1_proof::proof))
         .with_state(gate)
 }
 

@@ -7,7 +7,7 @@
 //! operation gets follows from what it is (protected or open, with parameters or a body).
 
 use super::error::ErrorBody;
-use super::{hma, v1};
+use super::{hma, v1, v1_proof};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use redline_proto::signal::SignalType;
@@ -47,7 +47,7 @@ pub const BEARER: &str = "bearer";
             index in that origin's signed log); `/v1/` is Redline's own shape with provenance \
             (origin, index, labels, legal basis and the checkpoint a match was made under). \
             Protected operations need `Authorization: Bearer <token>` with the `match` scope \
-            when the node has tokens configured.",
+            (`audit` for `/v1/proof`) when the node has tokens configured.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -60,6 +60,7 @@ pub const BEARER: &str = "bearer";
         hma::hash_post,
         v1::match_one,
         v1::match_batch,
+        v1_proof::proof,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
