@@ -232,6 +232,56 @@ async fn a_token_over_its_rate_is_resource_exhausted() {
         call(&channel, Scope::Match, Some("other-token")).await,
         Code::Ok
     );
+    // Refusals carry google.rpc details a program can act on: when to retry (one unit at
+    // 0.01/s: 100 s), and which signal of a request is malformed.
+    let matching = |secret: &'static str| {
+        redline_proto::pb::matching_client::MatchingClient::with_interceptor(
+            channel.clone(),
+            move |mut r: tonic::Request<()>| {
+                r.metadata_mut()
+                    .insert("authorization", format!("Bearer {secret}").parse().unwrap());
+                Ok(r)
+            },
+        )
+    };
+    let signal = |t: &str| redline_proto::pb::Signal {
+        signal_type: t.into(),
+        value: "ab".repeat(32),
+        quality: 0,
+    };
+    let over = matching("platform-token")
+        .r#match(redline_proto::pb::MatchRequest {
+            signals: vec![signal("pdq")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    use tonic_types::StatusExt as _;
+    assert_eq!(
+        over.get_details_error_info().unwrap().reason,
+        "RATE_LIMITED"
+    );
+    assert_eq!(
+        over.get_details_retry_info().unwrap().retry_delay,
+        Some(std::time::Duration::from_secs(100))
+    );
+    let bad = matching("other-token")
+        .r#match(redline_proto::pb::MatchRequest {
+            signals: vec![signal("pdq"), signal("no-such-type")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let info = bad.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("BAD_SIGNAL", "redline.v1")
+    );
+    assert_eq!(
+        bad.get_details_bad_request().unwrap().field_violations[0].field,
+        "signals[1]"
+    );
     node.stop().await;
 }
 

@@ -307,10 +307,21 @@ impl Tokens {
             if !bucket.take() {
                 return Err((
                     Refusal::RateLimited,
-                    Status::resource_exhausted(format!(
-                        "token '{}' is over its rate limit; retry later",
-                        token.name
-                    )),
+                    <Status as tonic_types::StatusExt>::with_error_details(
+                        tonic::Code::ResourceExhausted,
+                        format!("token '{}' is over its rate limit; retry later", token.name),
+                        {
+                            let mut d = tonic_types::ErrorDetails::with_retry_info(Some(
+                                super::error::retry_delay(1, bucket.rate),
+                            ));
+                            d.set_error_info(
+                                "RATE_LIMITED",
+                                super::error::DOMAIN,
+                                std::collections::HashMap::new(),
+                            );
+                            d
+                        },
+                    ),
                 ));
             }
         }
