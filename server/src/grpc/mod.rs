@@ -274,10 +274,17 @@ pub async fn router(
         .hashing
         .max_image_bytes
         .max(config.video.max_video_bytes);
+    // grpc-web (`application/grpc-web[-text]`, what browser code sends) is translated to
+    // gRPC on the gRPC routes only, after the guard (which admits it by content type, checks
+    // its token and scope and charges its rate as for gRPC) and before the services and
+    // their wire pre-scan (which then read plain gRPC frames, base64 of grpc-web-text
+    // decoded). The HTTP API's routes never see the layer (tonic-web answers 400 to plain
+    // HTTP/1.1 requests).
     let routes = tonic::service::Routes::from(
         routes
             .routes()
             .into_axum_router()
+            .layer(tonic_web::GrpcWebLayer::new())
             .merge(crate::http::router(services.http.clone(), max_upload)),
     );
     let mut server = builder
