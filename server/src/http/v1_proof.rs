@@ -84,12 +84,16 @@ pub async fn proof(
         })
         .into());
     }
-    // Store reads: off the runtime thread.
-    let (reader, wanted) = (node.clone(), origin.clone());
-    let made = tokio::task::spawn_blocking(move || reader.logs().tlog_proofs(&[(&wanted, index)]))
-        .await
-        .map_err(|e| ApiError::from(tonic::Status::internal(format!("proof task: {e}"))))?;
-    let Some(text) = made.into_iter().next().flatten() else {
+    // Store reads: off the runtime thread. The proof is made against `cp` itself, so the size
+    // and root answered beside it are the tree it proves in.
+    let (reader, wanted, against) = (node.clone(), origin.clone(), cp.clone());
+    let made = tokio::task::spawn_blocking(move || {
+        reader.logs().tlog_proof_against(&wanted, &against, index)
+    })
+    .await
+    .map_err(|e| ApiError::from(tonic::Status::internal(format!("proof task: {e}"))))?
+    .map_err(tonic::Status::from)?;
+    let Some(text) = made else {
         return Err(tonic::Status::unavailable(
             "the node cannot prove this entry right now (it is catching up to the origin's \
              latest signed checkpoint); retry shortly or ask another node",

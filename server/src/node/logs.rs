@@ -409,6 +409,23 @@ impl Logs {
             .collect()
     }
 
+    /// One entry's tlog-proof against `cp`, a checkpoint of `origin` the caller already read,
+    /// so that what the caller reports about the tree (size, root) is the tree proven even if
+    /// a commit lands meanwhile. `None` when `cp` cannot be proven in (a catch-up prefix) or
+    /// does not hold `index`. Reads the store: call it on the blocking pool.
+    pub fn tlog_proof_against(
+        &self,
+        origin: &str,
+        cp: &StoredCheckpoint,
+        index: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if !cp.offerable() || index >= cp.size {
+            return Ok(None);
+        }
+        let id = self.get(origin)?.state().id;
+        self.tlog_proof(id, cp, index).map(Some)
+    }
+
     fn tlog_proof(&self, id: OriginId, cp: &StoredCheckpoint, index: u64) -> Result<Vec<u8>> {
         let leaf = self
             .store
