@@ -16,7 +16,7 @@ pub mod relay;
 pub mod tls;
 
 use redline_proto::checkpoint::OriginKey;
-use redline_server::config::{PeerConfig, Policy, TrustConfig};
+use redline_server::config::{PeerConfig, Policy, Scope, TokenConfig, TrustConfig};
 use redline_server::Config;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -125,6 +125,17 @@ pub fn identity(dir: &Path, origin: &str) -> OriginKey {
     let (signer, _) =
         redline_server::identity::load_or_create(dir, origin).expect("identity created");
     signer.public().clone()
+}
+
+/// A `[[tokens]]` entry named `name` for the bearer token `secret` with `scopes`, unlimited.
+pub fn token_config(name: &str, secret: &str, scopes: Vec<Scope>) -> TokenConfig {
+    TokenConfig {
+        name: name.into(),
+        sha256: redline_server::grpc::auth::hash_token(secret),
+        scopes,
+        rate_per_sec: None,
+        burst: None,
+    }
 }
 
 /// A trust entry for `key`'s origin with `policy`.

@@ -8,7 +8,7 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use prost::Message;
 use redline_e2e::{temp_dir, TestNode};
 use redline_proto::pb;
-use redline_server::config::{Config, Scope, TokenConfig};
+use redline_server::config::{Config, Scope};
 use std::process::Command;
 
 const TOKEN: &str = "grpc-web-token";
@@ -69,13 +69,11 @@ fn post(url: &str, content_type: &str, body: &[u8], token: Option<&str>) -> (Str
 async fn browsers_call_matching_over_grpc_web_behind_the_same_guard() {
     let dir = temp_dir();
     let mut config = Config::new("hotline-a.example", dir.path());
-    config.tokens = vec![TokenConfig {
-        name: "browser".into(),
-        sha256: redline_server::grpc::auth::hash_token(TOKEN),
-        scopes: vec![Scope::Submit, Scope::Match],
-        rate_per_sec: None,
-        burst: None,
-    }];
+    config.tokens = vec![redline_e2e::token_config(
+        "browser",
+        TOKEN,
+        vec![Scope::Submit, Scope::Match],
+    )];
     let node = TestNode::start(config).await;
     let listed = [0x5au8; 32];
     redline_e2e::submit_pdq(&node.node, &[listed]).await;

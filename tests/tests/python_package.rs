@@ -23,8 +23,8 @@
 mod support;
 
 use redline_e2e::tls::Ca;
-use redline_e2e::{temp_dir, TestNode};
-use redline_server::config::{Config, Scope, TlsConfig, TokenConfig};
+use redline_e2e::{temp_dir, token_config as token, TestNode};
+use redline_server::config::{Config, Scope, TlsConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::{run, write_image};
@@ -32,16 +32,6 @@ use support::{run, write_image};
 const ADMIN: &str = "py-admin-token";
 const PLATFORM: &str = "py-platform-token";
 const MATCH_ONLY: &str = "py-match-only-token";
-
-fn token(name: &str, secret: &str, scopes: Vec<Scope>) -> TokenConfig {
-    TokenConfig {
-        name: name.into(),
-        sha256: redline_server::grpc::auth::hash_token(secret),
-        scopes,
-        rate_per_sec: None,
-        burst: None,
-    }
-}
 
 /// The virtualenv's python with `redline` installed, or `None` when the test is to be skipped.
 fn package_python() -> Option<PathBuf> {

@@ -25,8 +25,8 @@
 mod support;
 
 use redline_e2e::tls::Ca;
-use redline_e2e::{temp_dir, TestNode};
-use redline_server::config::{Config, Scope, TlsConfig, TokenConfig};
+use redline_e2e::{temp_dir, token_config as token, TestNode};
+use redline_server::config::{Config, Scope, TlsConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,16 +37,6 @@ const PLATFORM: &str = "pytx-platform-token";
 
 /// The fetch script: one `threatexchange fetch` pass of the Redline collab, as JSON.
 const FETCH: &str = include_str!("../../client/python/extension/tests/pytx_fetch.py");
-
-fn token(name: &str, secret: &str, scopes: Vec<Scope>) -> TokenConfig {
-    TokenConfig {
-        name: name.into(),
-        sha256: redline_server::grpc::auth::hash_token(secret),
-        scopes,
-        rate_per_sec: None,
-        burst: None,
-    }
-}
 
 /// The virtualenv's python with pytx and `redline_pytx`, or `None` when the test is skipped.
 fn pytx_python() -> Option<PathBuf> {
