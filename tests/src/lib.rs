@@ -3,11 +3,13 @@
 //!
 //! Federation helpers: [`federated_config`] (peers, trust, fast sync timing), [`eventually`]
 //! (poll a condition with a deadline instead of sleeping), and [`relay`], a lying Federation
-//! relay for attack tests. [`fuzz`] holds the bodies of the fuzz targets in `tests/fuzz/`, replayed
-//! over their committed corpora by `tests/fuzz_regressions.rs`.
+//! relay for attack tests; [`curl`] calls the HTTP API from a client with no Redline code.
+//! [`fuzz`] holds the bodies of the fuzz targets in `tests/fuzz/`, replayed over their
+//! committed corpora by `tests/fuzz_regressions.rs`.
 
 pub mod adversary;
 pub mod crash;
+pub mod curl;
 pub mod fuzz;
 pub mod go;
 pub mod liar;

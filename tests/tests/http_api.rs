@@ -9,33 +9,16 @@
 mod support;
 
 use rand::{Rng, SeedableRng};
+use redline_e2e::curl::{bearer, curl, json};
 use redline_e2e::{eventually, federated_config, identity, reserve, temp_dir, trust_key, TestNode};
 use redline_proto::pb;
 use redline_server::config::{Policy, Scope, TokenConfig};
-use std::process::Command;
 use std::time::Duration;
 
 const TOKEN: &str = "platform-match-token";
 
-/// `curl` with `args`; (HTTP status, body).
-async fn curl(args: Vec<String>) -> (u16, String) {
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "60", "-w", "\n%{http_code}"])
-            .args(&args)
-            .output()
-            .expect("curl runs");
-        assert!(out.status.success(), "curl {args:?}: {out:?}");
-        let text = String::from_utf8(out.stdout).expect("utf-8 body");
-        let (body, code) = text.rsplit_once('\n').expect("status line");
-        (code.parse().expect("status"), body.to_owned())
-    })
-    .await
-    .expect("curl task")
-}
-
 fn auth() -> [String; 2] {
-    ["-H".into(), format!("Authorization: Bearer {TOKEN}")]
+    bearer(TOKEN)
 }
 
 async fn get(url: String, token: bool, http2: bool) -> (u16, String) {
@@ -53,10 +36,6 @@ async fn get(url: String, token: bool, http2: bool) -> (u16, String) {
     );
     args.push(url);
     curl(args).await
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
 fn flip(hash: &[u8; 32], bits: usize) -> [u8; 32] {

@@ -69,6 +69,42 @@ fn page_bytes(max_message_bytes: usize) -> usize {
     (max_message_bytes / 4).clamp(64 * 1024, 4 * 1024 * 1024)
 }
 
+/// `ListOrigins`, for gRPC and `GET /v1/origins` alike.
+pub fn list_origins(node: &Node) -> Result<ListOriginsResponse, Status> {
+    Ok(ListOriginsResponse {
+        origins: node
+            .trusted_origins()?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    })
+}
+
+/// One page of `ListEvidence`, for gRPC and `GET /v1/evidence` alike.
+pub async fn evidence_page(
+    node: &Node,
+    req: ListEvidenceRequest,
+) -> Result<ListEvidenceResponse, Status> {
+    let page = node
+        .evidence()
+        .page(PageQuery {
+            origin: req.origin,
+            // `limit` is what clients from before paging send.
+            page_size: if req.page_size == 0 {
+                req.limit
+            } else {
+                req.page_size
+            } as usize,
+            page_token: req.page_token,
+            max_bytes: page_bytes(node.config().limits.max_message_bytes),
+        })
+        .await?;
+    Ok(ListEvidenceResponse {
+        evidence: page.evidence,
+        next_page_token: page.next_page_token,
+    })
+}
+
 /// Handlers.
 #[derive(Debug, Clone)]
 pub struct AuditService {
@@ -88,10 +124,7 @@ impl Audit for AuditService {
         &self,
         _req: Request<ListOriginsRequest>,
     ) -> Result<Response<ListOriginsResponse>, Status> {
-        let origins = self.node.trusted_origins()?;
-        Ok(Response::new(ListOriginsResponse {
-            origins: origins.into_iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(list_origins(&self.node)?))
     }
 
     async fn get_checkpoint(
@@ -142,26 +175,9 @@ impl Audit for AuditService {
         &self,
         req: Request<ListEvidenceRequest>,
     ) -> Result<Response<ListEvidenceResponse>, Status> {
-        let req = req.into_inner();
-        let page = self
-            .node
-            .evidence()
-            .page(PageQuery {
-                origin: req.origin,
-                // `limit` is what clients from before paging send.
-                page_size: if req.page_size == 0 {
-                    req.limit
-                } else {
-                    req.page_size
-                } as usize,
-                page_token: req.page_token,
-                max_bytes: page_bytes(self.node.config().limits.max_message_bytes),
-            })
-            .await?;
-        Ok(Response::new(ListEvidenceResponse {
-            evidence: page.evidence,
-            next_page_token: page.next_page_token,
-        }))
+        Ok(Response::new(
+            evidence_page(&self.node, req.into_inner()).await?,
+        ))
     }
 }
 

@@ -19,6 +19,20 @@ pub fn actor<T>(req: &Request<T>) -> Actor {
     }
 }
 
+/// [`actor`] of an HTTP API call, from its request's extensions: the guard puts the
+/// [`Caller`] there and the server its connection's address, as for gRPC.
+pub fn actor_of(extensions: tonic::Extensions) -> Actor {
+    actor(&Request::from_parts(Default::default(), extensions, ()))
+}
+
+/// `Status`, for gRPC and `GET /v1/status` alike; the call itself is recorded in the operator
+/// trail under `call`.
+pub async fn status(node: &Arc<Node>, actor: &Actor, call: &str) -> Result<StatusResponse, Status> {
+    let overview = node.overview().await?;
+    node.trail().called(actor, call).await;
+    Ok(overview.into())
+}
+
 /// Handlers.
 #[derive(Debug, Clone)]
 pub struct NodeService {
@@ -38,12 +52,8 @@ impl node_server::Node for NodeService {
         &self,
         req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let overview = self.node.overview().await?;
-        self.node
-            .trail()
-            .called(&actor(&req), "redline.v1.Node/Status")
-            .await;
-        Ok(Response::new(overview.into()))
+        let answer = status(&self.node, &actor(&req), "redline.v1.Node/Status").await?;
+        Ok(Response::new(answer))
     }
 
     async fn list_operator_events(

@@ -3,8 +3,9 @@
 
 use super::auth::{units, Budget};
 use super::convert::signals_field;
+use super::node_status::actor;
 use super::wire::{Field, Shape};
-use crate::node::{to_pb, Node, Upload};
+use crate::node::{to_pb, Actor, Node, Upload};
 use redline_proto::entry::{MAX_LABELS, MAX_TEXT_BYTES};
 use redline_proto::pb::{
     submission_server::Submission, RetractRequest, RetractResponse, SubmitRequest, SubmitResponse,
@@ -52,6 +53,40 @@ impl SubmissionService {
     }
 }
 
+/// `Submit`, for gRPC and `POST /v1/submit` alike: charges the token's budget (an image
+/// costs more than hashes), hashes any media, appends, and records the call in the
+/// operator trail under `call`.
+pub async fn submit(
+    node: &Node,
+    actor: &Actor,
+    budget: &Budget,
+    call: &str,
+    req: SubmitRequest,
+) -> Result<SubmitResponse, Status> {
+    budget.charge(units(req.signals.len(), !req.image.is_empty(), false))?;
+    let upload = Upload::try_from(req)?;
+    let receipt = node.own_log().upload(upload).await?;
+    node.trail().submitted(actor, call, &receipt).await;
+    Ok(receipt.into())
+}
+
+/// `Retract`, for gRPC and `POST /v1/retract` alike; recorded in the trail under `call`.
+pub async fn retract(
+    node: &Node,
+    actor: &Actor,
+    call: &str,
+    req: RetractRequest,
+) -> Result<RetractResponse, Status> {
+    let (retract_index, cp) = node.own_log().retract(req.index, &req.reason).await?;
+    node.trail()
+        .retracted(actor, call, req.index, retract_index, &cp)
+        .await;
+    Ok(RetractResponse {
+        retract_index,
+        checkpoint: Some(to_pb(node.origin(), &cp)),
+    })
+}
+
 #[tonic::async_trait]
 impl Submission for SubmissionService {
     async fn submit(
@@ -63,33 +98,19 @@ impl Submission for SubmissionService {
             .get::<Budget>()
             .cloned()
             .unwrap_or_default();
-        let actor = super::node_status::actor(&req);
-        let req = req.into_inner();
-        budget.charge(units(req.signals.len(), !req.image.is_empty(), false))?;
-        let upload = Upload::try_from(req)?;
-        let receipt = self.node.own_log().upload(upload).await?;
-        let trail = self.node.trail();
-        trail
-            .submitted(&actor, "redline.v1.Submission/Submit", &receipt)
-            .await;
-        Ok(Response::new(receipt.into()))
+        let actor = actor(&req);
+        let call = "redline.v1.Submission/Submit";
+        let answer = submit(&self.node, &actor, &budget, call, req.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn retract(
         &self,
         req: Request<RetractRequest>,
     ) -> Result<Response<RetractResponse>, Status> {
-        let actor = super::node_status::actor(&req);
-        let req = req.into_inner();
-        let (retract_index, cp) = self.node.own_log().retract(req.index, &req.reason).await?;
+        let actor = actor(&req);
         let call = "redline.v1.Submission/Retract";
-        let trail = self.node.trail();
-        trail
-            .retracted(&actor, call, req.index, retract_index, &cp)
-            .await;
-        Ok(Response::new(RetractResponse {
-            retract_index,
-            checkpoint: Some(to_pb(self.node.origin(), &cp)),
-        }))
+        let answer = retract(&self.node, &actor, call, req.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 }

@@ -145,10 +145,11 @@ pub fn refusal(status: &tonic::Status) -> http::Response<tonic::body::Body> {
 /// 404 for a path the API does not serve.
 pub fn not_found(path: &str) -> http::Response<tonic::body::Body> {
     let shown: String = path.chars().take(128).collect();
+    let served: Vec<&str> = super::ROUTES.iter().map(|r| r.path).collect();
     refusal(&tonic::Status::not_found(format!(
-        "no such path {shown:?}: the HTTP API serves /m/lookup, /m/raw_lookup, /h/hash, \
-         /m/index/status, /status, /status/live and /v1/match[/batch], described in \
-         /openapi.json; gRPC calls need content-type application/grpc"
+        "no such path {shown:?}: the HTTP API serves {} and /tlog/<origin>/…, described in \
+         /openapi.json; gRPC calls need content-type application/grpc",
+        served.join(", ")
     )))
 }
 

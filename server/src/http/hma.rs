@@ -48,16 +48,8 @@ pub struct LookupParams {
     include_distance: Option<String>,
 }
 
-fn params(query: Option<String>) -> Result<LookupParams, ApiError> {
-    serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))
-}
-
-fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, ApiError> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))
+fn lookup_params(query: Option<String>) -> Result<LookupParams, ApiError> {
+    super::params::parse(query.as_deref())
 }
 
 /// One match in HMA's shape.
@@ -145,12 +137,12 @@ pub async fn lookup_get(
     b: Option<Extension<Budget>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ByBank>, ApiError> {
-    let p = params(query)?;
+    let p = lookup_params(query)?;
     if p.url.is_some() {
         return Err(url_refused());
     }
-    let signal_type = required(&p.signal_type, "signal_type")?;
-    let signal = required(&p.signal, "signal")?;
+    let signal_type = super::params::required("signal_type", p.signal_type.as_deref())?;
+    let signal = super::params::required("signal", p.signal.as_deref())?;
     let result = lookup_one(&gate, &budget(b), signal_type, signal).await?;
     Ok(Json(by_bank(&result, &bank_filter(&p.banks))))
 }
@@ -186,9 +178,9 @@ pub async fn raw_lookup(
     b: Option<Extension<Budget>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<RawLookup>, ApiError> {
-    let p = params(query)?;
-    let signal_type = required(&p.signal_type, "signal_type")?;
-    let signal = required(&p.signal, "signal")?;
+    let p = lookup_params(query)?;
+    let signal_type = super::params::required("signal_type", p.signal_type.as_deref())?;
+    let signal = super::params::required("signal", p.signal.as_deref())?;
     let with_distance = match p.include_distance.as_deref().map(str::to_ascii_lowercase) {
         None => false,
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "t" | "y") => true,
@@ -307,7 +299,7 @@ pub async fn lookup_post(
     RawQuery(query): RawQuery,
     mp: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BTreeMap<String, ByBank>>, ApiError> {
-    let p = params(query)?;
+    let p = lookup_params(query)?;
     let node = gate.node()?;
     let (image, video) = upload(mp).await?;
     let req = pb::MatchRequest {
@@ -367,8 +359,7 @@ pub async fn index_status(
     struct P {
         signal_type: Option<String>,
     }
-    let p: P = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+    let p: P = super::params::parse(query.as_deref())?;
     let types: Vec<SignalType> = match p.signal_type.as_deref() {
         None => SignalType::ALL.to_vec(),
         Some(name) => vec![SignalType::from_name(name)

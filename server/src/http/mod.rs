@@ -7,7 +7,9 @@
 //!   `/m/raw_lookup`, `/h/hash`, `/m/index/status`, `/status`, `/status/live`); an origin plays
 //!   an HMA bank and its log index the bank content id.
 //! - [`v1`]: Redline's own JSON API under `/v1/`, one lookup shape with provenance;
-//!   [`v1_proof`]: `/v1/proof`, an entry's offline proof (C2SP tlog-proof).
+//!   [`v1_proof`]: `/v1/proof`, an entry's offline proof (C2SP tlog-proof); [`v1_submit`]:
+//!   submit and retract; [`v1_logs`]: origins, checkpoints, entries and evidence;
+//!   [`v1_status`]: the operator's status. [`params`] reads their query strings strictly.
 //! - [`openapi`]: the OpenAPI 3.1 document of both, generated from the handlers.
 //! - [`tlog`]: every log as C2SP tlog-tiles under `/tlog/<origin>/` (checkpoint, hash tiles,
 //!   entry bundles), for transparency-log tools and CDNs; specified by C2SP, not in the
@@ -21,9 +23,13 @@
 pub mod error;
 pub mod hma;
 pub mod openapi;
+pub mod params;
 pub mod tlog;
 pub mod v1;
+pub mod v1_logs;
 pub mod v1_proof;
+pub mod v1_status;
+pub mod v1_submit;
 
 use crate::config::Scope;
 use crate::node::Node;
@@ -81,10 +87,41 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/match/batch",
         scopes: &[Scope::Match],
     },
-    // Proofs are read from the logs, as the Audit service serves them.
+    // Writing to the own log, as the Submission service does.
+    Route {
+        path: "/v1/submit",
+        scopes: &[Scope::Submit],
+    },
+    Route {
+        path: "/v1/retract",
+        scopes: &[Scope::Submit],
+    },
+    // Proofs, checkpoints, entries and evidence are read from the logs, as the Audit service
+    // serves them.
     Route {
         path: "/v1/proof",
         scopes: &[Scope::Audit],
+    },
+    Route {
+        path: "/v1/origins",
+        scopes: &[Scope::Audit],
+    },
+    Route {
+        path: "/v1/checkpoints",
+        scopes: &[Scope::Audit],
+    },
+    Route {
+        path: "/v1/entries",
+        scopes: &[Scope::Audit],
+    },
+    Route {
+        path: "/v1/evidence",
+        scopes: &[Scope::Audit],
+    },
+    // The operator's view, as `Node.Status`.
+    Route {
+        path: "/v1/status",
+        scopes: &[Scope::Admin],
     },
 ];
 
@@ -169,6 +206,19 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
             post(v1::match_batch).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
         )
         .route("/v1/proof", get(v1_proof::proof))
+        .route(
+            "/v1/submit",
+            post(v1_submit::submit).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/retract",
+            post(v1_submit::retract).layer(DefaultBodyLimit::max(v1::MAX_JSON_BODY)),
+        )
+        .route("/v1/origins", get(v1_logs::origins))
+        .route("/v1/checkpoints", get(v1_logs::checkpoints))
+        .route("/v1/entries", get(v1_logs::entries))
+        .route("/v1/evidence", get(v1_logs::evidence))
+        .route("/v1/status", get(v1_status::status))
         .with_state(gate)
 }
 

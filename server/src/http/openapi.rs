@@ -7,7 +7,7 @@
 //! operation gets follows from what it is (protected or open, with parameters or a body).
 
 use super::error::ErrorBody;
-use super::{hma, v1, v1_proof};
+use super::{hma, v1, v1_logs, v1_proof, v1_status, v1_submit};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use redline_proto::signal::SignalType;
@@ -46,8 +46,10 @@ pub const BEARER: &str = "bearer";
             Hasher-Matcher-Actioner 1.1 (an HMA bank is a Redline origin, a bank content id an \
             index in that origin's signed log); `/v1/` is Redline's own shape with provenance \
             (origin, index, labels, legal basis and the checkpoint a match was made under). \
-            Protected operations need `Authorization: Bearer <token>` with the `match` scope \
-            (`audit` for `/v1/proof`) when the node has tokens configured.",
+            Protected operations need `Authorization: Bearer <token>` when the node has tokens \
+            configured, with the scope of the gRPC service doing the same: `match` for lookups \
+            and hashing, `submit` for `/v1/submit` and `/v1/retract`, `audit` for proofs, \
+            origins, checkpoints, entries and evidence, `admin` for `/v1/status`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -61,6 +63,13 @@ pub const BEARER: &str = "bearer";
         v1::match_one,
         v1::match_batch,
         v1_proof::proof,
+        v1_submit::submit,
+        v1_submit::retract,
+        v1_logs::origins,
+        v1_logs::checkpoints,
+        v1_logs::entries,
+        v1_logs::evidence,
+        v1_status::status,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
@@ -234,6 +243,16 @@ mod tests {
             super::super::ROUTES.len(),
             "a documented path the node does not serve"
         );
+        // Tools key operations by id (schemathesis silently tested one of two `status`es).
+        let mut ids: Vec<&str> = paths
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().expect("an operation id"))
+            .collect();
+        let all = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "operation ids must be unique: {ids:?}");
     }
 
     #[test]

@@ -120,7 +120,8 @@ pub struct MatchResults {
     pub results: Vec<Lookup>,
 }
 
-fn parse_body(bytes: &[u8]) -> Result<MatchBody, ApiError> {
+/// A JSON request body of `/v1/`, or a 400 that says where it is wrong.
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
 }
 
@@ -225,7 +226,7 @@ pub async fn match_one(
     body: Bytes,
 ) -> Result<Json<MatchResults>, ApiError> {
     let node = gate.node()?;
-    let parsed = parse_body(&body)?;
+    let parsed = json_body::<MatchBody>(&body)?;
     let resp = answer(node, request(&parsed.signals, &parsed), &budget(b)).await?;
     let results = lookups(node, resp, &mut Checkpoints::default());
     Ok(Json(MatchResults { results }))
@@ -257,7 +258,7 @@ pub async fn match_batch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let node = gate.node()?.clone();
-    let parsed = Arc::new(parse_body(&body)?);
+    let parsed = Arc::new(json_body::<MatchBody>(&body)?);
     if parsed.signals.is_empty() {
         return Err(ApiError::bad_request("signals is empty"));
     }

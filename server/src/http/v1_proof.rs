@@ -4,7 +4,7 @@
 //! `MatchRequest.proofs` gives per hit (`Logs::tlog_proofs`), same `audit` scope as the
 //! Audit service that serves the parts.
 
-use super::{ApiError, HttpGate};
+use super::{params, ApiError, HttpGate};
 use crate::node::NodeError;
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -57,18 +57,10 @@ pub async fn proof(
     State(gate): State<HttpGate>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ProofOut>, ApiError> {
-    let p: ProofParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
-    let origin = p
-        .origin
-        .filter(|o| !o.is_empty())
-        .ok_or_else(|| ApiError::bad_request("origin is required"))?;
-    let index: u64 = p
-        .index
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("index is required"))?
-        .parse()
-        .map_err(|_| ApiError::bad_request("index must be a log index (0 or more)"))?;
+    let p: ProofParams = params::parse(query.as_deref())?;
+    let origin = params::required("origin", p.origin.as_deref())?.to_owned();
+    let index = params::number("index", p.index.as_deref())?
+        .ok_or_else(|| ApiError::bad_request("index is required"))?;
     let node = gate.node()?.clone();
     // The checkpoint the proof will be against, read first: an unknown origin is a 404 like
     // the Audit service's, and an index past the signed tree is said as such.
