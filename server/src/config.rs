@@ -566,6 +566,60 @@ pub struct TilesConfig {
     pub publish_dir: Option<PathBuf>,
 }
 
+/// How reports from the public page are handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportMode {
+    /// Into a review queue an analyst approves from (`/v1/reports/approve`).
+    #[default]
+    Review,
+    /// Straight into the node's own list.
+    Direct,
+}
+
+/// The victim's page (`[report]`): `/report/`, where a person hashes her images on her own
+/// device and sends only the hashes, getting a case number and a PIN to check or withdraw.
+/// The API behind it needs no token (the reporter has none), so it has its own bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// Serve the page and accept reports.
+    pub enabled: bool,
+    /// Review queue or straight into the list.
+    pub mode: ReportMode,
+    /// The built web files (`web/build.sh` writes them to `target/web`); the page is served
+    /// from `<assets>/report/`. The node serves nothing when absent.
+    pub assets: Option<PathBuf>,
+    /// Hashes in one report.
+    pub max_signals: usize,
+    /// Longest optional context a reporter may add, in bytes.
+    pub max_context_bytes: usize,
+    /// Calls (report, status, withdraw) one address may make per minute on average…
+    pub per_address_per_min: f64,
+    /// …and in a burst.
+    pub per_address_burst: u32,
+    /// Labels the entries of a report carry in the list.
+    pub labels: Vec<String>,
+    /// The legal basis they carry.
+    pub legal_basis: String,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            mode: ReportMode::Review,
+            assets: None,
+            max_signals: 64,
+            max_context_bytes: 2000,
+            per_address_per_min: 6.0,
+            per_address_burst: 20,
+            labels: vec!["ncii".into(), "victim-report".into()],
+            legal_basis: "report by the person depicted".into(),
+        }
+    }
+}
+
 /// What one caller's `Gossip` may cost this node (`[gossip]`), per token (or per address when
 /// tokens are off). Checkpoints over the budget are dropped unread and counted
 /// (`redline_rejected_total{source="peer",reason="gossip_budget"}`), never queued.
@@ -638,6 +692,9 @@ pub struct Config {
     /// The tlog-tiles view of the logs.
     #[serde(default)]
     pub tiles: TilesConfig,
+    /// The victim's report page.
+    #[serde(default)]
+    pub report: ReportConfig,
     /// Bearer tokens accepted. None: every caller may do everything, so the node then only
     /// listens on loopback.
     #[serde(default)]

@@ -29,6 +29,7 @@ fn refusal(code: Code, message: String, reason: &str, mut details: ErrorDetails)
 
 impl From<NodeError> for Status {
     fn from(e: NodeError) -> Self {
+        use crate::node::reports::ReportError;
         use NodeError::*;
         let message = e.to_string();
         let plain = ErrorDetails::new;
@@ -79,6 +80,24 @@ impl From<NodeError> for Status {
             }
             NotAnAdd(_) => (Code::FailedPrecondition, "NOT_AN_ADD", plain()),
             AlreadyRetracted(_) => (Code::FailedPrecondition, "ALREADY_RETRACTED", plain()),
+            VictimReport(r) => match r {
+                ReportError::Disabled => (Code::NotFound, "REPORTS_OFF", plain()),
+                ReportError::NoSuchCase => (Code::NotFound, "NO_SUCH_CASE", plain()),
+                ReportError::NotQueued { .. } => {
+                    (Code::FailedPrecondition, "CASE_NOT_QUEUED", plain())
+                }
+                ReportError::Empty
+                | ReportError::TooManySignals { .. }
+                | ReportError::ContextTooLong { .. } => {
+                    (Code::InvalidArgument, "BAD_REPORT", plain())
+                }
+                ReportError::OverRate { per_min, .. } => {
+                    let mut details = plain();
+                    let wait = std::time::Duration::from_secs_f64(60.0 / per_min.max(0.01));
+                    details.set_retry_info(Some(wait.min(std::time::Duration::from_secs(3600))));
+                    (Code::ResourceExhausted, "RATE_LIMITED", details)
+                }
+            },
             Image(ImageError::Interrupted)
             | Video(VideoHashError::Interrupted)
             | MissingLeaves { .. }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod hma;
 pub mod openapi;
 pub mod params;
+pub mod report;
 pub mod tlog;
 pub mod v1;
 pub mod v1_logs;
@@ -118,6 +119,32 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/evidence",
         scopes: &[Scope::Audit],
     },
+    // The victim's page: no token (the reporter has none); bounded per address instead.
+    Route {
+        path: "/report/api/cases",
+        scopes: &[],
+    },
+    Route {
+        path: "/report/api/status",
+        scopes: &[],
+    },
+    Route {
+        path: "/report/api/withdraw",
+        scopes: &[],
+    },
+    // Its review queue: changes to the list, like Submission.
+    Route {
+        path: "/v1/reports",
+        scopes: &[Scope::Submit],
+    },
+    Route {
+        path: "/v1/reports/approve",
+        scopes: &[Scope::Submit],
+    },
+    Route {
+        path: "/v1/reports/reject",
+        scopes: &[Scope::Submit],
+    },
     // The operator's view, as `Node.Status`.
     Route {
         path: "/v1/status",
@@ -138,7 +165,9 @@ pub fn route(path: &str) -> Option<&'static Route> {
 pub fn access(path: &str, public_tiles: bool) -> Option<Route> {
     match route(path) {
         Some(r) => Some(*r),
-        None => tlog::Resource::parse(path).map(|r| r.route(public_tiles)),
+        None => tlog::Resource::parse(path)
+            .map(|r| r.route(public_tiles))
+            .or_else(|| report::page_route(path)),
     }
 }
 
@@ -175,6 +204,10 @@ impl HttpGate {
         })
     }
 }
+
+/// Largest body of the report calls: a report of `[report] max_signals` hashes is a few KiB
+/// (vPDQ ones more); an unauthenticated caller gets no more room than that.
+const REPORT_BODY: usize = 256 * 1024;
 
 /// The API's router; the guard in front of it has already checked the token.
 pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
@@ -219,6 +252,29 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
         .route("/v1/entries", get(v1_logs::entries))
         .route("/v1/evidence", get(v1_logs::evidence))
         .route("/v1/status", get(v1_status::status))
+        .route("/report/", get(report::page))
+        .route("/report/{file}", get(report::page))
+        .route(
+            "/report/api/cases",
+            post(report::open_case).layer(DefaultBodyLimit::max(REPORT_BODY)),
+        )
+        .route(
+            "/report/api/status",
+            post(report::case_status).layer(DefaultBodyLimit::max(REPORT_BODY)),
+        )
+        .route(
+            "/report/api/withdraw",
+            post(report::withdraw_case).layer(DefaultBodyLimit::max(REPORT_BODY)),
+        )
+        .route("/v1/reports", get(report::queue))
+        .route(
+            "/v1/reports/approve",
+            post(report::approve).layer(DefaultBodyLimit::max(REPORT_BODY)),
+        )
+        .route(
+            "/v1/reports/reject",
+            post(report::reject).layer(DefaultBodyLimit::max(REPORT_BODY)),
+        )
         .with_state(gate)
 }
 

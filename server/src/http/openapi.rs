@@ -7,7 +7,7 @@
 //! operation gets follows from what it is (protected or open, with parameters or a body).
 
 use super::error::ErrorBody;
-use super::{hma, v1, v1_logs, v1_proof, v1_status, v1_submit};
+use super::{hma, report, v1, v1_logs, v1_proof, v1_status, v1_submit};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use redline_proto::signal::SignalType;
@@ -70,6 +70,12 @@ pub const BEARER: &str = "bearer";
         v1_logs::entries,
         v1_logs::evidence,
         v1_status::status,
+        report::queue,
+        report::approve,
+        report::reject,
+        report::open_case,
+        report::case_status,
+        report::withdraw_case,
         openapi_json,
     ),
     components(schemas(ErrorBody)),
@@ -77,6 +83,7 @@ pub const BEARER: &str = "bearer";
     tags(
         (name = "hma", description = "Hasher-Matcher-Actioner 1.1 compatible"),
         (name = "v1", description = "Redline's own API"),
+        (name = "report", description = "The victim's page: report hashes of one's own images, check and withdraw, without a token"),
         (name = "probes", description = "Liveness, readiness and this document"),
     )
 )]

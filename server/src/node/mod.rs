@@ -23,6 +23,7 @@ pub mod operator_trail;
 pub mod own_log;
 pub mod peers;
 pub mod replica;
+pub mod reports;
 
 pub use evidence::{Evidence, Reason, Report};
 pub use logs::{CommitEvent, LeafChunks, LogHandle, Logs, OriginTrust};
@@ -31,6 +32,7 @@ pub use operator_trail::{Actor, OperatorTrail};
 pub use own_log::{Listing, OwnLog, Receipt, Submitted, Upload};
 pub use peers::{PeerState, PeerStatus, Readiness};
 pub use replica::{Applied, Committed, Judged, Replica};
+pub use reports::Reports;
 
 use crate::catalog::Catalog;
 use crate::config::{Config, ConfigError};
@@ -106,6 +108,8 @@ pub enum NodeError {
     Tile(#[from] redline_proto::tiles::TileError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error(transparent)]
+    VictimReport(#[from] reports::ReportError),
     #[error("background task failed: {0}")]
     Join(String),
 }
@@ -231,6 +235,7 @@ pub struct Node {
     peers: PeerStatus,
     metrics: Arc<Metrics>,
     trail: OperatorTrail,
+    reports: Reports,
 }
 
 impl std::fmt::Debug for Node {
@@ -390,6 +395,7 @@ impl Node {
         own.init().await?;
         let readiness = Readiness::for_config(&config);
         let trail_store = store.clone();
+        let reports = Reports::new(store.clone(), config.report.clone());
         let node = Arc::new(Self {
             replica: Replica::new(logs.clone(), store, catalog.clone(), evidence.clone()),
             catalog: catalog.clone(),
@@ -409,6 +415,7 @@ impl Node {
             peers: PeerStatus::new(readiness),
             trail: OperatorTrail::new(trail_store),
             metrics,
+            reports,
         });
         Ok(node)
     }
@@ -446,6 +453,11 @@ impl Node {
     /// The operator audit trail.
     pub fn trail(&self) -> &OperatorTrail {
         &self.trail
+    }
+
+    /// Victims' reports from the public page.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
     }
 
     /// The node's Prometheus series.

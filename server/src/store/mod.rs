@@ -24,6 +24,7 @@
 mod bundle;
 mod evidence;
 pub mod keys;
+mod reports;
 mod trail;
 
 pub use evidence::{EvidenceAdded, EvidenceEntry, EvidenceTotals, StoredEvidence};

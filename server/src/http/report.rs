@@ -1,0 +1,453 @@
+//! The victim's page and its API (`[report]`), served on the node's address.
+//!
+//! - `GET /report/…`: the page's static files from `[report] assets` (built by
+//!   `web/build.sh`): a fixed set of names, each with its content type, a strict
+//!   Content-Security-Policy (scripts, styles and the WebAssembly hasher from this node only;
+//!   no frames, no forms elsewhere, nothing from any other host) and no caching or referrer.
+//!   The images are hashed inside the page; only hashes come back here.
+//! - `POST /report/api/cases|status|withdraw`: open a case, see it, withdraw it (no token: the
+//!   reporter has none; bounded per address by [`crate::node::Reports`]). The PIN travels in
+//!   a body, never a URL, so no access log or proxy keeps it.
+//! - `GET /v1/reports`, `POST /v1/reports/approve|reject`: the review queue, for the
+//!   hotline's analysts (`submit` scope, like any change to the list).
+
+use super::v1::{json_body, SignalIn};
+use super::{ApiError, HttpGate, Route};
+use crate::grpc::node_status::actor_of;
+use crate::node::reports::{Case, CaseStatus, ReportedSignal};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, Extensions, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use utoipa::ToSchema;
+
+/// The metric label of every page file.
+pub const PAGE_LABEL: &str = "/report/ (page)";
+
+/// The page's files and their content types: nothing else under `/report/` is served, so no
+/// path ever reaches the filesystem from a request.
+const FILES: &[(&str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8"),
+    ("app.js", "text/javascript; charset=utf-8"),
+    ("hashing.js", "text/javascript; charset=utf-8"),
+    ("style.css", "text/css; charset=utf-8"),
+    ("redline_web.wasm", "application/wasm"),
+];
+
+/// The page's policy: its own scripts and the WebAssembly hasher they compile, its own styles,
+/// images the reporter picked (shown from `blob:` URLs, never uploaded), and calls back to this
+/// node only.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' \
+    'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; \
+    form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The page file `path` names (`/report/` is its `index.html`), if it is one.
+pub fn page_file(path: &str) -> Option<(&'static str, &'static str)> {
+    let name = path.strip_prefix("/report/")?;
+    let name = if name.is_empty() { "index.html" } else { name };
+    FILES.iter().copied().find(|(n, _)| *n == name)
+}
+
+/// Who may fetch a page file: anyone.
+pub fn page_route(path: &str) -> Option<Route> {
+    page_file(path).map(|_| Route {
+        path: PAGE_LABEL,
+        scopes: &[],
+    })
+}
+
+/// `GET /report/…`: one of the page's files.
+pub async fn page(State(gate): State<HttpGate>, path: axum::http::Uri) -> Response {
+    let refused = |status: StatusCode, message: &str| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message.to_owned(),
+        )
+            .into_response()
+    };
+    let Ok(node) = gate.node() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is starting; retry shortly",
+        );
+    };
+    let config = &node.config().report;
+    let (Some((name, content_type)), true, Some(assets)) = (
+        page_file(path.path()),
+        config.enabled,
+        config.assets.as_ref(),
+    ) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "this node does not serve a report page",
+        );
+    };
+    let file = assets.join("report").join(name);
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let mut resp = Body::from(bytes).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            h.insert(
+                "cross-origin-opener-policy",
+                HeaderValue::from_static("same-origin"),
+            );
+            h.insert(
+                "permissions-policy",
+                HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(file = %file.display(), error = %e, "report page file missing");
+            refused(
+                StatusCode::NOT_FOUND,
+                "the report page is not built on this node (web/build.sh)",
+            )
+        }
+    }
+}
+
+fn client_ip(extensions: Extensions) -> Option<IpAddr> {
+    tonic::Request::from_parts(Default::default(), extensions, ())
+        .remote_addr()
+        .map(|a| a.ip())
+}
+
+/// Body of `POST /report/api/cases`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// The hashes computed on the reporter's device.
+    pub signals: Vec<SignalIn>,
+    /// Anything she chooses to add (optional).
+    #[serde(default)]
+    pub context: String,
+}
+
+/// A case number with its PIN.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseKey {
+    /// The case number (`RL-XXXX-XXXX-XXXX`).
+    pub case_id: String,
+    /// The PIN shown when the case was opened (case and dashes do not matter).
+    pub pin: String,
+}
+
+/// A case as its reporter sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CaseView {
+    /// The case number.
+    pub case_id: String,
+    /// `queued` (waiting for review), `listed`, `rejected` or `withdrawn`.
+    pub status: String,
+    /// Hashes in the case.
+    pub hashes: usize,
+    /// When it was opened (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When it last changed.
+    pub updated_ms: u64,
+}
+
+impl From<&Case> for CaseView {
+    fn from(c: &Case) -> Self {
+        Self {
+            case_id: c.id.clone(),
+            status: c.status.name().to_owned(),
+            hashes: c.signals.len(),
+            created_ms: c.created_ms,
+            updated_ms: c.updated_ms,
+        }
+    }
+}
+
+/// `POST /report/api/cases`'s answer: the only time the PIN is ever shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OpenedCase {
+    /// The case.
+    #[serde(flatten)]
+    pub case: CaseView,
+    /// The PIN; the node keeps only a digest of it and cannot show it again.
+    pub pin: String,
+}
+
+/// `POST /report/api/cases`: opens a case for hashes computed on the reporter's device.
+#[utoipa::path(
+    post,
+    path = "/report/api/cases",
+    tag = "report",
+    summary = "Report hashes of one's own images (no token)",
+    request_body(content = ReportBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case, with its PIN (shown once)", body = OpenedCase),
+        (status = 404, description = "This node takes no reports", body = super::error::ErrorBody),
+        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
+        (status = 500, description = "The node failed", body = super::error::ErrorBody),
+        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
+    ),
+)]
+pub async fn open_case(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Json<OpenedCase>, ApiError> {
+    let node = gate.node()?;
+    node.reports().admit(client_ip(extensions))?;
+    let parsed: ReportBody = json_body(&body)?;
+    let signals = parsed
+        .signals
+        .into_iter()
+        .map(|s| ReportedSignal {
+            signal_type: s.signal_type,
+            value: s.value,
+            quality: s.quality,
+        })
+        .collect();
+    let opened = node
+        .reports()
+        .open(node.own_log(), signals, parsed.context)
+        .await?;
+    Ok(Json(OpenedCase {
+        case: CaseView::from(&opened.case),
+        pin: opened.pin,
+    }))
+}
+
+/// `POST /report/api/status`: where a case stands.
+#[utoipa::path(
+    post,
+    path = "/report/api/status",
+    tag = "report",
+    summary = "A case's status, with its number and PIN (no token)",
+    request_body(content = CaseKey, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case", body = CaseView),
+        (status = 404, description = "No case with this number and PIN, or no reports here", body = super::error::ErrorBody),
+        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
+        (status = 500, description = "The node failed", body = super::error::ErrorBody),
+        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
+    ),
+)]
+pub async fn case_status(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Json<CaseView>, ApiError> {
+    let node = gate.node()?;
+    node.reports().admit(client_ip(extensions))?;
+    let key: CaseKey = json_body(&body)?;
+    let case = node.reports().check(&key.case_id, &key.pin)?;
+    Ok(Json(CaseView::from(&case)))
+}
+
+/// `POST /report/api/withdraw`: withdraws a case; what was listed from it is retracted.
+#[utoipa::path(
+    post,
+    path = "/report/api/withdraw",
+    tag = "report",
+    summary = "Withdraw a case, with its number and PIN (no token)",
+    request_body(content = CaseKey, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case, now withdrawn", body = CaseView),
+        (status = 404, description = "No case with this number and PIN, or no reports here", body = super::error::ErrorBody),
+        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
+        (status = 500, description = "The node failed", body = super::error::ErrorBody),
+        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
+    ),
+)]
+pub async fn withdraw_case(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Json<CaseView>, ApiError> {
+    let node = gate.node()?;
+    node.reports().admit(client_ip(extensions))?;
+    let key: CaseKey = json_body(&body)?;
+    let case = node
+        .reports()
+        .withdraw(node.own_log(), &key.case_id, &key.pin)
+        .await?;
+    Ok(Json(CaseView::from(&case)))
+}
+
+/// A case as an analyst reviews it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QueuedCase {
+    /// The case.
+    #[serde(flatten)]
+    pub case: CaseView,
+    /// Its hashes.
+    pub signals: Vec<QueuedSignal>,
+    /// What the reporter added.
+    pub context: String,
+}
+
+/// One hash of a queued case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QueuedSignal {
+    /// Its type.
+    pub signal_type: String,
+    /// Its value, hex.
+    pub value: String,
+    /// PDQ quality.
+    pub quality: u32,
+}
+
+/// `GET /v1/reports`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReviewQueue {
+    /// Cases waiting, oldest first.
+    pub cases: Vec<QueuedCase>,
+}
+
+/// `GET /v1/reports`: the review queue.
+#[utoipa::path(
+    get,
+    path = "/v1/reports",
+    tag = "v1",
+    summary = "Victims' reports waiting for review",
+    responses((status = 200, description = "The queue", body = ReviewQueue)),
+    security(("bearer" = [])),
+)]
+pub async fn queue(State(gate): State<HttpGate>) -> Result<Json<ReviewQueue>, ApiError> {
+    let node = gate.node()?.clone();
+    // A scan of every case: off the runtime thread.
+    let cases = tokio::task::spawn_blocking(move || node.reports().queue())
+        .await
+        .map_err(|e| ApiError::from(tonic::Status::internal(format!("queue task: {e}"))))??;
+    Ok(Json(ReviewQueue {
+        cases: cases
+            .iter()
+            .map(|c| QueuedCase {
+                case: CaseView::from(c),
+                signals: c
+                    .signals
+                    .iter()
+                    .map(|s| QueuedSignal {
+                        signal_type: s.signal_type.clone(),
+                        value: s.value.clone(),
+                        quality: s.quality,
+                    })
+                    .collect(),
+                context: c.context.clone(),
+            })
+            .collect(),
+    }))
+}
+
+/// Body of `POST /v1/reports/approve`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    /// The case number.
+    pub case_id: String,
+    /// Labels for its entries; empty: the node's `[report] labels`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Legal basis; empty: the node's `[report] legal_basis`.
+    #[serde(default)]
+    pub legal_basis: String,
+}
+
+/// Body of `POST /v1/reports/reject`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    /// The case number.
+    pub case_id: String,
+    /// Why (required; the reporter sees only that it was rejected).
+    pub reason: String,
+}
+
+/// A reviewed case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Reviewed {
+    /// The case.
+    #[serde(flatten)]
+    pub case: CaseView,
+    /// The own log's entries made from it (approved cases).
+    pub indices: Vec<u64>,
+}
+
+fn reviewed(c: &Case) -> Reviewed {
+    Reviewed {
+        case: CaseView::from(c),
+        indices: match &c.status {
+            CaseStatus::Listed { indices } => indices.clone(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// `POST /v1/reports/approve`: lists a queued case's hashes in the own log.
+#[utoipa::path(
+    post,
+    path = "/v1/reports/approve",
+    tag = "v1",
+    summary = "Approve a queued report into the list",
+    request_body(content = ApproveBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case, listed", body = Reviewed),
+        (status = 404, description = "No such case", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn approve(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Json<Reviewed>, ApiError> {
+    let node = gate.node()?;
+    let b: ApproveBody = json_body(&body)?;
+    let case = node
+        .reports()
+        .approve(node.own_log(), &b.case_id, b.labels, b.legal_basis)
+        .await?;
+    let who = actor_of(extensions);
+    node.trail().called(&who, "POST /v1/reports/approve").await;
+    Ok(Json(reviewed(&case)))
+}
+
+/// `POST /v1/reports/reject`: declines a queued case; nothing is listed.
+#[utoipa::path(
+    post,
+    path = "/v1/reports/reject",
+    tag = "v1",
+    summary = "Reject a queued report",
+    request_body(content = RejectBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The case, rejected", body = Reviewed),
+        (status = 404, description = "No such case", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn reject(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: Bytes,
+) -> Result<Json<Reviewed>, ApiError> {
+    let node = gate.node()?;
+    let b: RejectBody = json_body(&body)?;
+    let case = node.reports().reject(&b.case_id, b.reason).await?;
+    let who = actor_of(extensions);
+    node.trail().called(&who, "POST /v1/reports/reject").await;
+    Ok(Json(reviewed(&case)))
+}
