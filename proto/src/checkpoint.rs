@@ -220,7 +220,9 @@ impl OriginSigner {
         })
     }
 
-    /// A fresh random identity.
+    /// A fresh random identity (feature `keygen`, on by default: it needs the OS RNG, which
+    /// wasm32-unknown-unknown lacks).
+    #[cfg(feature = "keygen")]
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
         Self::new(name, SigningKey::generate(&mut rand::rngs::OsRng))
     }
