@@ -566,6 +566,19 @@ pub struct TilesConfig {
     pub publish_dir: Option<PathBuf>,
 }
 
+/// The node's web pages (`[web]`): the victim's page `/report/` (when `[report] enabled`) and
+/// the hotline's console `/console/`, static files built by `web/build.sh`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// The built files (`web/build.sh` writes them to `target/web`): `<assets>/report/` and
+    /// `<assets>/console/`. The node serves no page when absent.
+    pub assets: Option<PathBuf>,
+    /// Serve the console (it holds no data: every panel calls the API with the analyst's own
+    /// token, which is never stored).
+    pub console: bool,
+}
+
 /// How reports from the public page are handled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -587,9 +600,6 @@ pub struct ReportConfig {
     pub enabled: bool,
     /// Review queue or straight into the list.
     pub mode: ReportMode,
-    /// The built web files (`web/build.sh` writes them to `target/web`); the page is served
-    /// from `<assets>/report/`. The node serves nothing when absent.
-    pub assets: Option<PathBuf>,
     /// Hashes in one report.
     pub max_signals: usize,
     /// Longest optional context a reporter may add, in bytes.
@@ -609,7 +619,6 @@ impl Default for ReportConfig {
         Self {
             enabled: false,
             mode: ReportMode::Review,
-            assets: None,
             max_signals: 64,
             max_context_bytes: 2000,
             per_address_per_min: 6.0,
@@ -695,6 +704,9 @@ pub struct Config {
     /// The victim's report page.
     #[serde(default)]
     pub report: ReportConfig,
+    /// The web pages' files.
+    #[serde(default)]
+    pub web: WebConfig,
     /// Bearer tokens accepted. None: every caller may do everything, so the node then only
     /// listens on loopback.
     #[serde(default)]

@@ -145,7 +145,7 @@ async fn a_victim_hashes_on_her_device_reports_checks_and_withdraws() {
     let mut config = Config::new(ORIGIN, dir.path());
     config.report.enabled = true;
     config.report.mode = ReportMode::Review;
-    config.report.assets = Some(repo().join("target/web"));
+    config.web.assets = Some(repo().join("target/web"));
     config.tokens = vec![token_config("analyst", ANALYST, vec![Scope::Submit])];
     let node = TestNode::start(config).await;
 

@@ -11,6 +11,8 @@
 //!   submit and retract; [`v1_logs`]: origins, checkpoints, entries and evidence;
 //!   [`v1_status`]: the operator's status. [`params`] reads their query strings strictly.
 //! - [`openapi`]: the OpenAPI 3.1 document of both, generated from the handlers.
+//! - [`report`]: the victims' report API; [`pages`]: the report page and the hotline's
+//!   console, static files.
 //! - [`tlog`]: every log as C2SP tlog-tiles under `/tlog/<origin>/` (checkpoint, hash tiles,
 //!   entry bundles), for transparency-log tools and CDNs; specified by C2SP, not in the
 //!   OpenAPI document.
@@ -23,6 +25,7 @@
 pub mod error;
 pub mod hma;
 pub mod openapi;
+pub mod pages;
 pub mod params;
 pub mod report;
 pub mod tlog;
@@ -119,6 +122,10 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/evidence",
         scopes: &[Scope::Audit],
     },
+    Route {
+        path: "/v1/growth",
+        scopes: &[Scope::Audit],
+    },
     // The victim's page: no token (the reporter has none); bounded per address instead.
     Route {
         path: "/report/api/cases",
@@ -167,7 +174,7 @@ pub fn access(path: &str, public_tiles: bool) -> Option<Route> {
         Some(r) => Some(*r),
         None => tlog::Resource::parse(path)
             .map(|r| r.route(public_tiles))
-            .or_else(|| report::page_route(path)),
+            .or_else(|| pages::route(path)),
     }
 }
 
@@ -251,9 +258,12 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
         .route("/v1/checkpoints", get(v1_logs::checkpoints))
         .route("/v1/entries", get(v1_logs::entries))
         .route("/v1/evidence", get(v1_logs::evidence))
+        .route("/v1/growth", get(v1_logs::growth))
         .route("/v1/status", get(v1_status::status))
-        .route("/report/", get(report::page))
-        .route("/report/{file}", get(report::page))
+        .route("/report/", get(pages::get))
+        .route("/report/{file}", get(pages::get))
+        .route("/console/", get(pages::get))
+        .route("/console/{file}", get(pages::get))
         .route(
             "/report/api/cases",
             post(report::open_case).layer(DefaultBodyLimit::max(REPORT_BODY)),

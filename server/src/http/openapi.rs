@@ -69,6 +69,7 @@ pub const BEARER: &str = "bearer";
         v1_logs::checkpoints,
         v1_logs::entries,
         v1_logs::evidence,
+        v1_logs::growth,
         v1_status::status,
         report::queue,
         report::approve,

@@ -1,10 +1,7 @@
 //! The victim's page and its API (`[report]`), served on the node's address.
 //!
-//! - `GET /report/…`: the page's static files from `[report] assets` (built by
-//!   `web/build.sh`): a fixed set of names, each with its content type, a strict
-//!   Content-Security-Policy (scripts, styles and the WebAssembly hasher from this node only;
-//!   no frames, no forms elsewhere, nothing from any other host) and no caching or referrer.
-//!   The images are hashed inside the page; only hashes come back here.
+//! - `GET /report/…`: the page itself ([`super::pages`]); the images are hashed inside it and
+//!   only hashes come back here.
 //! - `POST /report/api/cases|status|withdraw`: open a case, see it, withdraw it (no token: the
 //!   reporter has none; bounded per address by [`crate::node::Reports`]). The PIN travels in
 //!   a body, never a URL, so no access log or proxy keeps it.
@@ -12,118 +9,16 @@
 //!   hotline's analysts (`submit` scope, like any change to the list).
 
 use super::v1::{json_body, SignalIn};
-use super::{ApiError, HttpGate, Route};
+use super::{ApiError, HttpGate};
 use crate::grpc::node_status::actor_of;
 use crate::node::reports::{Case, CaseStatus, ReportedSignal};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, Extensions, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::Extensions;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use utoipa::ToSchema;
-
-/// The metric label of every page file.
-pub const PAGE_LABEL: &str = "/report/ (page)";
-
-/// The page's files and their content types: nothing else under `/report/` is served, so no
-/// path ever reaches the filesystem from a request.
-const FILES: &[(&str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8"),
-    ("app.js", "text/javascript; charset=utf-8"),
-    ("hashing.js", "text/javascript; charset=utf-8"),
-    ("style.css", "text/css; charset=utf-8"),
-    ("redline_web.wasm", "application/wasm"),
-];
-
-/// The page's policy: its own scripts and the WebAssembly hasher they compile, its own styles,
-/// images the reporter picked (shown from `blob:` URLs, never uploaded), and calls back to this
-/// node only.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' \
-    'wasm-unsafe-eval'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; \
-    form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
-
-/// The page file `path` names (`/report/` is its `index.html`), if it is one.
-pub fn page_file(path: &str) -> Option<(&'static str, &'static str)> {
-    let name = path.strip_prefix("/report/")?;
-    let name = if name.is_empty() { "index.html" } else { name };
-    FILES.iter().copied().find(|(n, _)| *n == name)
-}
-
-/// Who may fetch a page file: anyone.
-pub fn page_route(path: &str) -> Option<Route> {
-    page_file(path).map(|_| Route {
-        path: PAGE_LABEL,
-        scopes: &[],
-    })
-}
-
-/// `GET /report/…`: one of the page's files.
-pub async fn page(State(gate): State<HttpGate>, path: axum::http::Uri) -> Response {
-    let refused = |status: StatusCode, message: &str| {
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            message.to_owned(),
-        )
-            .into_response()
-    };
-    let Ok(node) = gate.node() else {
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node is starting; retry shortly",
-        );
-    };
-    let config = &node.config().report;
-    let (Some((name, content_type)), true, Some(assets)) = (
-        page_file(path.path()),
-        config.enabled,
-        config.assets.as_ref(),
-    ) else {
-        return refused(
-            StatusCode::NOT_FOUND,
-            "this node does not serve a report page",
-        );
-    };
-    let file = assets.join("report").join(name);
-    match tokio::fs::read(&file).await {
-        Ok(bytes) => {
-            let mut resp = Body::from(bytes).into_response();
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            );
-            h.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            h.insert(
-                "cross-origin-opener-policy",
-                HeaderValue::from_static("same-origin"),
-            );
-            h.insert(
-                "permissions-policy",
-                HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
-            );
-            resp
-        }
-        Err(e) => {
-            tracing::error!(file = %file.display(), error = %e, "report page file missing");
-            refused(
-                StatusCode::NOT_FOUND,
-                "the report page is not built on this node (web/build.sh)",
-            )
-        }
-    }
-}
 
 fn client_ip(extensions: Extensions) -> Option<IpAddr> {
     tonic::Request::from_parts(Default::default(), extensions, ())

@@ -344,6 +344,116 @@ pub async fn entries(
     }))
 }
 
+/// Most points `GET /v1/growth` answers.
+pub const MAX_GROWTH_POINTS: u64 = 256;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrowthParams {
+    origin: Option<String>,
+    points: Option<String>,
+}
+
+/// One point of a list's growth: it had `index + 1` entries when the entry at `index` was
+/// written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct GrowthPoint {
+    /// An entry's index.
+    pub index: u64,
+    /// When the origin wrote it (ms since the Unix epoch, as the origin says).
+    pub created_at_ms: u64,
+}
+
+/// `GET /v1/growth`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Growth {
+    /// The origin.
+    pub origin: String,
+    /// Its size now.
+    pub tree_size: u64,
+    /// Entries sampled evenly from the first to the last, in index order.
+    pub points: Vec<GrowthPoint>,
+}
+
+/// The indices `points` samples of a log of `size` spread evenly over it, first and last
+/// included.
+fn sample(size: u64, points: u64) -> Vec<u64> {
+    let n = points.min(size);
+    match n {
+        0 => Vec::new(),
+        1 => vec![size - 1],
+        // In u128: `i * (size - 1)` overflows u64 for large logs.
+        _ => (0..n)
+            .map(|i| (u128::from(i) * u128::from(size - 1) / u128::from(n - 1)) as u64)
+            .collect(),
+    }
+}
+
+/// `GET /v1/growth?origin=&points=`: how an origin's list grew, from the creation times of
+/// entries sampled along it (a few leaf reads, whatever the log's size), for the console's
+/// chart.
+#[utoipa::path(
+    get,
+    path = "/v1/growth",
+    tag = "v1",
+    summary = "How an origin's list grew over time",
+    params(
+        ("origin" = String, Query, description = "The origin (list)"),
+        ("points" = Option<u64>, Query, description = "Points wanted, 1 to 256 (default 64)"),
+    ),
+    responses(
+        (status = 200, description = "Sampled entries", body = Growth),
+        (status = 404, description = "The node holds no such origin", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn growth(
+    State(gate): State<HttpGate>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Growth>, ApiError> {
+    let p: GrowthParams = params::parse(query.as_deref())?;
+    let origin = params::required("origin", p.origin.as_deref())?.to_owned();
+    let points = params::number("points", p.points.as_deref())?.unwrap_or(64);
+    if !(1..=MAX_GROWTH_POINTS).contains(&points) {
+        return Err(ApiError::bad_request(format!(
+            "points must be 1 to {MAX_GROWTH_POINTS}"
+        )));
+    }
+    let node = gate.node()?.clone();
+    let log = node.log(&origin)?;
+    let state = log.state();
+    let (id, size) = (state.id, state.size());
+    let indices = sample(size, points);
+    // Leaf reads: off the runtime thread.
+    let read = tokio::task::spawn_blocking(move || {
+        indices
+            .into_iter()
+            .map(|index| {
+                let leaf = node.logs().leaf(id, index)?.ok_or_else(|| {
+                    crate::node::NodeError::MissingLeaves {
+                        origin: origin.clone(),
+                        at: index,
+                    }
+                })?;
+                let created = decode_leaf(&leaf).map_or(0, |(created, _)| created);
+                Ok(GrowthPoint {
+                    index,
+                    created_at_ms: created,
+                })
+            })
+            .collect::<Result<Vec<_>, crate::node::NodeError>>()
+            .map(|points| (origin, points))
+    })
+    .await
+    .map_err(|e| ApiError::from(tonic::Status::internal(format!("growth task: {e}"))))?;
+    let (origin, points) = read?;
+    Ok(Json(Growth {
+        origin,
+        tree_size: size,
+        points,
+    }))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EvidenceParams {
@@ -453,6 +563,18 @@ mod tests {
     use super::*;
     use redline_proto::entry::{encode_add, encode_retract};
     use redline_proto::pb::AddEntry;
+
+    #[test]
+    fn growth_samples_spread_from_the_first_entry_to_the_last() {
+        assert_eq!(sample(0, 64), Vec::<u64>::new());
+        assert_eq!(sample(1, 64), [0]);
+        assert_eq!(sample(5, 64), [0, 1, 2, 3, 4]);
+        assert_eq!(sample(1000, 3), [0, 499, 999]);
+        assert_eq!(sample(u64::MAX, 2), [0, u64::MAX - 1]);
+        let many = sample(10_000_000, 256);
+        assert_eq!((many.len(), many[255]), (256, 9_999_999));
+        assert!(many.windows(2).all(|w| w[0] < w[1]));
+    }
 
     #[test]
     fn an_entry_reads_as_its_fields_and_its_exact_bytes() {
