@@ -23,6 +23,12 @@ rm -rf "$site/report"
 mkdir -p "$site/report"
 cp -R "$ROOT/web/report/." "$site/report/"
 cp "$wasm" "$site/report/redline_web.wasm"
+# The hotline's console (/console/): its own pages, the same hasher for search-by-image.
+rm -rf "$site/console"
+mkdir -p "$site/console"
+cp -R "$ROOT/web/console/." "$site/console/"
+cp "$ROOT/web/report/hashing.js" "$site/console/hashing.js"
+cp "$wasm" "$site/console/redline_web.wasm"
 
 bytes=$(stat -c %s "$site/report/redline_web.wasm")
 gz=$(gzip -9c "$site/report/redline_web.wasm" | wc -c)
