@@ -34,3 +34,22 @@ pub fn bearer(token: &str) -> [String; 2] {
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
+
+/// POSTs `body` as JSON to `url`, with a bearer `token` when given; the status and the answer
+/// as JSON.
+pub async fn post_json(
+    url: String,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut args: Vec<String> = token.map(|t| bearer(t).to_vec()).unwrap_or_default();
+    args.extend([
+        "-H".into(),
+        "Content-Type: application/json".into(),
+        "--data-binary".into(),
+        body.to_string(),
+        url,
+    ]);
+    let (code, body) = curl(args).await;
+    (code, json(&body))
+}

@@ -8,6 +8,7 @@
 //! committed corpora by `tests/fuzz_regressions.rs`.
 
 pub mod adversary;
+pub mod browser;
 pub mod crash;
 pub mod curl;
 pub mod fuzz;

@@ -55,22 +55,7 @@ async fn get(url: String, token: &str) -> (u16, serde_json::Value) {
     (code, json(&body))
 }
 
-async fn post(
-    url: String,
-    token: Option<&str>,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let mut args: Vec<String> = token.map(|t| bearer(t).to_vec()).unwrap_or_default();
-    args.extend([
-        "-H".into(),
-        "Content-Type: application/json".into(),
-        "--data-binary".into(),
-        body.to_string(),
-        url,
-    ]);
-    let (code, body) = curl(args).await;
-    (code, json(&body))
-}
+use redline_e2e::curl::post_json as post;
 
 /// Verifies a checkpoint object's signed note under `key` and checks the fields beside it
 /// say the same; returns the size.

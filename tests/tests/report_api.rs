@@ -21,22 +21,7 @@ use redline_server::config::{Config, ReportMode, Scope};
 const ANALYST: &str = "analyst-secret";
 const MATCHER: &str = "matcher-secret";
 
-async fn post(
-    url: String,
-    token: Option<&str>,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let mut args: Vec<String> = token.map(|t| bearer(t).to_vec()).unwrap_or_default();
-    args.extend([
-        "-H".into(),
-        "Content-Type: application/json".into(),
-        "--data-binary".into(),
-        body.to_string(),
-        url,
-    ]);
-    let (code, body) = curl(args).await;
-    (code, json(&body))
-}
+use redline_e2e::curl::post_json as post;
 
 fn pdq(seed: u8) -> serde_json::Value {
     serde_json::json!({"signal_type": "pdq", "value": hex::encode([seed; 32]), "quality": 90})

@@ -20,11 +20,11 @@
 
 use redline_e2e::curl::{curl, json};
 use redline_e2e::{
-    cargo_bin, eventually, federated_config, reserve, shared_dir, temp_dir, token_config,
+    browser, cargo_bin, eventually, federated_config, reserve, shared_dir, temp_dir, token_config,
     trust_key, TestNode,
 };
 use redline_server::config::{Config, PeerConfig, Policy, ReportMode, Scope, Secret};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -34,13 +34,6 @@ const ANALYST: &str = "analyst-secret";
 const WEAK: &str = "platform-secret";
 const PEER: &str = "peer-secret";
 const LONG: Duration = Duration::from_secs(30);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the repository")
-        .to_path_buf()
-}
 
 fn tokens() -> Vec<redline_server::config::TokenConfig> {
     vec![
@@ -97,22 +90,10 @@ async fn match_at(url: &str, pdq: &str) -> Vec<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_runs_the_federation_from_the_console() {
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
-    let ready = chromium.exists()
-        && repo()
-            .join("web/tests/node_modules/playwright-core")
-            .exists()
-        && repo().join("target/web/console/redline_web.wasm").exists()
-        && repo().join("web/tests/console.mjs").exists();
-    let Some(shared) = shared_dir().filter(|_| ready) else {
-        assert!(
-            std::env::var_os("REDLINE_REQUIRE_BROWSER").is_none(),
-            "REDLINE_REQUIRE_BROWSER is set but the console test cannot run (chromium, \
-             web/tests/node_modules, target/web/console or ../shared missing)"
-        );
-        eprintln!("SKIPPED the console browser test: chromium, npm tools or target/web missing");
+    if !browser::available("console") {
         return;
-    };
+    }
+    let shared = shared_dir().expect("checked by available");
     let images = shared.join("pdq-reference/images");
     let redline = cargo_bin("redline-client", "redline");
     let search_image = images.join("pen-and-coaster.png");
@@ -146,7 +127,7 @@ async fn an_analyst_runs_the_federation_from_the_console() {
     a_config.peers = vec![peer(&b.url), peer(&dead_url)];
     a_config.tokens = tokens();
     a_config.sync.ready_after_first_sync = false;
-    a_config.web.assets = Some(repo().join("target/web"));
+    a_config.web.assets = Some(browser::assets());
     a_config.web.console = true;
     a_config.report.enabled = true;
     a_config.report.mode = ReportMode::Review;
@@ -189,34 +170,18 @@ async fn an_analyst_runs_the_federation_from_the_console() {
     assert!(match_at(&platform.url, &reported).await.is_empty());
     let a_size_before = a.size_of(A);
 
-    let work = repo().join("target/web-test");
-    std::fs::create_dir_all(&work).unwrap();
-    let script = repo().join("web/tests/console.mjs");
-    let (url, work_arg, case_arg) = (a_url.clone(), work.clone(), case_id.clone());
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&script)
-            .current_dir(script.parent().unwrap())
-            .env("REDLINE_URL", &url)
-            .env("REDLINE_OUT", &work_arg)
-            .env("REDLINE_TOKEN", ANALYST)
-            .env("REDLINE_WEAK_TOKEN", WEAK)
-            .env("REDLINE_CASE", &case_arg)
-            .env("REDLINE_IMAGE", &search_image)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    assert!(run.status.success(), "{run:?}");
-    let c = json(&std::fs::read_to_string(work.join("console.json")).unwrap());
-    assert!(
-        c["failure"].is_null(),
-        "the console session failed: {}\nconsole: {}",
-        c["failure"],
-        c["console"]
-    );
+    let c = browser::run(
+        "console.mjs",
+        "console.json",
+        vec![
+            ("REDLINE_URL", a_url.clone().into()),
+            ("REDLINE_TOKEN", ANALYST.into()),
+            ("REDLINE_WEAK_TOKEN", WEAK.into()),
+            ("REDLINE_CASE", case_id.clone().into()),
+            ("REDLINE_IMAGE", search_image.clone().into()),
+        ],
+    )
+    .await;
 
     // Origins, growth, federation.
     let origins = c["origins"].as_array().unwrap();
@@ -316,28 +281,9 @@ async fn an_analyst_runs_the_federation_from_the_console() {
     );
 
     // Privacy and accessibility.
-    for r in c["requests"].as_array().unwrap() {
-        let u = r["url"].as_str().unwrap();
-        assert!(
-            u.starts_with(&format!("{a_url}/")),
-            "a request to another host: {u}"
-        );
-    }
-    assert_eq!(c["cookies"], serde_json::json!([]));
-    assert_eq!(c["storage"], serde_json::json!({"local": 0, "session": 0}));
-    for phase in ["axe_empty", "axe_loaded"] {
-        let serious: Vec<&serde_json::Value> = c[phase]
-            .as_array()
-            .unwrap_or_else(|| panic!("{phase} ran"))
-            .iter()
-            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-            .collect();
-        assert!(serious.is_empty(), "{phase}: {serious:?}");
-    }
-    for shot in ["console.png", "console-weak.png"] {
-        let png = std::fs::read(work.join(shot)).unwrap();
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{shot}");
-    }
+    browser::assert_private(&c, &a_url);
+    browser::assert_accessible(&c, &["axe_empty", "axe_loaded"]);
+    browser::assert_screenshots(&["console.png", "console-weak.png"]);
     platform.stop().await;
     a.stop().await;
     b.stop().await;

@@ -22,7 +22,7 @@
 //! their absence into a failure. Elsewhere the test is skipped, saying what is missing.
 
 use redline_e2e::curl::{bearer, curl, json};
-use redline_e2e::{cargo_bin, shared_dir, temp_dir, token_config, TestNode};
+use redline_e2e::{browser, cargo_bin, shared_dir, temp_dir, token_config, TestNode};
 use redline_server::config::{Config, ReportMode, Scope};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,34 +30,6 @@ use std::process::Command;
 
 const ORIGIN: &str = "hotline.example";
 const ANALYST: &str = "analyst-secret";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the repository")
-        .to_path_buf()
-}
-
-/// What the browser test needs that is missing, if anything.
-fn missing(chromium: &Path) -> Vec<String> {
-    let mut missing = Vec::new();
-    if !chromium.exists() {
-        missing.push(format!("{} (apt install chromium)", chromium.display()));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        missing.push("node (apt install nodejs)".into());
-    }
-    if !repo()
-        .join("web/tests/node_modules/playwright-core")
-        .exists()
-    {
-        missing.push("web/tests/node_modules (npm ci in web/tests)".into());
-    }
-    if !repo().join("target/web/report/redline_web.wasm").exists() {
-        missing.push("target/web (web/build.sh)".into());
-    }
-    missing
-}
 
 /// Whether `haystack` holds any `WINDOW`-byte run of `needle`.
 fn shares_a_window(needle: &[u8], haystack: &[u8]) -> bool {
@@ -95,17 +67,10 @@ fn windows_are_found_wherever_they_are() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_victim_hashes_on_her_device_reports_checks_and_withdraws() {
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or("/usr/bin/chromium".into()));
-    let missing = missing(&chromium);
-    let Some(shared) = shared_dir().filter(|_| missing.is_empty()) else {
-        assert!(
-            std::env::var_os("REDLINE_REQUIRE_BROWSER").is_none(),
-            "REDLINE_REQUIRE_BROWSER is set but the browser test cannot run: {missing:?} \
-             (or ../shared is absent)"
-        );
-        eprintln!("SKIPPED the browser test: missing {missing:?}");
+    if !browser::available("report") {
         return;
-    };
+    }
+    let shared = shared_dir().expect("checked by available");
     let images = shared.join("pdq-reference/images");
 
     // What `redline hash` prints for every reference image.
@@ -145,36 +110,20 @@ async fn a_victim_hashes_on_her_device_reports_checks_and_withdraws() {
     let mut config = Config::new(ORIGIN, dir.path());
     config.report.enabled = true;
     config.report.mode = ReportMode::Review;
-    config.web.assets = Some(repo().join("target/web"));
+    config.web.assets = Some(browser::assets());
     config.tokens = vec![token_config("analyst", ANALYST, vec![Scope::Submit])];
     let node = TestNode::start(config).await;
 
-    let work = repo().join("target/web-test");
-    std::fs::create_dir_all(&work).unwrap();
-    let script = repo().join("web/tests/report.mjs");
-    let (url, images_arg, work_arg) = (node.url.clone(), images.clone(), work.clone());
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(&script)
-            .current_dir(script.parent().unwrap())
-            .env("REDLINE_URL", &url)
-            .env("REDLINE_IMAGES", &images_arg)
-            .env("REDLINE_OUT", &work_arg)
-            .env("REDLINE_TOKEN", ANALYST)
-            .env("CHROMIUM", &chromium)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    assert!(run.status.success(), "{run:?}");
-    let report = json(&std::fs::read_to_string(work.join("report.json")).unwrap());
-    assert!(
-        report["failure"].is_null(),
-        "the browser session failed: {}\nconsole: {}",
-        report["failure"],
-        report["console"]
-    );
+    let report = browser::run(
+        "report.mjs",
+        "report.json",
+        vec![
+            ("REDLINE_URL", node.url.clone().into()),
+            ("REDLINE_IMAGES", images.clone().into()),
+            ("REDLINE_TOKEN", ANALYST.into()),
+        ],
+    )
+    .await;
     let steps = &report["steps"];
     eprintln!(
         "hashed {} images in the browser in {} ms",
@@ -307,18 +256,7 @@ async fn a_victim_hashes_on_her_device_reports_checks_and_withdraws() {
     }
 
     // Accessibility: no serious or critical violation in any state of the page.
-    for state in ["axe_empty", "axe_case", "axe_check"] {
-        let serious: Vec<&serde_json::Value> = report[state]
-            .as_array()
-            .unwrap_or_else(|| panic!("{state} ran"))
-            .iter()
-            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
-            .collect();
-        assert!(serious.is_empty(), "{state}: {serious:?}");
-    }
-    for shot in ["report-page.png", "report-withdrawn.png"] {
-        let png = std::fs::read(work.join(shot)).unwrap();
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{shot}");
-    }
+    browser::assert_accessible(&report, &["axe_empty", "axe_case", "axe_check"]);
+    browser::assert_screenshots(&["report-page.png", "report-withdrawn.png"]);
     node.stop().await;
 }

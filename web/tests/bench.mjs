@@ -3,17 +3,16 @@
 // {"images", "rounds", "seconds", "per_second"} to REDLINE_OUT/bench.json. Run by
 // tests/benches/browser_hashing.rs, which times the native hasher on the same files in the
 // same run and prints the ratio.
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { launch } from './common.mjs';
 
 const base = process.env.REDLINE_URL;
 const dir = process.env.REDLINE_IMAGES;
 const rounds = Number(process.env.ROUNDS || '3');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const files = fs.readdirSync(dir).sort().map((f) => fs.readFileSync(path.join(dir, f)).toString('base64'));
 
-const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/report/`);

@@ -14,35 +14,21 @@
 //
 // Every request the browser makes is recorded (URL, method, body) from the browser context,
 // so nothing the page or the hasher sends escapes the record.
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { axe, launch, leftovers, recordedPage } from './common.mjs';
 
-const require = createRequire(import.meta.url);
 const base = process.env.REDLINE_URL;
 const outDir = process.env.REDLINE_OUT;
 const token = process.env.REDLINE_TOKEN;
 const weakToken = process.env.REDLINE_WEAK_TOKEN;
 const caseId = process.env.REDLINE_CASE;
 const image = process.env.REDLINE_IMAGE;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const PANELS = ['connect', 'origins', 'growth', 'federation', 'evidence', 'review', 'search', 'submit', 'retract'];
 
 const out = { requests: [], console: [], steps: {} };
 const save = () => fs.writeFileSync(path.join(outDir, 'console.json'), JSON.stringify(out, null, 1));
-
-async function axe(page) {
-  // Evaluated through the DevTools protocol, which the page's CSP does not govern; the page
-  // itself still runs under its policy.
-  await page.evaluate(axeSource);
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-  });
-}
 
 const errors = (page) => page.evaluate((panels) => Object.fromEntries(
   panels.map((p) => [p, (document.getElementById(`${p}-error`) || { textContent: null }).textContent]),
@@ -64,16 +50,9 @@ async function confirmed(page, button, yes, done, arg) {
   await page.waitForFunction(done, arg, { timeout: 60000 });
 }
 
-const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+const browser = await launch();
 try {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  context.on('request', (r) => {
-    const body = r.postDataBuffer();
-    out.requests.push({ url: r.url(), method: r.method(), body_base64: body ? body.toString('base64') : '' });
-  });
-  const page = await context.newPage();
-  page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => out.console.push(`pageerror: ${e.message}`));
+  const { context, page } = await recordedPage(browser, out, { width: 1100, height: 900 });
 
   const response = await page.goto(`${base}/console/`);
   out.steps.page_status = response.status();
@@ -147,8 +126,7 @@ try {
   out.weak_retract_status = await page.textContent('#retract-status');
   await page.screenshot({ path: path.join(outDir, 'console-weak.png'), fullPage: true });
   out.axe_weak = await axe(page);
-  out.cookies = await context.cookies();
-  out.storage = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+  Object.assign(out, await leftovers(context, page));
 } catch (e) {
   out.failure = String(e && e.stack || e);
 } finally {

@@ -12,42 +12,21 @@
 //
 // Every request the browser makes is recorded (URL, method, body) from the browser context,
 // so nothing the page or the hasher sends escapes the record.
-import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { axe, launch, leftovers, recordedPage } from './common.mjs';
 
-const require = createRequire(import.meta.url);
 const base = process.env.REDLINE_URL;
 const imagesDir = process.env.REDLINE_IMAGES;
 const outDir = process.env.REDLINE_OUT;
 const token = process.env.REDLINE_TOKEN;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const out = { rows: [], requests: [], console: [], steps: {} };
 const save = () => fs.writeFileSync(path.join(outDir, 'report.json'), JSON.stringify(out, null, 1));
 
-async function axe(page) {
-  // Evaluated through the DevTools protocol, which the page's CSP does not govern; the page
-  // itself still runs under its policy.
-  await page.evaluate(axeSource);
-  return page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }));
-  });
-}
-
-const browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+const browser = await launch();
 try {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
-  context.on('request', (r) => {
-    const body = r.postDataBuffer();
-    out.requests.push({ url: r.url(), method: r.method(), body_base64: body ? body.toString('base64') : '' });
-  });
-  const page = await context.newPage();
-  page.on('console', (m) => out.console.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => out.console.push(`pageerror: ${e.message}`));
+  const { context, page } = await recordedPage(browser, out, { width: 1000, height: 900 });
 
   const response = await page.goto(`${base}/report/`);
   out.steps.page_status = response.status();
@@ -109,8 +88,7 @@ try {
   out.steps.withdrawn = await page.getAttribute('#check-result', 'data-status');
   out.axe_check = await axe(page);
   await page.screenshot({ path: path.join(outDir, 'report-withdrawn.png'), fullPage: true });
-  out.cookies = await context.cookies();
-  out.storage = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+  Object.assign(out, await leftovers(context, page));
 } catch (e) {
   out.failure = String(e && e.stack || e);
 } finally {

@@ -119,7 +119,8 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "429",
         "RateLimited",
-        "The token's rate or a node-wide bound is exceeded; retry after `Retry-After` seconds.",
+        "The token's rate, the caller's address's budget (report calls) or a node-wide bound \
+         is exceeded; retry after `Retry-After` seconds.",
     ),
     (
         "500",
@@ -163,16 +164,23 @@ impl Modify for Refusals {
 }
 
 /// The refusals `op` can meet: 401/403/429/500/503 when it needs a token (it reaches the
-/// node), 400 when it reads parameters or a body, 413 when it reads a body.
+/// node), 429/500/503 too for the public report calls (bounded per address instead of per
+/// token), 400 when it reads parameters or a body, 413 when it reads a body.
 fn add_refusals(op: &mut Operation) {
     let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let bounded = protected
+        || op
+            .tags
+            .as_ref()
+            .is_some_and(|t| t.iter().any(|t| t == "report"));
     let reads_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let has_body = op.request_body.is_some();
     for (status, name, _) in SHARED {
         let applies = match *status {
             "400" => reads_input || has_body,
             "413" => has_body,
-            "401" | "403" | "429" | "500" | "503" => protected,
+            "401" | "403" => protected,
+            "429" | "500" | "503" => bounded,
             _ => false,
         };
         if applies {
@@ -290,6 +298,14 @@ mod tests {
             .expect("the signal types are listed");
         assert_eq!(names.len(), SignalType::ALL.len());
         assert!(names.contains(&serde_json::json!("video_md5")));
+        // The public report calls: no token to refuse, but an address budget and the node.
+        let report = doc["paths"]["/report/api/cases"]["post"]["responses"]
+            .as_object()
+            .unwrap();
+        for code in ["400", "404", "413", "429", "500", "503"] {
+            assert!(report.contains_key(code), "/report/api/cases lacks {code}");
+        }
+        assert!(!report.contains_key("401") && !report.contains_key("403"));
         let error = &doc["components"]["schemas"]["ErrorBody"];
         assert_eq!(error["required"], serde_json::json!(["message", "code"]));
     }

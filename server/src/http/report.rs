@@ -94,9 +94,6 @@ pub struct OpenedCase {
     responses(
         (status = 200, description = "The case, with its PIN (shown once)", body = OpenedCase),
         (status = 404, description = "This node takes no reports", body = super::error::ErrorBody),
-        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
-        (status = 500, description = "The node failed", body = super::error::ErrorBody),
-        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
     ),
 )]
 pub async fn open_case(
@@ -136,9 +133,6 @@ pub async fn open_case(
     responses(
         (status = 200, description = "The case", body = CaseView),
         (status = 404, description = "No case with this number and PIN, or no reports here", body = super::error::ErrorBody),
-        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
-        (status = 500, description = "The node failed", body = super::error::ErrorBody),
-        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
     ),
 )]
 pub async fn case_status(
@@ -163,9 +157,6 @@ pub async fn case_status(
     responses(
         (status = 200, description = "The case, now withdrawn", body = CaseView),
         (status = 404, description = "No case with this number and PIN, or no reports here", body = super::error::ErrorBody),
-        (status = 429, description = "Too many calls from this address", body = super::error::ErrorBody),
-        (status = 500, description = "The node failed", body = super::error::ErrorBody),
-        (status = 503, description = "The node is starting", body = super::error::ErrorBody),
     ),
 )]
 pub async fn withdraw_case(
