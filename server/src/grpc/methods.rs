@@ -4,7 +4,7 @@
 //!
 //! The guard labels metrics with [`label`]: a real method's `package.Service/Method`, and
 //! `other` for every other path. A client chooses the path of each call, and each distinct
-//! label value is a series the registry keeps forever, so only this fixed set (20 methods
+//! label value is a series the registry keeps forever, so only this fixed set (21 methods
 //! today) may ever appear; before, `/redline.v1.Matching/x1`, `/x2`, … each made one.
 
 use prost::Message;

@@ -2,10 +2,11 @@
 //! behind the `admin` scope. Every call here is itself recorded in the trail.
 
 use super::auth::Caller;
+use crate::node::to_pb;
 use crate::node::{Actor, Node};
 use redline_proto::pb::{
-    node_server, ListOperatorEventsRequest, ListOperatorEventsResponse, StatusRequest,
-    StatusResponse,
+    node_server, ListOperatorEventsRequest, ListOperatorEventsResponse, ResumeOriginRequest,
+    ResumeOriginResponse, StatusRequest, StatusResponse,
 };
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -31,6 +32,24 @@ pub async fn status(node: &Arc<Node>, actor: &Actor, call: &str) -> Result<Statu
     let overview = node.overview().await?;
     node.trail().called(actor, call).await;
     Ok(overview.into())
+}
+
+/// `ResumeOrigin`, for gRPC and `POST /v1/origins/resume` alike; recorded in the trail under
+/// `call` with the origin and the reason.
+pub async fn resume_origin(
+    node: &Node,
+    actor: &Actor,
+    call: &str,
+    req: ResumeOriginRequest,
+) -> Result<ResumeOriginResponse, Status> {
+    let (was_frozen, held) = node.resume_origin(&req.origin, &req.reason)?;
+    node.trail()
+        .resumed(actor, call, &req.origin, &req.reason)
+        .await;
+    Ok(ResumeOriginResponse {
+        was_frozen,
+        checkpoint: held.map(|c| to_pb(&req.origin, &c)),
+    })
 }
 
 /// Handlers.
@@ -75,5 +94,15 @@ impl node_server::Node for NodeService {
             events,
             next_after,
         }))
+    }
+
+    async fn resume_origin(
+        &self,
+        req: Request<ResumeOriginRequest>,
+    ) -> Result<Response<ResumeOriginResponse>, Status> {
+        let who = actor(&req);
+        let call = "redline.v1.Node/ResumeOrigin";
+        let answer = resume_origin(&self.node, &who, call, req.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 }

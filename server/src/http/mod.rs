@@ -157,6 +157,10 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/status",
         scopes: &[Scope::Admin],
     },
+    Route {
+        path: "/v1/origins/resume",
+        scopes: &[Scope::Admin],
+    },
 ];
 
 /// The metric label of HTTP requests to paths not in [`ROUTES`].
@@ -212,9 +216,10 @@ impl HttpGate {
     }
 }
 
-/// Largest body of the report calls: a report of `[report] max_signals` hashes is a few KiB
-/// (vPDQ ones more); an unauthenticated caller gets no more room than that.
-const REPORT_BODY: usize = 256 * 1024;
+/// Largest body of the report calls and the operator's small actions: a report of `[report]
+/// max_signals` hashes is a few KiB (vPDQ ones more); an unauthenticated caller gets no more
+/// room than that.
+const SMALL_JSON_BODY: usize = 256 * 1024;
 
 /// The API's router; the guard in front of it has already checked the token.
 pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
@@ -260,30 +265,34 @@ pub fn router(gate: HttpGate, max_upload: usize) -> axum::Router {
         .route("/v1/evidence", get(v1_logs::evidence))
         .route("/v1/growth", get(v1_logs::growth))
         .route("/v1/status", get(v1_status::status))
+        .route(
+            "/v1/origins/resume",
+            post(v1_status::resume).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
+        )
         .route("/report/", get(pages::get))
         .route("/report/{file}", get(pages::get))
         .route("/console/", get(pages::get))
         .route("/console/{file}", get(pages::get))
         .route(
             "/report/api/cases",
-            post(report::open_case).layer(DefaultBodyLimit::max(REPORT_BODY)),
+            post(report::open_case).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
         )
         .route(
             "/report/api/status",
-            post(report::case_status).layer(DefaultBodyLimit::max(REPORT_BODY)),
+            post(report::case_status).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
         )
         .route(
             "/report/api/withdraw",
-            post(report::withdraw_case).layer(DefaultBodyLimit::max(REPORT_BODY)),
+            post(report::withdraw_case).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
         )
         .route("/v1/reports", get(report::queue))
         .route(
             "/v1/reports/approve",
-            post(report::approve).layer(DefaultBodyLimit::max(REPORT_BODY)),
+            post(report::approve).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
         )
         .route(
             "/v1/reports/reject",
-            post(report::reject).layer(DefaultBodyLimit::max(REPORT_BODY)),
+            post(report::reject).layer(DefaultBodyLimit::max(SMALL_JSON_BODY)),
         )
         .with_state(gate)
 }

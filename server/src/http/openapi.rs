@@ -49,7 +49,8 @@ pub const BEARER: &str = "bearer";
             Protected operations need `Authorization: Bearer <token>` when the node has tokens \
             configured, with the scope of the gRPC service doing the same: `match` for lookups \
             and hashing, `submit` for `/v1/submit` and `/v1/retract`, `audit` for proofs, \
-            origins, checkpoints, entries and evidence, `admin` for `/v1/status`.",
+            origins, checkpoints, entries and evidence, `admin` for `/v1/status` and \
+            `/v1/origins/resume`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -71,6 +72,7 @@ pub const BEARER: &str = "bearer";
         v1_logs::evidence,
         v1_logs::growth,
         v1_status::status,
+        v1_status::resume,
         report::queue,
         report::approve,
         report::reject,

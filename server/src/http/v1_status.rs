@@ -1,9 +1,10 @@
-//! `GET /v1/status`: the operator's view of the node (`Node.Status` in JSON, `admin` scope):
-//! every log it holds with size and active count, every peer with its last sync and error,
-//! the evidence kept. Recorded in the operator trail like the gRPC call.
+//! The operator's calls (`Node` in JSON, `admin` scope), recorded in the operator trail like
+//! the gRPC ones: `GET /v1/status`, every log the node holds with size and active count, every
+//! peer with its last sync and error, the evidence kept; `POST /v1/origins/resume`, an origin
+//! frozen after equivocation resumed.
 
 use super::{ApiError, HttpGate};
-use crate::grpc::node_status::{actor_of, status as node_status};
+use crate::grpc::node_status::{actor_of, resume_origin, status as node_status};
 use axum::extract::State;
 use axum::http::Extensions;
 use axum::Json;
@@ -95,5 +96,63 @@ pub async fn status(
             })
             .collect(),
         evidence_count: s.evidence_count,
+    }))
+}
+
+/// Body of `POST /v1/origins/resume`.
+#[derive(Debug, Clone, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeBody {
+    /// The frozen origin.
+    pub origin: String,
+    /// Why the operator resumes it (required; kept in the operator trail).
+    pub reason: String,
+}
+
+/// `POST /v1/origins/resume`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Resumed {
+    /// The origin.
+    pub origin: String,
+    /// Whether it was frozen (false: nothing changed).
+    pub was_frozen: bool,
+    /// Its latest checkpoint as held, from which replication goes on.
+    pub checkpoint: Option<super::v1_logs::CheckpointOut>,
+}
+
+/// `POST /v1/origins/resume`: resumes an origin frozen after proof of equivocation, once the
+/// operator has looked into the evidence (kept); later checkpoints are judged against the log
+/// held, as before, so a further fork freezes it again.
+#[utoipa::path(
+    post,
+    path = "/v1/origins/resume",
+    tag = "v1",
+    summary = "Resume an origin frozen after equivocation",
+    request_body(content = ResumeBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The origin, resumed", body = Resumed),
+        (status = 404, description = "The node does not trust such an origin", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
+pub async fn resume(
+    State(gate): State<HttpGate>,
+    extensions: Extensions,
+    body: axum::body::Bytes,
+) -> Result<Json<Resumed>, ApiError> {
+    let node = gate.node()?;
+    let b: ResumeBody = super::v1::json_body(&body)?;
+    let req = redline_proto::pb::ResumeOriginRequest {
+        origin: b.origin.clone(),
+        reason: b.reason,
+    };
+    let answer = resume_origin(node, &actor_of(extensions), "POST /v1/origins/resume", req).await?;
+    Ok(Json(Resumed {
+        origin: b.origin,
+        was_frozen: answer.was_frozen,
+        checkpoint: answer
+            .checkpoint
+            .map(super::v1_logs::CheckpointOut::try_from)
+            .transpose()?,
     }))
 }

@@ -339,6 +339,19 @@ impl Evidence {
             .map_err(NodeError::from)
     }
 
+    /// Lifts the freeze on `origin` (the operator's `ResumeOrigin`); the evidence stays.
+    /// Returns whether it was frozen.
+    pub fn unfreeze(&self, origin: &str) -> Result<bool> {
+        let was = self.is_frozen(origin)?;
+        if was {
+            tracing::warn!(origin, "origin resumed by the operator after a freeze");
+            self.store
+                .meta_remove(&frozen_key(origin))
+                .map_err(NodeError::from)?;
+        }
+        Ok(was)
+    }
+
     /// Whether one more evidence record about `origin` for `reason` may be stored now.
     fn allowed(&self, origin: &str, reason: Reason) -> bool {
         let mut b = self.budget.lock().expect("evidence budget lock");
@@ -704,8 +717,15 @@ mod tests {
             evidence.freeze("a.example").unwrap();
             assert!(evidence.is_frozen("a.example").unwrap());
         }
+        {
+            let evidence = open(dir.path(), 1 << 20);
+            assert!(evidence.is_frozen("a.example").unwrap());
+            assert!(!evidence.is_frozen("b.example").unwrap());
+            // Resuming is durable too, and says whether there was anything to resume.
+            assert!(evidence.unfreeze("a.example").unwrap());
+            assert!(!evidence.unfreeze("a.example").unwrap());
+        }
         let evidence = open(dir.path(), 1 << 20);
-        assert!(evidence.is_frozen("a.example").unwrap());
-        assert!(!evidence.is_frozen("b.example").unwrap());
+        assert!(!evidence.is_frozen("a.example").unwrap());
     }
 }

@@ -68,7 +68,7 @@ pub enum NodeError {
     BatchTooLarge { got: usize, max: usize },
     #[error("a match request needs `signals` or an `image`")]
     EmptyQuery,
-    #[error("a retraction needs a reason")]
+    #[error("a reason is required: `reason` is empty")]
     NoReason,
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -453,6 +453,24 @@ impl Node {
     /// The operator audit trail.
     pub fn trail(&self) -> &OperatorTrail {
         &self.trail
+    }
+
+    /// Resumes `origin` after a freeze (see `Node.ResumeOrigin`): the evidence and the held
+    /// log stay, and every later checkpoint is judged against that log as before. Returns
+    /// whether it was frozen and its held checkpoint.
+    pub fn resume_origin(
+        &self,
+        origin: &str,
+        reason: &str,
+    ) -> Result<(bool, Option<StoredCheckpoint>)> {
+        if reason.trim().is_empty() {
+            return Err(NodeError::NoReason);
+        }
+        if !self.logs.trust().contains_key(origin) {
+            return Err(NodeError::UnknownOrigin(origin.to_owned()));
+        }
+        let was_frozen = self.evidence.unfreeze(origin)?;
+        Ok((was_frozen, self.log(origin)?.state().checkpoint))
     }
 
     /// Victims' reports from the public page.

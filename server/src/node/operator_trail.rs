@@ -1,7 +1,8 @@
 //! The operator audit trail: a local, append-only record of who changed the own log and who
 //! looked at the operator view. For every successful Submit and Retract, and every call of the
-//! `Node` service (status and this trail), it keeps the name of the bearer token, the call, the
-//! caller's address, the own-log indexes written, and the time.
+//! `Node` service (status, this trail, resuming a frozen origin with its reason), it keeps the
+//! name of the bearer token, the call, the caller's address, the own-log indexes written, and
+//! the time.
 //!
 //! Never the image, the hashes or the listing's labels and case reference: what was written is
 //! named by its indexes, and the entries themselves are in the signed log. The trail is for the
@@ -76,6 +77,16 @@ impl OperatorTrail {
             written: 1,
             retracted: Some(target),
             tree_size: checkpoint.size,
+            ..event(actor, call)
+        };
+        self.record(event).await;
+    }
+
+    /// Records a successful ResumeOrigin of `origin` for `reason`.
+    pub async fn resumed(&self, actor: &Actor, call: &str, origin: &str, reason: &str) {
+        let event = pb::OperatorEvent {
+            origin: origin.to_owned(),
+            reason: reason.to_owned(),
             ..event(actor, call)
         };
         self.record(event).await;
