@@ -10,7 +10,7 @@ use redline_proto::checkpoint::OriginKey;
 use std::collections::BTreeSet;
 use support::{random_pdq, run, run_with, write_image};
 
-const SUBCOMMANDS: [&str; 12] = [
+const SUBCOMMANDS: [&str; 13] = [
     "hash",
     "submit",
     "retract",
@@ -21,6 +21,7 @@ const SUBCOMMANDS: [&str; 12] = [
     "export",
     "import",
     "trail",
+    "resume",
     "completions",
     "manpage",
 ];

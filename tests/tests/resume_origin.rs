@@ -10,7 +10,11 @@
 //!   entries and matches them; the evidence is still listed; the operator trail names the call,
 //!   the origin, the reason and the token;
 //! - resuming again answers `was_frozen: false`; a fork signed after resuming freezes it
-//!   again, and gRPC `Node.ResumeOrigin` resumes it the same way.
+//!   again, and `redline resume` (gRPC `Node.ResumeOrigin`) resumes it the same way, shown
+//!   by `redline trail`; an audit token cannot.
+
+#[path = "cli_support.rs"]
+mod cli;
 
 use redline_e2e::curl::{bearer, curl, json, post_json};
 use redline_e2e::{eventually, federated_config, temp_dir, token_config, trust_key, TestNode};
@@ -208,19 +212,44 @@ async fn an_operator_resumes_a_frozen_origin_and_nothing_new_is_trusted() {
     let fork_at_3 = signer.sign_checkpoint(3, Hash([8; 32])).unwrap().to_pb();
     gossip(fork_at_3).await;
     eventually(LONG, "a fork after resuming freezes again", || frozen(&p)).await;
-    let grpc = pb::node_client::NodeClient::new(channel.clone())
-        .resume_origin(authed(
-            OPERATOR,
-            pb::ResumeOriginRequest {
-                origin: HOTLINE.into(),
-                reason: "checked again".into(),
-            },
-        ))
+    // `redline resume` (gRPC `Node.ResumeOrigin`) does the same, and `redline trail` shows it.
+    let r = cli::run(&[
+        "resume",
+        HOTLINE,
+        "--reason",
+        "checked again",
+        "--node",
+        &p,
+        "--token",
+        OPERATOR,
+        "--json",
+    ])
+    .await
+    .ok();
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"origin": HOTLINE, "was_frozen": true, "tree_size": 3})
+    );
+    let r = cli::run(&[
+        "resume", HOTLINE, "--reason", "x", "--node", &p, "--token", AUDITOR,
+    ])
+    .await;
+    assert_ne!(r.code, 0, "an audit token cannot resume: {r:?}");
+    let r = cli::run(&["trail", "--node", &p, "--token", OPERATOR, "--json"])
         .await
-        .expect("ResumeOrigin")
-        .into_inner();
-    assert!(grpc.was_frozen);
-    assert_eq!(grpc.checkpoint.map(|c| c.tree_size), Some(3));
+        .ok();
+    let shown = r.json();
+    let via_grpc = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["call"] == "redline.v1.Node/ResumeOrigin")
+        .cloned()
+        .expect("the CLI's resume is in the trail");
+    assert_eq!(
+        (via_grpc["origin"].as_str(), via_grpc["reason"].as_str()),
+        (Some(HOTLINE), Some("checked again"))
+    );
     assert!(!frozen(&p).await);
 
     platform.stop().await;

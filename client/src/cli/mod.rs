@@ -8,6 +8,7 @@ mod docs;
 mod hashes;
 mod lists;
 mod proof;
+mod resume;
 mod trail;
 
 use anyhow::{Context, Result};
@@ -97,6 +98,7 @@ enum Command {
     Export(lists::ExportArgs),
     Import(lists::ImportArgs),
     Trail(trail::TrailArgs),
+    Resume(resume::ResumeArgs),
     Completions(docs::CompletionsArgs),
     Manpage(docs::ManpageArgs),
 }
@@ -234,6 +236,7 @@ async fn run(cli: Cli) -> Result<bool> {
         Command::Export(a) => lists::export(a, &global, &mut out).await?,
         Command::Import(a) => lists::import(a, &global, &mut out).await?,
         Command::Trail(a) => trail::trail(a, &global, &mut out).await?,
+        Command::Resume(a) => resume::resume(a, &global, &mut out).await?,
         Command::Completions(a) => docs::completions(a, &mut out)?,
         Command::Manpage(a) => docs::manpage(a, &mut out)?,
     };

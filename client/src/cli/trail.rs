@@ -6,7 +6,7 @@ use clap::Args;
 use redline_proto::pb::{node_client::NodeClient, ListOperatorEventsRequest, OperatorEvent};
 use serde_json::json;
 
-/// Show who submitted, retracted or read the operator view, oldest first.
+/// Show who submitted, retracted, resumed an origin or read the operator view, oldest first.
 ///
 /// Each line is one call the node recorded: when (ms since the epoch), the token's name
 /// (`[[tokens]] name`; `-` when the node has no tokens), the call, and the own-log indexes it
@@ -61,6 +61,8 @@ pub async fn trail(a: TrailArgs, global: &Global, out: &mut Out) -> Result<bool>
                         "duplicates": e.duplicates,
                         "retracted": e.retracted,
                         "tree_size": e.tree_size,
+                        "origin": e.origin,
+                        "reason": e.reason,
                     })
                 })
                 .collect::<Vec<_>>(),
@@ -80,6 +82,9 @@ pub async fn trail(a: TrailArgs, global: &Global, out: &mut Out) -> Result<bool>
         };
         if e.duplicates > 0 {
             what.push_str(&format!("  {} already listed", e.duplicates));
+        }
+        if !e.origin.is_empty() {
+            what.push_str(&format!("  {} ({:?})", e.origin, e.reason));
         }
         out.line(format!(
             "{:>8}  {}  {token}  {}{what}  from {}",
