@@ -130,6 +130,15 @@ pub fn identity(dir: &Path, origin: &str) -> OriginKey {
     signer.public().clone()
 }
 
+/// A gRPC request carrying the bearer token `secret`.
+pub fn authed<T>(secret: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    let value = tonic::metadata::MetadataValue::try_from(format!("Bearer {secret}"))
+        .expect("a token is header-safe");
+    req.metadata_mut().insert("authorization", value);
+    req
+}
+
 /// A `[[tokens]]` entry named `name` for the bearer token `secret` with `scopes`, unlimited.
 pub fn token_config(name: &str, secret: &str, scopes: Vec<Scope>) -> TokenConfig {
     TokenConfig {

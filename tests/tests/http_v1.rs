@@ -22,14 +22,15 @@
 
 use base64::Engine as _;
 use rand::{Rng, SeedableRng};
-use redline_e2e::curl::{bearer, curl, json};
-use redline_e2e::{eventually, federated_config, reserve, temp_dir, token_config, TestNode};
+use redline_e2e::curl::{bearer, curl, json, post_json as post};
+use redline_e2e::{
+    authed, eventually, federated_config, reserve, temp_dir, token_config, TestNode,
+};
 use redline_proto::checkpoint::OriginKey;
 use redline_proto::merkle::{Hash, MemoryHashes};
 use redline_proto::pb;
 use redline_server::config::{Config, Policy, Scope, Secret};
 use std::time::Duration;
-use tonic::metadata::MetadataValue;
 
 const HOTLINE: &str = "hotline.example";
 const PLATFORM: &str = "platform.example";
@@ -55,8 +56,6 @@ async fn get(url: String, token: &str) -> (u16, serde_json::Value) {
     (code, json(&body))
 }
 
-use redline_e2e::curl::post_json as post;
-
 /// Verifies a checkpoint object's signed note under `key` and checks the fields beside it
 /// say the same; returns the size.
 fn verified(key: &OriginKey, cp: &serde_json::Value) -> u64 {
@@ -65,16 +64,6 @@ fn verified(key: &OriginKey, cp: &serde_json::Value) -> u64 {
     assert_eq!(cp["tree_size"].as_u64(), Some(signed.size), "{cp}");
     assert_eq!(cp["root_hex"].as_str(), Some(&*hex::encode(signed.root.0)));
     signed.size
-}
-
-/// A gRPC request carrying the bearer token `secret`.
-fn authed<T>(secret: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {secret}")).unwrap(),
-    );
-    req
 }
 
 fn pdq_signal(hash: &[u8; 32]) -> serde_json::Value {

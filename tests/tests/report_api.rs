@@ -14,14 +14,12 @@
 //! - the review queue needs the `submit` scope; approving a case twice or rejecting without a
 //!   reason is refused; a rejected case lists nothing.
 
-use redline_e2e::curl::{bearer, curl, json};
+use redline_e2e::curl::{bearer, curl, json, post_json as post};
 use redline_e2e::{temp_dir, token_config, TestNode};
 use redline_server::config::{Config, ReportMode, Scope};
 
 const ANALYST: &str = "analyst-secret";
 const MATCHER: &str = "matcher-secret";
-
-use redline_e2e::curl::post_json as post;
 
 fn pdq(seed: u8) -> serde_json::Value {
     serde_json::json!({"signal_type": "pdq", "value": hex::encode([seed; 32]), "quality": 90})

@@ -17,12 +17,13 @@
 mod cli;
 
 use redline_e2e::curl::{bearer, curl, json, post_json};
-use redline_e2e::{eventually, federated_config, temp_dir, token_config, trust_key, TestNode};
+use redline_e2e::{
+    authed, eventually, federated_config, temp_dir, token_config, trust_key, TestNode,
+};
 use redline_proto::merkle::Hash;
 use redline_proto::pb;
 use redline_server::config::{Config, PeerConfig, Policy, Scope, Secret};
 use std::time::Duration;
-use tonic::metadata::MetadataValue;
 
 const HOTLINE: &str = "hotline.example";
 const OPERATOR: &str = "operator-secret";
@@ -36,15 +37,6 @@ fn tokens() -> Vec<redline_server::config::TokenConfig> {
         token_config("auditor", AUDITOR, vec![Scope::Audit, Scope::Match]),
         token_config("peer", PEER, vec![Scope::Federate]),
     ]
-}
-
-fn authed<T>(secret: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {secret}")).unwrap(),
-    );
-    req
 }
 
 async fn frozen(url: &str) -> bool {

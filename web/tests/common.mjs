@@ -48,3 +48,14 @@ export async function leftovers(context, page) {
     storage: await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length })),
   };
 }
+
+/**
+ * Opens `url` in `page`, notes its HTTP status and Content-Security-Policy in `out.steps`, and
+ * waits until the page says its hasher is loaded (`body[data-ready]`).
+ */
+export async function openPage(page, url, out) {
+  const response = await page.goto(url);
+  out.steps.page_status = response.status();
+  out.steps.csp = response.headers()['content-security-policy'] || '';
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+}

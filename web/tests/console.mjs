@@ -16,7 +16,7 @@
 // so nothing the page or the hasher sends escapes the record.
 import fs from 'node:fs';
 import path from 'node:path';
-import { axe, launch, leftovers, recordedPage } from './common.mjs';
+import { axe, launch, leftovers, openPage, recordedPage } from './common.mjs';
 
 const base = process.env.REDLINE_URL;
 const outDir = process.env.REDLINE_OUT;
@@ -54,10 +54,7 @@ const browser = await launch();
 try {
   const { context, page } = await recordedPage(browser, out, { width: 1100, height: 900 });
 
-  const response = await page.goto(`${base}/console/`);
-  out.steps.page_status = response.status();
-  out.steps.csp = response.headers()['content-security-policy'] || '';
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60000 });
+  await openPage(page, `${base}/console/`, out);
   out.axe_empty = await axe(page);
 
   // Connected with every scope: every panel loads.
